@@ -1,0 +1,115 @@
+"""The plan: what to probe and what to do on each hit, as plain frozen data.
+
+A Plan is the only thing the runtime receives from the language. It never touches a
+process, is deterministic for a given script and arguments, prints with `--dry-run`, and can
+be written by hand in Python (the runtime's tests do).
+
+Handler bodies are uplang.ast statements (frozen dataclasses, not Lark trees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from uplang import ast
+
+
+@dataclass(frozen=True)
+class MemberLayout:
+    """One member of a C aggregate, laid out with the x86-64 SysV rules."""
+
+    name: str
+    offset: int
+    size: int
+    type: ast.TypeRef
+    array_len: int | None = None
+
+
+@dataclass(frozen=True)
+class TypeLayout:
+    """A struct/union from the script, laid out; enums carry their enumerators."""
+
+    kind: str  # 'struct', 'union', 'enum'
+    name: str
+    size: int
+    align: int
+    members: tuple[MemberLayout, ...] = ()
+    enumerators: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class MapDecl:
+    """A map as the checks inferred it.
+
+    value_kind: 'count', 'sum', 'avg', 'min', 'max', 'stats', 'hist', 'lhist' for
+    aggregations; 'int', 'str', 'tuple', 'stack', 'usym', ... for plain values.
+    key_arity: 0 for a scalar map, otherwise the number of key elements.
+    lhist_args: (min, max, step) for lhist maps.
+    """
+
+    name: str
+    key_arity: int
+    key_kinds: tuple[str, ...]
+    value_kind: str
+    lhist_args: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class PlanProbe:
+    """One probe point of one clause, ready to resolve.
+
+    kind: 'uprobe', 'uretprobe', 'usdt', 'begin', 'end', 'interval', 'profile'.
+    For uprobe/uretprobe: target (path, library short name or glob; "" means the -p/-c
+    process's main executable), func (symbol or glob, "" when address is given),
+    offset (bytes from the function start, 0 for the entry), address (absolute
+    virtual address in the file's own address space, for `uprobe:T:0xADDR`).
+    For usdt: target, usdt_provider ("" = any), usdt_name (may be a glob).
+    For interval/profile: period_ns.
+    """
+
+    id: int
+    clause: int
+    kind: str
+    spec: str  # the probe as the user wrote it, for `probe` and messages
+    target: str = ""
+    func: str = ""
+    offset: int = 0
+    address: int | None = None
+    usdt_provider: str = ""
+    usdt_name: str = ""
+    period_ns: int = 0
+
+
+@dataclass(frozen=True)
+class PlanClause:
+    """A clause's handler: shared by all of its probes."""
+
+    index: int
+    probes: tuple[int, ...]  # PlanProbe ids
+    predicate: ast.Expr | None
+    body: tuple[ast.Stmt, ...]
+    sync: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings from the script's `config = {...}` block and the command line."""
+
+    items: tuple[tuple[str, int | str], ...] = ()
+
+    def get(self, name: str, default: int | str | None = None) -> int | str | None:
+        for key, value in self.items:
+            if key == name:
+                return value
+        return default
+
+
+@dataclass(frozen=True)
+class Plan:
+    probes: tuple[PlanProbe, ...]
+    clauses: tuple[PlanClause, ...]
+    maps: tuple[MapDecl, ...] = ()
+    types: tuple[TypeLayout, ...] = ()
+    config: Config = Config()
+    params: tuple[str, ...] = ()  # positional parameters $1..$N as given
+    unsafe: bool = False
