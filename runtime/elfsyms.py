@@ -1,0 +1,439 @@
+"""ELF function symbols and address arithmetic, loaded once per file identity.
+
+pyelftools reads the headers, sections and program headers; the symbol tables themselves
+are unpacked with `struct.iter_unpack`, because building a pyelftools Container per symbol
+costs ~10 us each and libraries carry thousands of them (start-up time matters).
+"""
+
+from __future__ import annotations
+
+import bisect
+import fnmatch
+import functools
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from runtime.errors import TargetError
+from runtime.procmaps import Mapping, file_mappings, read_maps
+
+_SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: name, info, other, shndx, value, size
+_STT_FUNC = 2
+_STT_GNU_IFUNC = 10
+_SHN_UNDEF = 0
+_PF_X = 1
+_BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "unique"}
+# Preferred name when several symbols share an address: exported before weak before local.
+_BIND_RANK = {"global": 0, "unique": 0, "weak": 1, "local": 2}
+DEBUG_ROOT = "/usr/lib/debug"
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What makes two opens the same file: a rebuilt or replaced file gets a new identity."""
+
+    dev: int
+    ino: int
+    mtime_ns: int
+    size: int
+
+    @classmethod
+    def of(cls, path: str) -> FileIdentity:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise TargetError(f"{path}: no such file") from None
+        except PermissionError:
+            raise TargetError(f"{path}: permission denied") from None
+        return cls(st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A defined function: link-time `vaddr`, `offset` in the file (None when the address
+    has no file bytes), `kind` 'func' or 'ifunc', `binding` 'global'/'weak'/'local'."""
+
+    name: str
+    vaddr: int
+    size: int
+    offset: int | None
+    kind: str = "func"
+    binding: str = "global"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD program header."""
+
+    vaddr: int
+    memsz: int
+    offset: int
+    filesz: int
+    flags: int
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.flags & _PF_X)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    addr: int
+    offset: int
+    size: int
+    type: str
+
+
+@dataclass(frozen=True, eq=False)
+class ElfFile:
+    """One loaded ELF: function symbols sorted by address, with name lookup, and the
+    vaddr <-> file offset mapping through the PT_LOAD headers. Immutable once built."""
+
+    path: str
+    identity: FileIdentity
+    is_pie: bool
+    entry: int
+    segments: tuple[Segment, ...]
+    sections: dict[str, Section]
+    functions: tuple[Symbol, ...]
+    build_id: str | None = None
+    _starts: list[int] = field(default_factory=list, repr=False, compare=False)
+    _ends: list[int] = field(default_factory=list, repr=False, compare=False)
+    _by_name: dict[str, list[Symbol]] = field(default_factory=dict, repr=False, compare=False)
+    _sorted_names: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def open(cls, path: str) -> ElfFile:
+        """The ELF at `path`, shared by every caller while the file keeps its identity."""
+        real = os.path.realpath(path)
+        return _load(real, FileIdentity.of(real))
+
+    # -- addresses -------------------------------------------------------------------
+
+    def vaddr_to_offset(self, vaddr: int) -> int | None:
+        """File offset of link-time `vaddr`, None if no file bytes back it (bss, gaps)."""
+        for seg in self.segments:
+            if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
+                return vaddr - seg.vaddr + seg.offset
+        return None
+
+    def offset_to_vaddr(self, offset: int) -> int | None:
+        """Link-time vaddr of file `offset`, None if no PT_LOAD maps it."""
+        for seg in self.segments:
+            if seg.offset <= offset < seg.offset + seg.filesz:
+                return offset - seg.offset + seg.vaddr
+        return None
+
+    def executable_segment(self, vaddr: int) -> Segment | None:
+        """The executable PT_LOAD containing `vaddr` (file-backed part only)."""
+        for seg in self.segments:
+            if seg.executable and seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
+                return seg
+        return None
+
+    def load_bias(self, pid: int, maps: list[Mapping] | None = None) -> int | None:
+        """Runtime address minus link-time address for this file in `pid`, None when the
+        file is not mapped there. Zero for a non-PIE executable."""
+        return load_bias(self, pid, maps)
+
+    # -- symbols ---------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        """Every function name, sorted (aliases included)."""
+        return list(self._sorted_names)
+
+    def symbol_vaddr(self, name: str) -> int | None:
+        """Link-time address of any defined symbol (data included), e.g. for USDT
+        `symbol(%rip)` operands; the full tables are read on first use only."""
+        return _all_symbols(self.path, self.identity).get(name)
+
+    def function(self, name: str) -> Symbol | None:
+        """The function called `name`; when a name is defined twice (local symbols of two
+        object files) the one listed first by address wins: use `functions_named`."""
+        found = self._by_name.get(name)
+        return found[0] if found else None
+
+    def functions_named(self, name: str) -> list[Symbol]:
+        return list(self._by_name.get(name, ()))
+
+    def match(self, pattern: str) -> list[Symbol]:
+        """Functions whose name matches the glob `pattern` (case-sensitive), by name then
+        address; a pattern without wildcards is an exact lookup."""
+        if not any(c in pattern for c in "*?["):
+            return self.functions_named(pattern)
+        # Only names sharing the pattern's literal prefix can match: bisect to that range
+        # so `PyObject_*` scans dozens of names, not thousands.
+        cut = min(i for i in (pattern.find(c) for c in "*?[") if i >= 0)
+        prefix = pattern[:cut]
+        lo = bisect.bisect_left(self._sorted_names, prefix)
+        hi = bisect.bisect_left(self._sorted_names, prefix + "\U0010ffff", lo) if prefix else None
+        names = fnmatch.filter(self._sorted_names[lo:hi], pattern)
+        return [sym for name in names for sym in self._by_name[name]]
+
+    def symbolize(self, vaddr: int) -> tuple[str, int] | None:
+        """(function name, offset into it) for link-time `vaddr`, or None.
+
+        A zero-size symbol (hand-written assembly without .size) is taken to run up to the
+        next symbol, as perf does, so that stacks through such code still read.
+        """
+        i = bisect.bisect_right(self._starts, vaddr) - 1
+        # Walk back over aliases and nested symbols: the answer is the covering symbol
+        # with the greatest start, and at that start the earliest (preferred) alias.
+        found = -1
+        for j in range(i, max(-1, i - 32), -1):
+            if found >= 0 and self._starts[j] != self._starts[found]:
+                break
+            if vaddr < self._ends[j]:
+                found = j
+        if found < 0:
+            return None
+        return self.functions[found].name, vaddr - self._starts[found]
+
+    def read_function_bytes(self, sym: Symbol) -> bytes:
+        """The bytes of `sym` as stored in the file (for instruction-boundary checks)."""
+        if sym.offset is None or sym.size <= 0:
+            return b""
+        return self.read(sym.offset, sym.size)
+
+    def read(self, offset: int, size: int) -> bytes:
+        """`size` bytes of the file at `offset`."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
+
+
+def load_bias(elf: ElfFile, pid: int, maps: list[Mapping] | None = None) -> int | None:
+    """Runtime minus link-time address of `elf` in `pid`, from the lowest-offset mapping
+    of the file: its file offset lies in some PT_LOAD, whose vaddr gives the bias."""
+    maps = read_maps(pid) if maps is None else maps
+    mine = file_mappings(maps, elf.identity.dev, elf.identity.ino)
+    if not mine:
+        return None
+    first = min(mine, key=lambda m: (m.offset, m.start))
+    for seg in elf.segments:
+        # Segments are mapped from the page below p_offset, so compare page-aligned.
+        page_off = seg.offset & ~0xFFF
+        if page_off <= first.offset < seg.offset + max(seg.filesz, 1):
+            return first.start - first.offset - (seg.vaddr - seg.offset)
+    return first.start - first.offset
+
+
+class SymbolCache:
+    """The session's view of ELF files: one ElfFile per path while the file's identity is
+    unchanged, plus runtime-address symbolization for a process."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, ElfFile] = {}
+
+    def get(self, path: str) -> ElfFile:
+        real = os.path.realpath(path)
+        ident = FileIdentity.of(real)
+        elf = self._files.get(real)
+        if elf is None or elf.identity != ident:
+            elf = _load(real, ident)
+            self._files[real] = elf
+        return elf
+
+    def symbolize(self, maps: list[Mapping], address: int) -> str:
+        """`name+0xoff` for a runtime address, `[path]+0xoff` when only the file is known,
+        or the hex address."""
+        for m in maps:
+            if not m.contains(address):
+                continue
+            if not m.path.startswith("/") or m.deleted:
+                break
+            try:
+                elf = self.get(m.path)
+            except TargetError:
+                break
+            vaddr = elf.offset_to_vaddr(m.file_offset_of(address))
+            hit = elf.symbolize(vaddr) if vaddr is not None else None
+            if hit is None:
+                return f"[{os.path.basename(m.path)}]+{m.file_offset_of(address):#x}"
+            name, off = hit
+            return f"{name}+{off}" if off else name
+        return f"{address:#x}"
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path: str, identity: FileIdentity) -> ElfFile:
+    """Parse `path`; keyed by identity so a rebuilt file is parsed afresh."""
+    try:
+        return _parse(path, identity)
+    except IsADirectoryError:
+        raise TargetError(f"{path} is a directory, not an ELF file") from None
+    except OSError as e:
+        raise TargetError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _parse(path: str, identity: FileIdentity) -> ElfFile:
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise TargetError(f"{path} is not an ELF file")
+        f.seek(0)
+        try:
+            elf = ELFFile(f)
+            if elf.elfclass != 64 or elf["e_machine"] != "EM_X86_64":
+                raise TargetError(f"{path} is not an x86-64 ELF file")
+            segments = tuple(
+                Segment(p["p_vaddr"], p["p_memsz"], p["p_offset"], p["p_filesz"], p["p_flags"])
+                for p in elf.iter_segments()
+                if p["p_type"] == "PT_LOAD"
+            )
+            sections = {
+                s.name: Section(s.name, s["sh_addr"], s["sh_offset"], s["sh_size"], s["sh_type"])
+                for s in elf.iter_sections()
+            }
+            raw = list(_function_entries(elf))
+            build_id = _build_id(elf)
+            is_pie = elf["e_type"] == "ET_DYN"
+            entry = elf["e_entry"]
+        except ELFError as e:
+            raise TargetError(f"{path} is not a valid ELF file ({e})") from None
+    if ".symtab" not in sections and build_id:
+        raw.extend(_debug_file_functions(build_id))
+    return _assemble(path, identity, is_pie, entry, segments, sections, raw, build_id)
+
+
+@functools.lru_cache(maxsize=16)
+def _all_symbols(path: str, identity: FileIdentity) -> dict[str, int]:
+    """name -> vaddr for every defined symbol of any type in .symtab and .dynsym."""
+    out: dict[str, int] = {}
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        for secname in (".dynsym", ".symtab"):
+            sec = elf.get_section_by_name(secname)
+            if sec is None or sec["sh_type"] == "SHT_NOBITS":
+                continue
+            strtab = elf.get_section(sec["sh_link"]).data()
+            data = sec.data()
+            usable = len(data) - len(data) % _SYM.size
+            for st_name, _info, _other, shndx, value, _size in _SYM.iter_unpack(data[:usable]):
+                if shndx == _SHN_UNDEF or not st_name:
+                    continue
+                name = strtab[st_name : strtab.find(b"\0", st_name)].decode("utf-8", "replace")
+                out[name] = value
+    return out
+
+
+def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
+    """(name, vaddr, size, kind, binding) of defined functions in .symtab and .dynsym."""
+    for secname in (".symtab", ".dynsym"):
+        sec = elf.get_section_by_name(secname)
+        if sec is None or sec["sh_type"] == "SHT_NOBITS":
+            continue
+        strtab = elf.get_section(sec["sh_link"]).data()
+        data = sec.data()
+        usable = len(data) - len(data) % _SYM.size
+        for st_name, info, _other, shndx, value, size in _SYM.iter_unpack(data[:usable]):
+            kind = info & 0xF
+            if kind != _STT_FUNC and kind != _STT_GNU_IFUNC:
+                continue
+            if shndx == _SHN_UNDEF or value == 0:
+                continue
+            end = strtab.find(b"\0", st_name)
+            name = strtab[st_name:end].decode("utf-8", "replace")
+            if not name:
+                continue
+            yield (
+                name,
+                value,
+                size,
+                "ifunc" if kind == _STT_GNU_IFUNC else "func",
+                _BINDINGS.get(info >> 4, "local"),
+            )
+
+
+def _build_id(elf: ELFFile) -> str | None:
+    sec = elf.get_section_by_name(".note.gnu.build-id")
+    if sec is None:
+        return None
+    for note in sec.iter_notes():
+        if note["n_type"] == "NT_GNU_BUILD_ID":
+            return str(note["n_desc"])
+    return None
+
+
+def _debug_file_functions(build_id: str) -> list[tuple[str, int, int, str, str]]:
+    """Functions from the separate debug file of a stripped binary, if one is installed
+    (/usr/lib/debug/.build-id/ab/cdef....debug, as gdb looks them up)."""
+    path = os.path.join(DEBUG_ROOT, ".build-id", build_id[:2], build_id[2:] + ".debug")
+    try:
+        with open(path, "rb") as f:
+            return list(_function_entries(ELFFile(f)))
+    except (OSError, ELFError):
+        return []
+
+
+def _assemble(
+    path: str,
+    identity: FileIdentity,
+    is_pie: bool,
+    entry: int,
+    segments: tuple[Segment, ...],
+    sections: dict[str, Section],
+    raw: list[tuple[str, int, int, str, str]],
+    build_id: str | None,
+) -> ElfFile:
+    """Merge .symtab and .dynsym entries: one Symbol per (name, vaddr), keeping the
+    larger size and the stronger binding; aliases (same vaddr, other name) all stay."""
+    merged: dict[tuple[str, int], tuple[int, str, str]] = {}
+    for name, vaddr, size, kind, binding in raw:
+        key = (name, vaddr)
+        old = merged.get(key)
+        if old is None:
+            merged[key] = (size, kind, binding)
+        else:
+            best_binding = min(old[2], binding, key=lambda b: _BIND_RANK.get(b, 3))
+            merged[key] = (max(old[0], size), old[1], best_binding)
+
+    def offset_of(vaddr: int) -> int | None:
+        for seg in segments:
+            if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
+                return vaddr - seg.vaddr + seg.offset
+        return None
+
+    # Sort by address, and at one address the preferred name first (bisect picks it).
+    order = sorted(
+        merged.items(),
+        key=lambda kv: (kv[0][1], _BIND_RANK.get(kv[1][2], 3), kv[0][0].startswith("_"), kv[0][0]),
+    )
+    functions = tuple(
+        Symbol(name, vaddr, size, offset_of(vaddr), kind, binding)
+        for (name, vaddr), (size, kind, binding) in order
+    )
+    starts = [sym.vaddr for sym in functions]
+    ends: list[int] = []
+    for sym in functions:
+        if sym.size:
+            ends.append(sym.vaddr + sym.size)
+            continue
+        seg_end = next(
+            (s.vaddr + s.filesz for s in segments if s.vaddr <= sym.vaddr < s.vaddr + s.filesz),
+            sym.vaddr + 1,
+        )
+        k = bisect.bisect_right(starts, sym.vaddr)
+        ends.append(min(starts[k], seg_end) if k < len(starts) else seg_end)
+    by_name: dict[str, list[Symbol]] = {}
+    for sym in functions:
+        by_name.setdefault(sym.name, []).append(sym)
+    return ElfFile(
+        path=path,
+        identity=identity,
+        is_pie=is_pie,
+        entry=entry,
+        segments=segments,
+        sections=sections,
+        functions=functions,
+        build_id=build_id,
+        _starts=starts,
+        _ends=ends,
+        _by_name=by_name,
+        _sorted_names=sorted(by_name),
+    )

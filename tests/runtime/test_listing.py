@@ -1,0 +1,126 @@
+"""`uprobe -l` output: exact lines for programs and libraries built here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from programs.sym_process import running
+
+from runtime.elfsyms import ElfFile
+from runtime.errors import ResolveError
+from runtime.listing import list_probes
+
+pytestmark = pytest.mark.timeout(60)
+
+PYTHON = "/usr/bin/python3.11"
+
+
+@pytest.fixture(scope="module")
+def prog(builder) -> Path:
+    return builder.build("sym_funcs.c", "-O1")
+
+
+@pytest.fixture(scope="module")
+def lib(builder) -> Path:
+    return builder.build("sym_lib.c", "-O1", shared=True)
+
+
+@pytest.fixture(scope="module")
+def usdt(builder) -> Path:
+    return builder.build("usdt_probes.c", "-O1", "-DUSDT_SEMAPHORES")
+
+
+def test_program_functions(prog: Path) -> None:
+    assert list_probes(f"uprobe:{prog}:sym_*") == [
+        f"uprobe:{prog}:sym_add",
+        f"uprobe:{prog}:sym_alias",
+        f"uprobe:{prog}:sym_loop",
+        f"uprobe:{prog}:sym_static_helper",
+        f"uprobe:{prog}:sym_weak",
+    ]
+    assert list_probes(f"uretprobe:{prog}:sym_l*") == [f"uretprobe:{prog}:sym_loop"]
+    assert list_probes(f"uprobe:{prog}:sym_loop") == [f"uprobe:{prog}:sym_loop"]
+    assert list_probes(f"uprobe:{prog}:nothing*") == []
+
+
+def test_program_verbose(prog: Path) -> None:
+    elf = ElfFile.open(str(prog))
+    loop, weak = elf.function("sym_loop"), elf.function("sym_weak")
+    assert list_probes(f"uprobe:{prog}:sym_[lw]*", verbose=True) == [
+        f"uprobe:{prog}:sym_loop  [{loop.vaddr:#x}, {loop.size} bytes]",
+        f"uprobe:{prog}:sym_weak  [{weak.vaddr:#x}, {weak.size} bytes weak]",
+    ]
+
+
+def test_library_everything(lib: Path) -> None:
+    lines = list_probes(str(lib))
+    assert lines == sorted(f"uprobe:{lib}:{s.name}" for s in ElfFile.open(str(lib)).functions)
+    assert {f"uprobe:{lib}:symlib_square", f"uprobe:{lib}:symlib_cube",
+            f"uprobe:{lib}:symlib_bump"} <= set(lines)
+    assert list_probes(f"uprobe:{lib}") == lines
+    assert list_probes(f"uprobe:{lib}:symlib_*") == [
+        f"uprobe:{lib}:symlib_bump", f"uprobe:{lib}:symlib_cube", f"uprobe:{lib}:symlib_square"]
+
+
+def test_usdt_binary(usdt: Path) -> None:
+    assert list_probes(f"usdt:{usdt}:*") == [
+        f"usdt:{usdt}:usdtdemo:done",
+        f"usdt:{usdt}:usdtdemo:start",
+        f"usdt:{usdt}:usdtdemo:values",
+    ]
+    assert list_probes(f"usdt:{usdt}") == list_probes(f"usdt:{usdt}:usdtdemo:*")
+    assert list_probes(f"usdt:{usdt}:usdtdemo:v*") == [f"usdt:{usdt}:usdtdemo:values"]
+    assert list_probes(f"usdt:{usdt}:other:*") == []
+    everything = list_probes(str(usdt))
+    assert f"usdt:{usdt}:usdtdemo:start" in everything
+    assert f"uprobe:{usdt}:usdt_work" in everything
+
+
+def test_usdt_verbose(usdt: Path) -> None:
+    from runtime.usdt import read_probes
+
+    p = {x.name: x for x in read_probes(str(usdt))}
+    assert list_probes(f"usdt:{usdt}:usdtdemo:*", verbose=True) == [
+        f"usdt:{usdt}:usdtdemo:done  [{p['done'].pc:#x}, args: -8@-8(%rsp) "
+        f"-8@usdt_global(%rip) -4@$-5, semaphore {p['done'].semaphore:#x}]",
+        f"usdt:{usdt}:usdtdemo:start  [{p['start'].pc:#x}, args: no args, "
+        f"semaphore {p['start'].semaphore:#x}]",
+        f"usdt:{usdt}:usdtdemo:values  [{p['values'].pc:#x}, args: -8@%rdi -1@%sil -2@%dx "
+        f"4@%ecx, semaphore {p['values'].semaphore:#x}]",
+    ]
+
+
+def test_process_wide_listing(prog: Path, lib: Path, reaper, tmp_path: Path) -> None:
+    short = tmp_path / "libsymlist.so"
+    shutil.copy(lib, short)
+    with running([str(prog), str(short)], reaper) as p:
+        lines = list_probes("*", p.pid)
+        exe = os.path.realpath(prog)
+        assert f"uprobe:{exe}:sym_loop" in lines
+        assert f"uprobe:{short}:symlib_cube" in lines
+        assert any(line.startswith("uprobe:") and ":malloc" in line for line in lines)
+        assert lines == sorted(set(lines))
+        assert list_probes("uprobe:libsymlist:symlib_c*", p.pid) == [
+            f"uprobe:{short}:symlib_cube"]
+        assert list_probes("uprobe::sym_lo*", p.pid) == [f"uprobe:{exe}:sym_loop"]
+    with pytest.raises(ResolveError, match="needs a process"):
+        list_probes("*", None)
+
+
+def test_python_listing_is_fast() -> None:
+    if not os.path.exists(PYTHON):
+        pytest.skip(f"{PYTHON} not installed")
+    t0 = time.perf_counter()
+    lines = list_probes(f"uprobe:{PYTHON}:PyObject_*")
+    usdt = list_probes(f"usdt:{PYTHON}:python:*", verbose=True)
+    everything = list_probes("libc", None)
+    took = time.perf_counter() - t0
+    assert f"uprobe:{PYTHON}:PyObject_Malloc" in lines
+    assert all(line.startswith(f"uprobe:{PYTHON}:PyObject_") for line in lines)
+    assert any(line.startswith(f"usdt:{PYTHON}:python:function__entry  [") for line in usdt)
+    assert any(line.endswith(":malloc") for line in everything)
+    assert took < 2.0, f"listing took {took:.3f}s"
