@@ -1,0 +1,83 @@
+"""Runtime values that print specially: user stacks, symbols, buffers, timestamps.
+
+Handlers build these at the hit (capture) and hand them to maps and printing; they are
+frozen so that they can be map keys (`@[ustack] = count()`), and each names its `KIND` so
+that a map learns its value kind from the first value stored in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One resolved frame: symbol None when the address is in no known symbol."""
+
+    symbol: str | None
+    offset: int
+    address: int
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class Stack:
+    """ustack / ustack(N) / ustack(perf, N): innermost frame first.
+
+    mode: 'bpftrace' (default), 'perf' (address, symbol and module) or 'raw' (addresses).
+    """
+
+    KIND = "stack"
+
+    frames: tuple[Frame, ...]
+    mode: str = "bpftrace"
+
+
+@dataclass(frozen=True)
+class Usym:
+    """usym(addr): prints the symbol name alone, or the address as 0x... when unknown."""
+
+    KIND = "usym"
+
+    address: int
+    symbol: str | None = None
+    offset: int = 0
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class Buf:
+    """buf(ptr, n): raw bytes printed with non-printable bytes as \\xNN (`%r`)."""
+
+    KIND = "buf"
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Timestamp:
+    """strftime(fmt, ns): formatted when printed; `epoch_ns` is wall-clock time (see
+    timefmt.boot_ns_to_epoch_ns for converting a monotonic/boot `nsecs`)."""
+
+    KIND = "timestamp"
+
+    fmt: str
+    epoch_ns: int
+
+
+@dataclass(frozen=True)
+class Record:
+    """A struct/union value read from the target: prints `{ .a = 1, .b = x }`."""
+
+    KIND = "record"
+
+    fields: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
+class CArray:
+    """A C array value read from the target: prints `[1,2,3]` (no spaces, as bpftrace)."""
+
+    KIND = "array"
+
+    items: tuple[object, ...]
