@@ -8,7 +8,6 @@ by hand in Python compares equal to the parsed one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -194,10 +193,10 @@ class Sizeof:
     span: Span = _span()
 
 
-Expr = Union[
-    Int, Str, Builtin, Positional, Var, ThreadLocal, MapRef, Call, Unary, IncDec, Binary,
-    Ternary, Cast, FieldAccess, Index, Tuple, TupleIndex, Sizeof,
-]
+Expr = (
+    Int | Str | Builtin | Positional | Var | ThreadLocal | MapRef | Call | Unary | IncDec
+    | Binary | Ternary | Cast | FieldAccess | Index | Tuple | TupleIndex | Sizeof
+)
 
 # ----------------------------------------------------------------------------- statements
 
@@ -277,7 +276,7 @@ class Block:
     span: Span = _span()
 
 
-Stmt = Union[ExprStmt, Assign, If, While, ForMap, Unroll, Return, Break, Continue, Block]
+Stmt = ExprStmt | Assign | If | While | ForMap | Unroll | Return | Break | Continue | Block
 
 # ----------------------------------------------------------------------------- program
 

@@ -1,0 +1,975 @@
+"""Semantic checks: one visitor over the AST that collects every error it can find.
+
+Besides judging the script it infers what the planner needs: each map's key shape and value
+kind, and the C layouts of in-script types. Expression kinds are coarse on purpose ('int',
+'str', 'ptr' to a known C type, 'tuple', ...): enough to catch what bpftrace's semantic
+analyser catches, without a full C type system.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from uplang import ast
+from uplang.astwalk import walk
+from uplang.builtins import (
+    AGGREGATIONS,
+    ARG_INFO,
+    ARG_RE,
+    BUILTINS,
+    CONFIG_KEYS,
+    FUNCTIONS,
+    KERNEL_NAMES,
+    MAX_ARG,
+    REGISTERS,
+    SCALAR_AGGREGATIONS,
+    SIGNALS,
+    THREAD_KINDS,
+    USTACK_MODES,
+    all_names,
+)
+from uplang.diagnostics import Diagnostic, UplangCheckError, did_you_mean
+from uplang.formats import INT_CONVERSIONS, FormatError, conversions
+from uplang.layout import Layouts, lay_out
+from uplang.plan import MapDecl
+from uplang.probes import PROVIDERS, interpret, split_raw
+
+MAX_UNROLL = 100
+_NUMERIC_PARAM = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What the command line knows; None means "not known here", and skips that check."""
+
+    unsafe: bool = False
+    has_process: bool | None = None  # -p or -c given
+    has_command: bool | None = None  # -c given
+    params: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Ty:
+    """The coarse kind of a value; ctype for pointers and struct values from casts."""
+
+    kind: str  # int str ptr struct tuple stack usym buf void agg unknown
+    ctype: ast.TypeRef | None = None
+    items: tuple[Ty, ...] = ()
+
+
+INT = Ty("int")
+STR = Ty("str")
+VOID = Ty("void")
+UNKNOWN = Ty("unknown")
+_INTLIKE = frozenset({"int", "ptr", "unknown"})
+_DESCRIBE = {
+    "int": "an integer", "str": "a string", "ptr": "a pointer", "struct": "a struct value",
+    "tuple": "a tuple", "stack": "a stack", "usym": "a symbol", "buf": "a buffer",
+    "void": "no value", "agg": "an aggregation", "unknown": "a value",
+}
+
+
+def describe(ty: Ty) -> str:
+    return _DESCRIBE.get(ty.kind, ty.kind)
+
+
+def compatible(a: Ty, b: Ty) -> bool:
+    if "unknown" in (a.kind, b.kind):
+        return True
+    if a.kind in _INTLIKE and b.kind in _INTLIKE:
+        return True
+    return a.kind == b.kind
+
+
+@dataclass
+class MapState:
+    """What the script has told us about one map so far, and where it said it first."""
+
+    name: str
+    key_kinds: list[str] | None = None
+    key_span: ast.Span | None = None
+    value: str | None = None  # an aggregation name or a plain kind
+    value_span: ast.Span | None = None
+    aggregation: bool = False
+    lhist_args: tuple[int, int, int] | None = None
+    written: bool = False
+
+
+@dataclass(frozen=True)
+class MapRead:
+    name: str
+    arity: int | None  # None: the whole map (print, clear, for)
+    span: ast.Span
+    as_value: bool
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    maps: tuple[MapDecl, ...]
+    layouts: Layouts
+
+
+def check(program: ast.Program, options: CheckOptions | None = None,
+          source: str | None = None) -> CheckResult:
+    """Check the whole program; raise UplangCheckError carrying every problem found."""
+    checker = Checker(program, options or CheckOptions())
+    checker.run()
+    if checker.errors:
+        unique = sorted(set(checker.errors), key=lambda d: (d.file, d.line, d.col, d.message))
+        raise UplangCheckError(unique, source)
+    return CheckResult(checker.map_decls(), checker.layouts)
+
+
+def const_int(expr: ast.Expr) -> int | None:
+    """The value of an integer literal, possibly negated; None for anything else."""
+    if isinstance(expr, ast.Int):
+        return expr.value
+    if isinstance(expr, ast.Unary) and expr.op in "-+":
+        inner = const_int(expr.operand)
+        return None if inner is None else (-inner if expr.op == "-" else inner)
+    return None
+
+
+def map_label(name: str) -> str:
+    return f"@{name}"
+
+
+@dataclass
+class Checker:
+    program: ast.Program
+    options: CheckOptions
+    errors: list[Diagnostic] = field(default_factory=list)
+    maps: dict[str, MapState] = field(default_factory=dict)
+    reads: list[MapRead] = field(default_factory=list)
+    thread_locals: dict[str, Ty] = field(default_factory=dict)
+    assigned_thread_locals: set[str] = field(default_factory=set)
+    # per clause
+    kinds: frozenset[str] = frozenset()
+    clause_label: str = ""
+    vars: dict[str, Ty] = field(default_factory=dict)
+    loops: int = 0
+    unrolls: int = 0
+
+    def __post_init__(self) -> None:
+        self.layouts = lay_out(self.program.types)
+        self.enums = {
+            ident: value
+            for t in self.program.types if t.kind == "enum"
+            for ident, value in t.enumerators
+        }
+
+    def error(self, span: ast.Span, message: str, hint: str = "") -> None:
+        self.errors.append(Diagnostic.at(span, message, hint))
+
+    # ---------------------------------------------------------------- program
+
+    def run(self) -> None:
+        self.errors.extend(self.layouts.problems)
+        self.config()
+        for node in walk(self.program):
+            if isinstance(node, ast.Assign | ast.IncDec) and isinstance(
+                node.target, ast.ThreadLocal
+            ):
+                self.assigned_thread_locals.add(node.target.name)
+        if not self.program.clauses:
+            self.error(self.program.span, "the script has no probes",
+                       "add a clause such as: uprobe:libc:malloc { @ = count(); }")
+        for clause in self.program.clauses:
+            self.clause(clause)
+        self.check_reads()
+
+    def config(self) -> None:
+        seen: set[str] = set()
+        for item in self.program.config:
+            if item.name in seen:
+                self.error(item.span, f"config '{item.name}' is set twice")
+            seen.add(item.name)
+            spec = CONFIG_KEYS.get(item.name)
+            if spec is None:
+                self.error(item.span, f"unknown config setting '{item.name}'",
+                           did_you_mean(item.name, CONFIG_KEYS))
+            elif spec == "int":
+                if not isinstance(item.value, int) or item.value <= 0:
+                    self.error(item.span, f"config '{item.name}' needs a positive integer")
+            elif spec == "bool":
+                if item.value not in (0, 1, "true", "false"):
+                    self.error(item.span, f"config '{item.name}' needs true or false")
+            elif item.value not in spec.split("|"):
+                choices = ", ".join(spec.split("|"))
+                self.error(item.span, f"config '{item.name}' must be one of: {choices}")
+
+    # ---------------------------------------------------------------- clauses
+
+    def clause(self, clause: ast.Clause) -> None:
+        self.kinds = frozenset(p.provider for p in clause.probes if p.provider in PROVIDERS)
+        self.clause_label = ", ".join(sorted(k for k in self.kinds))
+        self.vars = {}
+        self.loops = self.unrolls = 0
+        for probe in clause.probes:
+            self.probe(probe)
+        if clause.sync and self.kinds - THREAD_KINDS:
+            self.error(clause.span, "'sync' needs probes that stop a thread",
+                       "BEGIN, END and interval probes have no target thread to keep stopped")
+        if clause.predicate is not None:
+            ty = self.expr(clause.predicate)
+            if ty.kind not in _INTLIKE:
+                self.error(clause.predicate.span,
+                           f"a predicate must be an integer condition, not {describe(ty)}")
+        self.stmts(clause.body)
+
+    def probe(self, probe: ast.ProbeSpec) -> None:
+        if probe.raw:
+            provider, segments = split_raw(probe.raw)
+            for message, hint in interpret(provider, segments).problems:
+                self.error(probe.span, message, hint)
+        elif probe.provider not in PROVIDERS:
+            self.error(probe.span, f"unknown probe type '{probe.provider}'",
+                       did_you_mean(probe.provider, PROVIDERS))
+        if (
+            probe.provider in ("uprobe", "uretprobe", "usdt")
+            and not probe.target
+            and self.options.has_process is False
+        ):
+            self.error(probe.span, "a probe without a target needs a process",
+                       "give -p PID or -c CMD, or name the target (a path or a library)")
+
+    # ---------------------------------------------------------------- statements
+
+    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
+        for stmt in body:
+            self.stmt(stmt)
+
+    def stmt(self, stmt: ast.Stmt) -> None:
+        match stmt:
+            case ast.ExprStmt(expr=ast.Call() as call):
+                self.call(call, statement=True)
+            case ast.ExprStmt(expr=expr):
+                self.expr(expr)
+            case ast.Assign():
+                self.assign(stmt)
+            case ast.If(cond=cond, then=then, orelse=orelse):
+                self.condition(cond)
+                self.stmts(then)
+                self.stmts(orelse)
+            case ast.While(cond=cond, body=body):
+                self.condition(cond)
+                self.loops += 1
+                self.stmts(body)
+                self.loops -= 1
+            case ast.ForMap():
+                self.for_map(stmt)
+            case ast.Unroll(count=count, body=body):
+                if not 1 <= count <= MAX_UNROLL:
+                    self.error(stmt.span, f"unroll count must be between 1 and {MAX_UNROLL}")
+                self.unrolls += 1
+                self.stmts(body)
+                self.unrolls -= 1
+            case ast.Break() | ast.Continue():
+                if not self.loops:
+                    word = "break" if isinstance(stmt, ast.Break) else "continue"
+                    self.error(stmt.span, f"'{word}' outside a while or for loop")
+            case ast.Return():
+                pass
+            case ast.Block(body=body):
+                self.stmts(body)
+
+    def condition(self, cond: ast.Expr) -> None:
+        ty = self.expr(cond)
+        if ty.kind not in _INTLIKE:
+            self.error(cond.span, f"a condition must be an integer, not {describe(ty)}")
+
+    def for_map(self, stmt: ast.ForMap) -> None:
+        self.reads.append(MapRead(stmt.map, None, stmt.span, False))
+        state = self.maps.get(stmt.map)
+        value = self.map_value_ty(state) if state else UNKNOWN
+        key = UNKNOWN
+        if state and state.key_kinds and len(state.key_kinds) == 1:
+            key = Ty(state.key_kinds[0]) if state.key_kinds[0] != "unknown" else UNKNOWN
+        elif state and state.key_kinds:
+            key = Ty("tuple", items=tuple(Ty(k) for k in state.key_kinds))
+        self.vars[stmt.var] = Ty("tuple", items=(key, value))
+        self.loops += 1
+        self.stmts(stmt.body)
+        self.loops -= 1
+
+    def assign(self, stmt: ast.Assign) -> None:
+        target, value = stmt.target, stmt.value
+        if isinstance(target, ast.MapRef) and isinstance(value, ast.Call) and (
+            value.name in AGGREGATIONS
+        ):
+            if stmt.op != "=":
+                self.error(stmt.span, f"{value.name}() is assigned with '=', not '{stmt.op}'")
+            self.call(value, aggregation_ok=True)
+            self.map_write(target, value.name, stmt.span, aggregation=True,
+                           lhist_args=self.lhist_args(value))
+            return
+        ty = self.expr(value)
+        if ty.kind == "void":
+            self.error(value.span, "this expression has no value to assign")
+            ty = UNKNOWN
+        compound = stmt.op != "="
+        if compound and ty.kind not in _INTLIKE:
+            self.error(value.span, f"'{stmt.op}' needs an integer, not {describe(ty)}")
+        match target:
+            case ast.Var(name=name):
+                if compound:
+                    self.var_read(target)
+                elif name in self.vars and not compatible(self.vars[name], ty):
+                    self.error(stmt.span, f"${name} holds {describe(self.vars[name])}; "
+                                          f"cannot assign {describe(ty)}")
+                self.vars[name] = INT if compound else ty
+            case ast.ThreadLocal(name=name):
+                self.thread_local(target)
+                old = self.thread_locals.get(name)
+                if old is not None and not compatible(old, ty):
+                    self.error(stmt.span, f"self->{name} holds {describe(old)}; "
+                                          f"cannot assign {describe(ty)}")
+                self.thread_locals[name] = INT if compound else ty
+            case ast.MapRef():
+                kind = "int" if compound else self.plain_kind(ty)
+                self.map_write(target, kind, stmt.span, aggregation=False)
+            case _:
+                self.expr(target)
+                self.error(target.span, "cannot assign to this expression",
+                           "assign to a $variable, an @map element or a self->variable")
+
+    @staticmethod
+    def plain_kind(ty: Ty) -> str:
+        return "int" if ty.kind == "ptr" else ty.kind
+
+    def lhist_args(self, call: ast.Call) -> tuple[int, int, int] | None:
+        if call.name != "lhist" or len(call.args) != 4:
+            return None
+        values = [const_int(a) for a in call.args[1:]]
+        if any(v is None for v in values):
+            return None
+        lo, hi, step = values
+        return (lo, hi, step)  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------- maps
+
+    def map_keys(self, ref: ast.MapRef) -> list[str]:
+        return [self.plain_kind(self.expr(k)) for k in ref.keys]
+
+    def record_key_shape(self, ref: ast.MapRef, kinds: list[str]) -> None:
+        state = self.maps.setdefault(ref.name, MapState(ref.name))
+        if state.key_kinds is None:
+            state.key_kinds, state.key_span = kinds, ref.span
+            return
+        label = map_label(ref.name)
+        if len(state.key_kinds) != len(kinds):
+            self.error(ref.span, f"map {label} is used with {_keys(len(kinds))} here but with "
+                                 f"{_keys(len(state.key_kinds))} at line {state.key_span.line}")
+            return
+        for i, (old, new) in enumerate(zip(state.key_kinds, kinds, strict=True)):
+            if compatible(Ty(old), Ty(new)):
+                if old == "unknown":
+                    state.key_kinds[i] = new
+                continue
+            self.error(ref.keys[i].span, f"key {i + 1} of map {label} is {describe(Ty(new))} "
+                                         f"here but {describe(Ty(old))} at line "
+                                         f"{state.key_span.line}")
+
+    def map_write(self, ref: ast.MapRef, kind: str, span: ast.Span, *, aggregation: bool,
+                  lhist_args: tuple[int, int, int] | None = None) -> None:
+        self.record_key_shape(ref, self.map_keys(ref))
+        state = self.maps[ref.name]
+        state.written = True
+        label = map_label(ref.name)
+        if state.value is None:
+            state.value, state.value_span, state.aggregation = kind, span, aggregation
+            state.lhist_args = lhist_args
+            return
+        where = f"line {state.value_span.line}"
+        if state.aggregation and aggregation:
+            if state.value != kind:
+                self.error(span, f"map {label} is {state.value}() at {where}; "
+                                 f"it cannot also be {kind}()")
+            elif lhist_args and state.lhist_args and lhist_args != state.lhist_args:
+                self.error(span, f"map {label} uses lhist() with different bounds at {where}")
+        elif state.aggregation != aggregation:
+            agg = state.value if state.aggregation else kind
+            self.error(span, f"map {label} mixes the aggregation {agg}() with plain "
+                             f"assignment ({where})",
+                       "a map holds either an aggregation or assigned values")
+        elif not compatible(Ty(state.value), Ty(kind)):
+            self.error(span, f"map {label} holds {describe(Ty(state.value))} ({where}); "
+                             f"cannot store {describe(Ty(kind))}")
+        elif state.value == "unknown":
+            state.value = kind
+
+    def map_read(self, ref: ast.MapRef, whole: bool = False) -> Ty:
+        if whole and not ref.keys:
+            self.reads.append(MapRead(ref.name, None, ref.span, False))
+        else:
+            kinds = self.map_keys(ref)
+            self.reads.append(MapRead(ref.name, len(kinds), ref.span, True))
+            if ref.name in self.maps:
+                self.record_key_shape(ref, kinds)
+        state = self.maps.get(ref.name)
+        return self.map_value_ty(state) if state else UNKNOWN
+
+    @staticmethod
+    def map_value_ty(state: MapState) -> Ty:
+        if state.value is None or state.value == "unknown":
+            return UNKNOWN
+        if state.aggregation:
+            return INT if state.value in SCALAR_AGGREGATIONS else Ty("agg")
+        return Ty(state.value)
+
+    def check_reads(self) -> None:
+        written = {n for n, s in self.maps.items() if s.written}
+        for read in self.reads:
+            label = map_label(read.name)
+            state = self.maps.get(read.name)
+            if state is None or not state.written:
+                hint = did_you_mean(label, (map_label(n) for n in written))
+                self.error(read.span, f"map {label} is used but never assigned", hint)
+                continue
+            if not read.as_value:
+                continue
+            arity = len(state.key_kinds or ())
+            if read.arity != arity:
+                self.error(read.span, f"map {label} has {_keys(arity)}; "
+                                      f"it is read here with {_keys(read.arity or 0)}")
+            elif state.aggregation and state.value not in SCALAR_AGGREGATIONS:
+                self.error(read.span, f"map {label} holds {state.value}(), which can only be "
+                                      f"printed", f"use print({label})")
+
+    def map_decls(self) -> tuple[MapDecl, ...]:
+        decls = []
+        for name in sorted(self.maps):
+            state = self.maps[name]
+            kinds = tuple("any" if k == "unknown" else k for k in state.key_kinds or ())
+            value = state.value if state.value not in (None, "unknown") else "any"
+            decls.append(MapDecl(name, len(kinds), kinds, value, state.lhist_args))
+        return tuple(decls)
+
+    # ---------------------------------------------------------------- expressions
+
+    def expr(self, e: ast.Expr) -> Ty:
+        match e:
+            case ast.Int():
+                return INT
+            case ast.Str():
+                return STR
+            case ast.Builtin():
+                return self.builtin(e)
+            case ast.Positional():
+                return self.positional(e)
+            case ast.Var():
+                return self.var_read(e)
+            case ast.ThreadLocal():
+                self.thread_local(e)
+                if e.name not in self.assigned_thread_locals:
+                    self.error(e.span, f"self->{e.name} is used but never assigned",
+                               did_you_mean(e.name, self.assigned_thread_locals))
+                return self.thread_locals.get(e.name, UNKNOWN)
+            case ast.MapRef():
+                return self.map_read(e)
+            case ast.Call():
+                return self.call(e)
+            case ast.Unary():
+                return self.unary(e)
+            case ast.IncDec():
+                return self.incdec(e)
+            case ast.Binary():
+                return self.binary(e)
+            case ast.Ternary():
+                self.condition(e.cond)
+                then, orelse = self.expr(e.then), self.expr(e.orelse)
+                if not compatible(then, orelse):
+                    self.error(e.span, f"the branches of '?:' differ: {describe(then)} "
+                                       f"and {describe(orelse)}")
+                return then
+            case ast.Cast():
+                return self.cast(e)
+            case ast.FieldAccess():
+                return self.field_access(e)
+            case ast.Index():
+                return self.index(e)
+            case ast.Tuple():
+                return Ty("tuple", items=tuple(self.expr(i) for i in e.items))
+            case ast.TupleIndex():
+                return self.tuple_index(e)
+            case ast.Sizeof():
+                if isinstance(e.target, ast.TypeRef):
+                    self.type_ref(e.target, e.span)
+                else:
+                    self.expr(e.target)
+                return INT
+        return UNKNOWN
+
+    def builtin(self, e: ast.Builtin) -> Ty:
+        name = e.name
+        match = ARG_RE.fullmatch(name)
+        if match:
+            if int(match.group(1)) > MAX_ARG:
+                self.error(e.span, f"'{name}' is out of range: arguments go up to arg{MAX_ARG}")
+            self.where(e.span, name, ARG_INFO.where, ARG_INFO.where_text)
+            return INT
+        if name in BUILTINS:
+            info = BUILTINS[name]
+            if info.where_text:
+                hint = "use uretprobe: to see the return value" if name == "retval" else ""
+                self.where(e.span, name, info.where, info.where_text, hint)
+            if name == "cpid" and self.options.has_command is False:
+                self.error(e.span, "'cpid' needs a command started with -c")
+            return Ty(info.kind)
+        if name in self.enums:
+            return INT
+        if name == "args":
+            self.error(e.span, "'args' (function arguments from DWARF) is not supported yet",
+                       "use arg0..argN, with a cast for struct pointers")
+        elif name in KERNEL_NAMES:
+            self.kernel_only(e.span, name)
+        elif name in FUNCTIONS:
+            self.error(e.span, f"'{name}' is a function; call it as {name}()")
+        else:
+            hint = did_you_mean(name, all_names() | set(self.enums))
+            self.error(e.span, f"unknown builtin '{name}'", hint)
+        return UNKNOWN
+
+    def kernel_only(self, span: ast.Span, name: str) -> None:
+        hint = {"kstack": "use ustack", "ksym": "use usym", "kaddr": "use uaddr"}.get(name, "")
+        self.error(span, f"'{name}' is about the kernel; uprobe traces user space only", hint)
+
+    def where(self, span: ast.Span, name: str, allowed: frozenset[str], text: str,
+              hint: str = "") -> None:
+        bad = sorted(self.kinds - allowed)
+        if bad:
+            probes = " and ".join(k if k.isupper() else f"{k}" for k in bad)
+            self.error(span, f"'{name}' can only be used in {text}",
+                       hint or f"this clause has {probes} probes")
+
+    def positional(self, e: ast.Positional) -> Ty:
+        if e.count:
+            return INT
+        params = self.options.params
+        if params is None or e.index > len(params):
+            return UNKNOWN
+        return INT if _NUMERIC_PARAM.fullmatch(params[e.index - 1]) else STR
+
+    def var_read(self, e: ast.Var) -> Ty:
+        if e.name not in self.vars:
+            self.error(e.span, f"undefined variable ${e.name}",
+                       did_you_mean(f"${e.name}", (f"${v}" for v in self.vars)))
+            return UNKNOWN
+        return self.vars[e.name]
+
+    def thread_local(self, e: ast.ThreadLocal) -> None:
+        self.where(e.span, f"self->{e.name}", THREAD_KINDS,
+                   "probes that stop a thread (uprobe, uretprobe, usdt, profile)")
+
+    def unary(self, e: ast.Unary) -> Ty:
+        if e.op == "&":
+            if not isinstance(e.operand, ast.FieldAccess | ast.Index):
+                self.error(e.span, "'&' needs a struct member or an array element")
+            self.expr(e.operand)
+            return INT
+        ty = self.expr(e.operand)
+        if e.op == "*":
+            if ty.kind == "ptr" and ty.ctype is not None:
+                return self.pointee(ty.ctype)
+            if ty.kind not in _INTLIKE:
+                self.error(e.span, f"cannot dereference {describe(ty)}")
+            return INT
+        if ty.kind not in _INTLIKE:
+            self.error(e.span, f"'{e.op}' needs an integer, not {describe(ty)}")
+        return INT
+
+    def incdec(self, e: ast.IncDec) -> Ty:
+        match e.target:
+            case ast.Var():
+                self.var_read(e.target)
+                return INT
+            case ast.ThreadLocal():
+                self.thread_local(e.target)
+                self.thread_locals.setdefault(e.target.name, INT)
+                return INT
+            case ast.MapRef():
+                self.map_write(e.target, "int", e.span, aggregation=False)
+                return INT
+        self.expr(e.target)
+        self.error(e.span, f"'{e.op}' needs a $variable, an @map element or a self->variable")
+        return INT
+
+    def binary(self, e: ast.Binary) -> Ty:
+        left, right = self.expr(e.left), self.expr(e.right)
+        if e.op in ("==", "!="):
+            if not compatible(left, right) or left.kind in ("tuple", "stack", "agg"):
+                self.error(e.span, f"cannot compare {describe(left)} with {describe(right)}")
+            return INT
+        for side, ty in ((e.left, left), (e.right, right)):
+            if ty.kind not in _INTLIKE:
+                hint = "compare strings with == or strncmp()" if ty.kind == "str" else ""
+                self.error(side.span, f"'{e.op}' needs integers, not {describe(ty)}", hint)
+        return INT
+
+    # ---------------------------------------------------------------- C types
+
+    def type_ref(self, ref: ast.TypeRef, span: ast.Span) -> bool:
+        """A named struct/union/enum must be defined, even behind a pointer."""
+        base = ast.TypeRef(ref.name)
+        if ref.name == "void" or self.layouts.size_align(base) is not None:
+            return True
+        hint = did_you_mean(ref.name, self.layouts.types) or (
+            "define it in the script: struct Name { ... };"
+        )
+        self.error(span, f"unknown type '{ref.name}'", hint)
+        return False
+
+    def cast(self, e: ast.Cast) -> Ty:
+        ty = self.expr(e.operand)
+        ref = e.type
+        if not self.type_ref(ref, e.span):
+            return UNKNOWN
+        if ty.kind not in _INTLIKE:
+            self.error(e.span, f"cannot cast {describe(ty)} to {ref.name}")
+        if ref.pointer:
+            return Ty("ptr", ref)
+        if ref.name.startswith(("struct ", "union ")):
+            self.error(e.span, f"cannot cast to a {ref.name.split()[0]} value",
+                       f"cast to a pointer: ({ref.name} *)")
+            return UNKNOWN
+        if ref.name == "void":
+            self.error(e.span, "cannot cast to void")
+        return INT
+
+    def member_ty(self, ref: ast.TypeRef, array_len: int | None) -> Ty:
+        if array_len is not None:
+            if ref.name == "char" and not ref.pointer:
+                return STR
+            return Ty("ptr", ast.TypeRef(ref.name, ref.pointer + 1))
+        if ref.pointer:
+            return Ty("ptr", ref)
+        if ref.name.startswith(("struct ", "union ")):
+            return Ty("struct", ref)
+        return INT
+
+    def pointee(self, ref: ast.TypeRef) -> Ty:
+        inner = ast.TypeRef(ref.name, ref.pointer - 1)
+        return self.member_ty(inner, None)
+
+    def field_access(self, e: ast.FieldAccess) -> Ty:
+        if isinstance(e.operand, ast.Builtin) and e.operand.name == "args":
+            return self.builtin(e.operand)
+        ty = self.expr(e.operand)
+        if ty.kind == "unknown":
+            return UNKNOWN
+        op = "->" if e.arrow else "."
+        if e.arrow:
+            ok = ty.kind == "ptr" and ty.ctype is not None and ty.ctype.pointer == 1
+            aggregate = ty.ctype.name if ty.ctype is not None else ""
+            if not ok and ty.kind == "struct":
+                self.error(e.span, "'->' on a struct value", f"use '.{e.name}'")
+                return UNKNOWN
+        else:
+            ok = ty.kind == "struct" and ty.ctype is not None
+            aggregate = ty.ctype.name if ty.ctype is not None else ""
+            if ty.kind == "ptr" and ty.ctype is not None and ty.ctype.pointer == 1:
+                self.error(e.span, "'.' on a pointer", f"use '->{e.name}'")
+                return UNKNOWN
+        if not ok or not aggregate.startswith(("struct ", "union ")):
+            self.error(e.span, f"'{op}' needs a {'pointer to a ' if e.arrow else ''}struct "
+                               f"or union, not {describe(ty)}",
+                       "cast first, e.g. ((struct Foo *)arg0)->field" if e.arrow else "")
+            return UNKNOWN
+        member = self.layouts.member(aggregate, e.name)
+        if member is None:
+            names = [m.name for m in self.layouts.types[aggregate].members] if (
+                aggregate in self.layouts.types) else []
+            self.error(e.span, f"{aggregate} has no member '{e.name}'", did_you_mean(e.name, names))
+            return UNKNOWN
+        return self.member_ty(member.type, member.array_len)
+
+    def index(self, e: ast.Index) -> Ty:
+        ty = self.expr(e.operand)
+        idx = self.expr(e.index)
+        if idx.kind not in _INTLIKE:
+            self.error(e.index.span, f"an index must be an integer, not {describe(idx)}")
+        if ty.kind == "ptr" and ty.ctype is not None:
+            return self.pointee(ty.ctype)
+        if ty.kind not in ("int", "unknown", "str"):
+            self.error(e.span, f"cannot index {describe(ty)}")
+        return INT if ty.kind == "str" else UNKNOWN
+
+    def tuple_index(self, e: ast.TupleIndex) -> Ty:
+        ty = self.expr(e.operand)
+        if ty.kind == "unknown":
+            return UNKNOWN
+        if ty.kind != "tuple":
+            self.error(e.span, f".{e.index} needs a tuple, not {describe(ty)}")
+            return UNKNOWN
+        if e.index >= len(ty.items):
+            self.error(e.span, f"tuple index {e.index} is out of range "
+                               f"(the tuple has {len(ty.items)} items)")
+            return UNKNOWN
+        return ty.items[e.index]
+
+    # ---------------------------------------------------------------- calls
+
+    def call(self, call: ast.Call, *, statement: bool = False,
+             aggregation_ok: bool = False) -> Ty:
+        name = call.name
+        info = FUNCTIONS.get(name)
+        if info is None:
+            for arg in call.args:
+                self.expr(arg)
+            if name in KERNEL_NAMES:
+                self.kernel_only(call.span, name)
+            elif name in BUILTINS or ARG_RE.fullmatch(name):
+                self.error(call.span, f"'{name}' is a builtin, not a function",
+                           f"write {name} without parentheses")
+            else:
+                self.error(call.span, f"unknown function '{name}'", did_you_mean(name, FUNCTIONS))
+            return UNKNOWN
+        n = len(call.args)
+        if n < info.min_args or (info.max_args >= 0 and n > info.max_args):
+            self.error(call.span, f"{name}() takes {_arity(info.min_args, info.max_args)}, "
+                                  f"got {n}")
+        if info.where_text:
+            self.where(call.span, f"{name}()", info.where, info.where_text)
+        if info.unsafe and not self.options.unsafe:
+            self.error(call.span, f"{name}() needs --unsafe",
+                       "it acts on the system; run with --unsafe if you mean it")
+        if info.aggregation and not aggregation_ok:
+            self.error(call.span, f"{name}() can only be assigned to a map",
+                       f"write e.g. @x = {name}(...)")
+        if info.returns == "void" and not statement:
+            self.error(call.span, f"{name}() returns no value")
+        handler = getattr(self, f"call_{name}", None)
+        if handler is not None:
+            handler(call)
+        else:
+            for arg in call.args:
+                ty = self.expr(arg)
+                if info.aggregation and ty.kind not in _INTLIKE:
+                    self.error(arg.span, f"{name}() needs an integer, not {describe(ty)}")
+        return Ty(info.returns) if not info.aggregation else Ty("agg")
+
+    def literal(self, call: ast.Call, i: int, what: str = "a string literal") -> ast.Str | None:
+        if i >= len(call.args):
+            return None
+        arg = call.args[i]
+        if not isinstance(arg, ast.Str):
+            self.expr(arg)
+            self.error(arg.span, f"argument {i + 1} of {call.name}() must be {what}")
+            return None
+        return arg
+
+    def int_arg(self, call: ast.Call, arg: ast.Expr) -> None:
+        ty = self.expr(arg)
+        if ty.kind not in _INTLIKE:
+            self.error(arg.span, f"{call.name}() needs an integer here, not {describe(ty)}")
+
+    def int_args(self, call: ast.Call, start: int = 0) -> None:
+        for arg in call.args[start:]:
+            self.int_arg(call, arg)
+
+    def const_args(self, call: ast.Call, start: int) -> list[int | None]:
+        out = []
+        for arg in call.args[start:]:
+            value = const_int(arg)
+            if value is None:
+                self.expr(arg)
+                self.error(arg.span, f"{call.name}() needs an integer literal here")
+            out.append(value)
+        return out
+
+    def format_call(self, call: ast.Call) -> None:
+        fmt = self.literal(call, 0)
+        values = [self.expr(a) for a in call.args[1:]]
+        if fmt is None:
+            return
+        try:
+            convs = conversions(fmt.value)
+        except FormatError as exc:
+            self.error(fmt.span, f"{call.name}(): {exc}")
+            return
+        if len(convs) != len(values):
+            self.error(call.span, f"{call.name}(): the format has {len(convs)} conversion"
+                                  f"{'s' if len(convs) != 1 else ''} but {len(values)} "
+                                  f"argument{'s' if len(values) != 1 else ''} follow")
+            return
+        for conv, ty, arg in zip(convs, values, call.args[1:], strict=True):
+            if conv.conv in INT_CONVERSIONS and ty.kind not in _INTLIKE | {"usym"}:
+                self.error(arg.span, f"{conv.text} needs an integer, not {describe(ty)}")
+            elif conv.conv == "s" and ty.kind in ("int", "ptr"):
+                self.error(arg.span, f"{conv.text} needs a string, not {describe(ty)}",
+                           "use str(ADDR) to read a C string, or %d for a number")
+            elif conv.conv.startswith("r") and ty.kind not in ("buf", "str", "unknown"):
+                self.error(arg.span, f"{conv.text} needs a buffer, not {describe(ty)}",
+                           "use buf(ADDR, LEN)")
+            elif ty.kind in ("agg", "void"):
+                self.error(arg.span, f"{describe(ty)} cannot be formatted")
+
+    call_printf = call_system = call_cat = format_call
+
+    def call_print(self, call: ast.Call) -> None:
+        if not call.args:
+            return
+        first = call.args[0]
+        if isinstance(first, ast.MapRef) and not first.keys:
+            self.map_read(first, whole=True)
+        elif len(call.args) > 1:
+            self.expr(first)
+            self.error(first.span, "print() with a limit needs a whole map, e.g. print(@m, 10)")
+        else:
+            ty = self.expr(first)
+            if ty.kind == "void":
+                self.error(first.span, "nothing to print: this expression has no value")
+        self.int_args(call, 1)
+
+    def whole_map(self, call: ast.Call) -> None:
+        if not call.args:
+            return
+        first = call.args[0]
+        if isinstance(first, ast.MapRef) and not first.keys:
+            self.map_read(first, whole=True)
+        else:
+            self.expr(first)
+            self.error(first.span, f"{call.name}() needs a map, e.g. {call.name}(@m)")
+
+    call_clear = call_zero = call_len = whole_map
+
+    def call_delete(self, call: ast.Call) -> None:
+        if not call.args or not isinstance(call.args[0], ast.MapRef):
+            self.int_args(call)
+            self.error(call.span, "delete() needs a map element, e.g. delete(@m[key])")
+            return
+        ref = call.args[0]
+        if len(call.args) > 1:
+            if ref.keys:
+                self.error(call.span, "delete(@m[key]) takes no further arguments")
+            ref = ast.MapRef(ref.name, call.args[1:], span=ref.span)
+        self.map_read(ref)
+
+    def call_has_key(self, call: ast.Call) -> None:
+        first = call.args[0] if call.args else None
+        if not isinstance(first, ast.MapRef) or first.keys:
+            for arg in call.args:
+                self.expr(arg)
+            self.error(call.span, "has_key() needs a map and a key, e.g. has_key(@m, pid)")
+            return
+        self.map_read(ast.MapRef(first.name, call.args[1:], span=first.span))
+
+    def call_str(self, call: ast.Call) -> None:
+        if call.args:
+            ty = self.expr(call.args[0])
+            if ty.kind not in _INTLIKE | {"str"}:
+                self.error(call.args[0].span, f"str() needs an address, not {describe(ty)}")
+        self.int_args(call, 1)
+
+    def call_buf(self, call: ast.Call) -> None:
+        self.int_args(call)
+
+    def string_args(self, call: ast.Call, count: int) -> None:
+        for arg in call.args[:count]:
+            ty = self.expr(arg)
+            if ty.kind not in ("str", "unknown"):
+                self.error(arg.span, f"{call.name}() needs a string, not {describe(ty)}",
+                           "use str(ADDR) to read a C string" if ty.kind in _INTLIKE else "")
+
+    def call_strlen(self, call: ast.Call) -> None:
+        self.string_args(call, 1)
+
+    def call_strcontains(self, call: ast.Call) -> None:
+        self.string_args(call, 2)
+
+    def call_strncmp(self, call: ast.Call) -> None:
+        self.string_args(call, 2)
+        limit = self.const_args(call, 2)
+        if limit and limit[0] is not None and limit[0] < 0:
+            self.error(call.args[2].span, "strncmp() length must not be negative")
+
+    def call_usym(self, call: ast.Call) -> None:
+        self.int_args(call)
+
+    def call_uaddr(self, call: ast.Call) -> None:
+        self.literal(call, 0, "a symbol name in quotes")
+
+    def call_reg(self, call: ast.Call) -> None:
+        arg = self.literal(call, 0, "a register name in quotes")
+        if arg is not None and arg.value not in REGISTERS:
+            self.error(arg.span, f"unknown register '{arg.value}'",
+                       did_you_mean(arg.value, REGISTERS))
+
+    def call_time(self, call: ast.Call) -> None:
+        self.literal(call, 0)
+
+    def call_strftime(self, call: ast.Call) -> None:
+        self.literal(call, 0)
+        self.int_args(call, 1)
+
+    def call_join(self, call: ast.Call) -> None:
+        if call.args:
+            self.int_arg(call, call.args[0])
+        if len(call.args) > 1:
+            self.literal(call, 1)
+
+    def call_exit(self, call: ast.Call) -> None:
+        self.int_args(call)
+
+    def call_signal(self, call: ast.Call) -> None:
+        if not call.args:
+            return
+        arg = call.args[0]
+        if isinstance(arg, ast.Str):
+            if arg.value not in SIGNALS:
+                self.error(arg.span, f"unknown signal '{arg.value}'",
+                           did_you_mean(arg.value, SIGNALS))
+            return
+        value = const_int(arg)
+        if value is not None and not 1 <= value <= 64:
+            self.error(arg.span, f"signal number {value} is out of range (1-64)")
+        elif value is None:
+            self.int_args(call)
+
+    def call_ustack(self, call: ast.Call) -> None:
+        args = list(call.args)
+        if args and isinstance(args[0], ast.Builtin) and args[0].name in USTACK_MODES:
+            args.pop(0)
+        elif args and isinstance(args[0], ast.Builtin) and not ARG_RE.fullmatch(args[0].name) \
+                and args[0].name not in BUILTINS:
+            self.error(args[0].span, f"unknown stack mode '{args[0].name}'",
+                       did_you_mean(args[0].name, USTACK_MODES) or "modes: bpftrace, perf, raw")
+            args.pop(0)
+        for arg in args:
+            value = const_int(arg)
+            if value is None or value <= 0:
+                self.expr(arg)
+                self.error(arg.span, "ustack() limit must be a positive integer literal")
+
+    def call_hist(self, call: ast.Call) -> None:
+        if call.args:
+            self.int_arg(call, call.args[0])
+        if len(call.args) > 1:
+            bits = self.const_args(call, 1)[0]
+            if bits is not None and not 0 <= bits <= 5:
+                self.error(call.args[1].span, "hist() bits must be between 0 and 5")
+
+    def call_lhist(self, call: ast.Call) -> None:
+        if call.args:
+            self.int_arg(call, call.args[0])
+        if len(call.args) != 4:
+            return
+        lo, hi, step = self.const_args(call, 1)
+        if lo is None or hi is None or step is None:
+            return
+        if step <= 0:
+            self.error(call.args[3].span, "lhist() step must be positive")
+        if hi <= lo:
+            self.error(call.args[2].span, "lhist() max must be greater than min")
+
+def _keys(n: int) -> str:
+    return "no key" if n == 0 else f"{n} key" + ("s" if n != 1 else "")
+
+
+def _arity(lo: int, hi: int) -> str:
+    if hi < 0:
+        return f"at least {lo} argument{'s' if lo != 1 else ''}"
+    if lo == hi:
+        return "no arguments" if lo == 0 else f"{lo} argument{'s' if lo != 1 else ''}"
+    return f"{lo} to {hi} arguments"

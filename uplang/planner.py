@@ -1,0 +1,95 @@
+"""AST + check results -> uplang.plan.Plan: the only thing the runtime receives.
+
+The planner only rearranges what the checks established: probe specs become PlanProbes with
+one id each, enum constants become integers, and the maps and layouts the checks inferred
+are attached. It never fails on a checked program.
+"""
+
+from __future__ import annotations
+
+from uplang import ast
+from uplang.astwalk import rewrite
+from uplang.checks import CheckOptions, CheckResult, check
+from uplang.parser import parse
+from uplang.plan import Config, Plan, PlanClause, PlanProbe
+from uplang.probes import TIME_UNITS
+
+_KIND = {"BEGIN": "begin", "END": "end"}
+NSECS_PER_SEC = 1_000_000_000
+
+
+def compile_script(text: str, filename: str = "<input>",
+                   options: CheckOptions | None = None) -> Plan:
+    """parse -> check -> plan, the whole front end; raises UplangError subclasses."""
+    options = options or CheckOptions()
+    program = parse(text, filename)
+    result = check(program, options, text)
+    return build_plan(program, result, params=options.params or (), unsafe=options.unsafe)
+
+
+def build_plan(program: ast.Program, result: CheckResult, *,
+               params: tuple[str, ...] = (), unsafe: bool = False) -> Plan:
+    enums = {
+        ident: value
+        for t in program.types if t.kind == "enum"
+        for ident, value in t.enumerators
+    }
+    probes: list[PlanProbe] = []
+    clauses: list[PlanClause] = []
+    for index, clause in enumerate(program.clauses):
+        ids = []
+        for spec in clause.probes:
+            probe = plan_probe(len(probes), index, spec)
+            probes.append(probe)
+            ids.append(probe.id)
+        predicate = _fold_enums(clause.predicate, enums) if clause.predicate else None
+        body = tuple(_fold_enums(s, enums) for s in clause.body)
+        clauses.append(PlanClause(index, tuple(ids), predicate, body, clause.sync))
+    return Plan(
+        probes=tuple(probes),
+        clauses=tuple(clauses),
+        maps=result.maps,
+        types=tuple(result.layouts.types.values()),
+        config=Config(tuple((i.name, _config_value(i.value)) for i in program.config)),
+        params=tuple(params),
+        unsafe=unsafe,
+    )
+
+
+def plan_probe(pid: int, clause: int, spec: ast.ProbeSpec) -> PlanProbe:
+    kind = _KIND.get(spec.provider, spec.provider)
+    period = 0
+    if kind in ("interval", "profile") and spec.value > 0:
+        unit = TIME_UNITS[spec.unit]
+        period = NSECS_PER_SEC // spec.value if spec.unit == "hz" else unit * spec.value
+    return PlanProbe(
+        id=pid,
+        clause=clause,
+        kind=kind,
+        spec=spec.raw or kind,
+        target=spec.target,
+        func=spec.func,
+        offset=spec.offset or 0,
+        address=spec.address,
+        usdt_provider=spec.usdt_provider,
+        usdt_name=spec.usdt_name,
+        period_ns=period,
+    )
+
+
+def _config_value(value: int | str) -> int | str:
+    # Booleans become integers so that the runtime tests one spelling.
+    return {"true": 1, "false": 0}.get(value, value) if isinstance(value, str) else value
+
+
+def _fold_enums(node, enums: dict[str, int]):
+    """Enum constants are compile-time integers: the runtime never sees their names."""
+    if not enums:
+        return node
+
+    def fold(n):
+        if isinstance(n, ast.Builtin) and n.name in enums:
+            return ast.Int(enums[n.name], span=n.span)
+        return n
+
+    return rewrite(node, fold)
