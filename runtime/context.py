@@ -1,0 +1,143 @@
+"""What a probe handler sees at a hit, while the hit thread is stopped.
+
+A HitContext is valid only during the handler call: `regs` is the engine's reusable
+register struct, overwritten at the next stop. Work queued with `defer` must capture the
+values it needs (as the handler compiler does) rather than keep the context.
+Argument, return and register values are raw unsigned 64-bit integers; the caller decides
+on width and signedness.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from runtime.errors import UprobeError
+
+if TYPE_CHECKING:
+    from runtime.session import Session
+    from runtime.threads import Thread
+    from runtime.uprobes import Probe
+
+ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class HitContext:
+    """The contract of docs/architecture.md "Session": registers, arguments, memory,
+    identity of the thread, timestamps, stacks, and `defer` for the slow effects."""
+
+    __slots__ = ("session", "thread", "regs", "probe", "_nsecs", "_cpu", "_comm", "deferred")
+
+    def __init__(self, session: Session, thread: Thread, regs: Any, probe: Probe) -> None:
+        self.session = session
+        self.thread = thread
+        self.regs = regs
+        self.probe = probe
+        self._nsecs = 0
+        self._cpu: int | None = None
+        self._comm: str | None = None
+        self.deferred = False
+
+    @property
+    def nsecs(self) -> int:
+        """time.monotonic_ns() at the hit, taken on first use (still inside the stop)."""
+        if not self._nsecs:
+            self._nsecs = time.monotonic_ns()
+        return self._nsecs
+
+    @property
+    def pid(self) -> int:
+        return self.thread.proc.pid
+
+    @property
+    def tid(self) -> int:
+        return self.thread.tid
+
+    def arg(self, n: int) -> int:
+        """Argument `n` (0-based) by the SysV ABI, valid at a function's entry: six
+        registers, then the stack above the return address."""
+        if n < 6:
+            return getattr(self.regs, ARG_REGS[n])
+        return self.thread.proc.mem.read_u64(self.regs.rsp + 8 * (n - 5))
+
+    @property
+    def retval(self) -> int:
+        return self.regs.rax
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self.thread.proc.mem.read(addr, n)
+
+    def read_str(self, addr: int, maxlen: int = 64) -> bytes:
+        return self.thread.proc.mem.read_str(addr, maxlen)
+
+    @property
+    def cpu(self) -> int:
+        """The CPU the thread last ran on (field 39 of /proc/PID/task/TID/stat)."""
+        if self._cpu is None:
+            try:
+                with open(f"/proc/{self.pid}/task/{self.tid}/stat") as f:
+                    text = f.read()
+                self._cpu = int(text[text.rindex(")") + 2 :].split()[36])
+            except (OSError, ValueError, IndexError):
+                self._cpu = -1
+        return self._cpu
+
+    @property
+    def comm(self) -> str:
+        if self._comm is None:
+            try:
+                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
+                    self._comm = f.read().rstrip("\n")
+            except OSError:
+                self._comm = ""
+        return self._comm
+
+    def ustack(self, limit: int = 127) -> list[int]:
+        """Return addresses by the frame-pointer chain, innermost first. At a function's
+        first instruction rbp is still the caller's, so [rsp] supplies the caller. Pending
+        return-probe trampolines are shown as the addresses they replaced."""
+        mem = self.thread.proc.mem
+        fix = {r.slot: r.orig for r in self.thread.returns}
+        tramp = self.thread.proc.xol.trampoline
+
+        def real(value: int, slot: int) -> int:
+            return fix.get(slot, value) if value == tramp and tramp else value
+
+        frames = [self.regs.rip]
+        if self.probe.kind == "entry" and getattr(self.probe.placement, "sym_offset", 1) == 0:
+            try:
+                frames.append(real(mem.read_u64(self.regs.rsp), self.regs.rsp))
+            except UprobeError:
+                return frames[:limit]
+        rbp = self.regs.rbp
+        while len(frames) < limit and rbp and not rbp & 7:
+            try:
+                pair = mem.read(rbp, 16)
+            except UprobeError:
+                break
+            nxt = int.from_bytes(pair[:8], "little")
+            ret = int.from_bytes(pair[8:], "little")
+            if not ret:
+                break
+            frames.append(real(ret, rbp + 8))
+            if nxt <= rbp:
+                break
+            rbp = nxt
+        return frames[:limit]
+
+    def symbolize(self, addr: int) -> str:
+        return self.session.symbolize(self.pid, addr)
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run `fn` later on the session's effect thread, in hit order."""
+        self.deferred = True
+        self.session.effects.submit(fn)
+
+    def set_reg(self, name: str, value: int) -> None:
+        """Change a register of the stopped thread (meant for sync probes); the engine
+        writes the registers back before the thread continues."""
+        if not hasattr(self.regs, name) or name.startswith("_"):
+            raise UprobeError(f"no register named {name!r}")
+        setattr(self.regs, name, value & MASK64)

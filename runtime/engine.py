@@ -1,0 +1,514 @@
+"""The ptrace engine: one waitpid loop that dispatches every stop of every traced thread.
+
+Only the thread that created the engine (the tracer thread) may call its methods: the
+kernel ties a tracee to the tracer thread that attached it. The hit path is kept short:
+waitpid, one GETREGS into a reused struct, the handlers, one SETREGS, one CONT.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from runtime import ptrace_ops as pt
+from runtime import retprobes
+from runtime.errors import MemoryReadError, TargetError
+from runtime.memory import ProcessMemory
+from runtime.procmaps import read_maps
+from runtime.threads import OneShot, Process, ReturnInstance, Thread
+from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
+from runtime.xol import REACH, XolArea, XolSpace, map_area
+
+SIGTRAP = int(signal.SIGTRAP)
+WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
+STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+AT_ENTRY = 9
+SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
+TRACE_OPTIONS = (
+    pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
+)
+
+
+def read_entry(pid: int) -> int:
+    """AT_ENTRY from /proc/PID/auxv: where the program starts after the dynamic linker."""
+    with open(f"/proc/{pid}/auxv", "rb") as f:
+        data = f.read()
+    for i in range(0, len(data) - 15, 16):
+        key = int.from_bytes(data[i : i + 8], "little")
+        if key == AT_ENTRY:
+            return int.from_bytes(data[i + 8 : i + 16], "little")
+    raise TargetError(f"pid {pid}: no AT_ENTRY in the auxiliary vector")
+
+
+def sigtrap_pending(tid: int) -> bool:
+    """Whether a SIGTRAP is queued for the thread (an int3 it executed whose stop the
+    kernel has not reported yet: interrupt traps are reported before queued signals)."""
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("SigPnd:"):
+                    return bool(int(line.split()[1], 16) & SIGTRAP_BIT)
+    except OSError:
+        pass
+    return False
+
+
+def thread_alive(tid: int) -> bool:
+    try:
+        with open(f"/proc/{tid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] not in "ZX"
+
+
+class Engine:
+    """Traced processes and threads, the probe registry, and the event loop.
+
+    `on_wake` runs when the wake-up helper (`waker_pid`) reports.
+    """
+
+    def __init__(self, follow_forks: bool = True) -> None:
+        self.follow_forks = follow_forks
+        self.procs: dict[int, Process] = {}
+        self.threads: dict[int, Thread] = {}
+        self.registry = ProbeRegistry()
+        self.regs = pt.new_regs()
+        self.regs_addr = pt.regs_address(self.regs)
+        self.main_pid = 0
+        self.main_status: int | None = None
+        self.waker_pid = 0
+        self.on_wake: Callable[[], None] = lambda: None
+        self.detaching = False
+        # Stops of threads whose creation event has not been seen yet.
+        self._early: dict[int, int] = {}
+
+    # -- processes and threads -------------------------------------------------------
+
+    def add_process(self, pid: int, spawned: bool, started: bool = True) -> Process:
+        proc = Process(pid=pid, mem=ProcessMemory(pid), spawned=spawned, started=started)
+        self.procs[pid] = proc
+        return proc
+
+    def add_thread(self, proc: Process, tid: int, started: bool = True) -> Thread:
+        th = Thread(tid=tid, proc=proc, started=started)
+        proc.threads[tid] = th
+        self.threads[tid] = th
+        return th
+
+    def _forget_thread(self, th: Thread) -> None:
+        self.threads.pop(th.tid, None)
+        th.proc.threads.pop(th.tid, None)
+
+    def _forget_process(self, proc: Process) -> None:
+        for th in list(proc.threads.values()):
+            self._forget_thread(th)
+        proc.mem.close()
+        self.procs.pop(proc.pid, None)
+
+    # -- the loop --------------------------------------------------------------------
+
+    def run(self, until: Callable[[], bool]) -> None:
+        """Dispatch stops until `until()` holds (checked before every wait)."""
+        waitpid = os.waitpid
+        dispatch = self.dispatch
+        while not until():
+            try:
+                tid, status = waitpid(-1, WAIT_FLAGS)
+            except ChildProcessError:
+                return
+            dispatch(tid, status)
+
+    def dispatch(self, tid: int, status: int) -> None:
+        th = self.threads.get(tid)
+        if th is None:
+            if tid == self.waker_pid and tid:
+                if os.WIFSTOPPED(status):
+                    os.kill(tid, signal.SIGCONT)
+                    self.on_wake()
+            else:
+                self._early[tid] = status
+            return
+        try:
+            if status & 0xFF == 0x7F:
+                th.stopped = True
+                if status >> 8 == SIGTRAP:
+                    self._on_trap(th)
+                elif status >> 16:
+                    self._on_event(th, status >> 16, (status >> 8) & 0xFF)
+                else:
+                    th.pending.append((status >> 8) & 0xFF)
+                    self.resume(th)
+            else:
+                self._on_exit(th, status)
+        except pt.PtraceFailed as e:
+            if e.errno != errno.ESRCH:
+                raise
+            th.stopped = False  # killed meanwhile; its exit is reported later
+        except MemoryReadError:
+            if thread_alive(tid):
+                th.unfinished = True
+                raise
+            th.stopped = False
+        except BaseException:
+            # A handler failed (or Ctrl-C) mid-hit: detach must finish this stop.
+            th.unfinished = True
+            raise
+
+    def resume(self, th: Thread) -> None:
+        """Let a stopped thread go, delivering one pending signal; held threads and every
+        thread during detach stay stopped."""
+        if th.held or self.detaching:
+            return
+        th.stopped = False
+        pt.try_cont(th.tid, th.pending.pop(0) if th.pending else 0)
+
+    # -- SIGTRAP: breakpoint hits ----------------------------------------------------
+
+    def _on_trap(self, th: Thread) -> None:
+        # The hot path: raw ptrace calls inline, one GETREGS, one SETREGS, one CONT.
+        tid = th.tid
+        regs = self.regs
+        rp = self.regs_addr
+        fast = pt.fast_ptrace
+        if fast(pt.PTRACE_GETREGS, tid, 0, rp) == -1:
+            raise pt.failure(pt.PTRACE_GETREGS, tid)
+        addr = regs.rip - 1
+        proc = th.proc
+        bp = proc.sites.get(addr)
+        if bp is not None:
+            regs.rip = addr
+            for call in bp.calls:
+                call(th, regs)
+            if bp.has_return:
+                retprobes.on_entry(proc, th, regs, bp)
+            if regs.rip == addr and not (bp.emulates and bp.ops.emulate(regs, proc.mem)):
+                regs.rip = bp.slot
+            if fast(pt.PTRACE_SETREGS, tid, 0, rp) == -1:
+                raise pt.failure(pt.PTRACE_SETREGS, tid)
+            if th.pending or th.held or self.detaching:
+                self.resume(th)
+                return
+            th.stopped = False
+            if fast(pt.PTRACE_CONT, tid, 0, 0) == -1:
+                raise pt.failure(pt.PTRACE_CONT, tid)
+            return
+        if addr == proc.xol.trampoline and addr:
+            done = retprobes.on_return(th, regs)
+            th.landing = regs.rip
+            for inst in done:
+                for probe in inst.probes:
+                    probe.call(th, regs)
+            pt.setregs(tid, self.regs_addr)
+            self.resume(th)
+            return
+        self._on_foreign_trap(th, addr)
+
+    def _on_foreign_trap(self, th: Thread, addr: int) -> None:
+        """A SIGTRAP that is not a live site of ours."""
+        proc = th.proc
+        shot = proc.oneshots.pop(addr, None)
+        if shot is not None:
+            proc.mem.write(addr, bytes((shot.orig,)))
+            self.regs.rip = addr
+            pt.setregs(th.tid, self.regs_addr)
+            shot.callback(th)
+            self.resume(th)
+            return
+        if pt.siginfo_code(th.tid) == pt.SI_KERNEL and addr in proc.ever_sites:
+            if proc.mem.read_upto(addr, 1) != b"\xcc":
+                # Our int3, removed after the thread hit it: run the instruction again.
+                self.regs.rip = addr
+                pt.setregs(th.tid, self.regs_addr)
+                self.resume(th)
+                return
+        # The program's own int3 or a SIGTRAP it raised.
+        th.pending.append(signal.SIGTRAP)
+        self.resume(th)
+
+    # -- ptrace events ---------------------------------------------------------------
+
+    def _on_event(self, th: Thread, event: int, sig: int) -> None:
+        if event == pt.EVENT_STOP:
+            self._on_event_stop(th, sig)
+        elif event == pt.EVENT_CLONE:
+            new = pt.geteventmsg(th.tid)
+            if new not in self.threads:
+                self.add_thread(th.proc, new, started=False)
+                self._replay_early(new)
+            self.resume(th)
+        elif event in (pt.EVENT_FORK, pt.EVENT_VFORK):
+            self._on_fork(th, pt.geteventmsg(th.tid), event == pt.EVENT_VFORK)
+        elif event == pt.EVENT_EXEC:
+            self._on_exec(th)
+        else:
+            self.resume(th)
+
+    def _on_event_stop(self, th: Thread, sig: int) -> None:
+        if not th.started:
+            th.started = True
+            if not th.proc.started:
+                self._on_child_start(th.proc, th)
+                return
+            self.resume(th)
+            return
+        if th.interrupted:
+            th.interrupted = False
+            return  # the requester keeps it stopped
+        th.group_stopped = False
+        if sig in STOP_SIGNALS and not self.detaching:
+            # Group-stop: stay stopped without holding the tracee in ptrace-stop.
+            th.stopped = False
+            th.group_stopped = True
+            pt.listen(th.tid)
+            return
+        self.resume(th)
+
+    def _replay_early(self, tid: int) -> None:
+        status = self._early.pop(tid, None)
+        if status is not None:
+            self.dispatch(tid, status)
+
+    def _on_fork(self, th: Thread, child_pid: int, vfork: bool) -> None:
+        """The child shares our int3s (vfork: the very memory) and the forking thread's
+        pending trampolines, so it starts with copies of the parent's state."""
+        parent = th.proc
+        child = self.add_process(child_pid, spawned=parent.spawned, started=False)
+        child.xol = XolSpace(list(parent.xol.areas), parent.xol.trampoline, parent.xol.syscall_insn)
+        child.sites = dict(parent.sites)
+        child.ever_sites = dict(parent.ever_sites)
+        child.unwinder_hooked = parent.unwinder_hooked
+        cth = self.add_thread(child, child_pid, started=False)
+        cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
+        child.vfork = vfork
+        self._replay_early(child_pid)
+        self.resume(th)
+
+    def _on_child_start(self, proc: Process, th: Thread) -> None:
+        proc.started = True
+        if self.follow_forks or proc.vfork:
+            # A vfork child shares the parent's memory: it cannot be cleaned, so it stays
+            # traced until it execs or exits.
+            self.resume(th)
+            return
+        self._clean_process(proc)
+        pt.detach(th.tid, th.pending.pop(0) if th.pending else 0)
+        self._forget_process(proc)
+
+    def _on_exec(self, th: Thread) -> None:
+        """A new image: every address-space state is gone; the probes go in again at the
+        new entry point, once the dynamic linker has mapped the libraries."""
+        proc = th.proc
+        for other in list(proc.threads.values()):
+            if other is not th:
+                self._forget_thread(other)
+        if th.tid != proc.pid:
+            self._forget_thread(th)
+            th = self.add_thread(proc, proc.pid)
+            th.stopped = True
+        proc.mem.close()
+        proc.mem = ProcessMemory(proc.pid)
+        proc.xol = XolSpace()
+        proc.sites = {}
+        proc.oneshots = {}
+        proc.ever_sites = {}
+        proc.unwinder_hooked = False
+        th.returns = []
+        if not self.follow_forks and proc.pid != self.main_pid:
+            pt.detach(th.tid, 0)
+            self._forget_process(proc)
+            return
+        self.set_entry_hook(proc, lambda t: self.install_all(t.proc))
+        self.resume(th)
+
+    def _on_exit(self, th: Thread, status: int) -> None:
+        proc = th.proc
+        self._forget_thread(th)
+        if th.tid == proc.pid:
+            # The leader is reported last: the whole process is gone.
+            self._forget_process(proc)
+            if proc.pid == self.main_pid:
+                self.main_status = status
+
+    # -- placement -------------------------------------------------------------------
+
+    def set_entry_hook(self, proc: Process, callback: Callable[[Thread], None]) -> None:
+        """A one-shot int3 at the program's entry point (AT_ENTRY)."""
+        entry = read_entry(proc.pid)
+        orig = proc.mem.read(entry, 1)[0]
+        proc.oneshots[entry] = OneShot(entry, orig, callback)
+        proc.ever_sites.setdefault(entry, orig)
+        proc.mem.write(entry, b"\xcc")
+
+    def stop_thread(self, th: Thread) -> bool:
+        """Interrupt `th` and dispatch other stops until it is stopped; False if it died.
+        May run inside a handler (a probe added at a hit): the shared register struct of
+        the hit being handled is saved around the nested dispatching."""
+        if th.stopped:
+            return True
+        th.interrupted = True
+        if not pt.interrupt(th.tid):
+            return False
+        saved = bytes(self.regs)
+        try:
+            self.run(lambda: th.stopped or th.tid not in self.threads)
+        finally:
+            ctypes.memmove(ctypes.addressof(self.regs), saved, len(saved))
+        return th.tid in self.threads
+
+    def new_area(self, proc: Process, lo: int, hi: int) -> XolArea:
+        """Inject an XOL area in [lo, hi) using a stopped thread of `proc` (one already
+        held, or one interrupted just for this and let go right after)."""
+        for _ in range(8):
+            th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
+            borrowed = th is None
+            if th is None:
+                leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
+                th = next((t for t in leader_first if self.stop_thread(t)), None)
+                if th is None:
+                    raise TargetError(f"pid {proc.pid}: no thread left to inject the XOL area")
+                if sigtrap_pending(th.tid):
+                    # It just executed an int3: let that hit be handled, then try again.
+                    self.resume(th)
+                    continue
+            area, pending = map_area(th.tid, proc.mem, proc.xol, lo, hi)
+            th.pending += pending
+            if borrowed:
+                self.resume(th)
+            return area
+        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject the XOL area")
+
+    def install(self, probe: Probe) -> int:
+        """Install one probe into every traced process; returns the number of sites."""
+        n = 0
+        for proc in list(self.procs.values()):
+            n += self._install_into(proc, probe, read_maps(proc.pid))
+        return n
+
+    def install_all(self, proc: Process) -> None:
+        maps = read_maps(proc.pid)
+        for probe in self.registry:
+            self._install_into(proc, probe, maps)
+
+    def _install_into(self, proc: Process, probe: Probe, maps: Any) -> int:
+        if probe.kind == "return" and not proc.xol.trampoline:
+            sites = site_addresses(maps, probe)
+            if not sites:
+                return 0
+            # Entry sites may all be emulated (endbr64): the trampoline needs an area anyway.
+            self.new_area(proc, sites[0] - REACH, sites[0] + REACH)
+        if probe.kind == "return" and not proc.unwinder_hooked:
+            proc.unwinder_hooked = True
+            self._hook_unwinder(proc, maps)
+        return install(proc, probe, maps, self.new_area)
+
+    def _hook_unwinder(self, proc: Process, maps: Any) -> None:
+        """Internal probes on the C++ unwinder, so that return trampolines are out of the
+        stack whenever it walks it (see runtime/retprobes.py). Per process: fork children
+        inherit the sites, an exec hooks the new image again."""
+        exe = os.path.realpath(f"/proc/{proc.pid}/exe")
+        for placement, starts in retprobes.unwinder_sites(maps, exe):
+            call = retprobes.on_unwind_start if starts else retprobes.on_catch
+            hook = Probe(placement=placement, handler=None, kind="internal",
+                         label=f"unwinder:{placement.symbol}", call=call)
+            install(proc, hook, maps, self.new_area)
+
+    def uninstall(self, probe: Probe) -> None:
+        for proc in self.procs.values():
+            uninstall(proc, probe)
+
+    # -- leaving ---------------------------------------------------------------------
+
+    def _clean_process(self, proc: Process) -> None:
+        """Put back every byte we changed in the text (threads may keep running)."""
+        for addr, orig in proc.ever_sites.items():
+            try:
+                if proc.mem.read_upto(addr, 1) == b"\xcc":
+                    proc.mem.write(addr, bytes((orig,)))
+            except MemoryReadError:
+                continue
+        proc.sites = {}
+        proc.oneshots = {}
+        for th in proc.threads.values():
+            retprobes.restore_all(proc, th)
+
+    def _all_stopped(self) -> bool:
+        return all(t.stopped for t in self.threads.values())
+
+    def detach_all(self) -> None:
+        """Remove every int3, stop every thread, restore pending return addresses, fix any
+        thread caught between a trap and its report, then PTRACE_DETACH each thread."""
+        self.detaching = True
+        for proc in list(self.procs.values()):
+            for addr, orig in proc.ever_sites.items():
+                try:
+                    proc.mem.write(addr, bytes((orig,)))
+                except MemoryReadError:
+                    pass
+            proc.sites = {}
+            proc.oneshots = {}
+        for th in list(self.threads.values()):
+            th.held = False
+            if not th.stopped and th.started:
+                th.interrupted = True
+                pt.interrupt(th.tid)
+        while True:
+            self.run(self._all_stopped)
+            if not self._drain_pending_traps():
+                break
+        for proc in list(self.procs.values()):
+            self._clean_process(proc)
+            # Threads with a signal to deliver go last: a fatal one ends the whole
+            # process, and threads still traced then would wait for us as zombies.
+            ordered = sorted(proc.threads.values(), key=lambda t: bool(t.pending))
+            for th in ordered:
+                if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
+                    self._reap_traced(th.tid)
+            self._forget_process(proc)
+
+    @staticmethod
+    def _reap_traced(tid: int) -> None:
+        """A thread that died under us while being detached: collect its exit report,
+        or it stays a traced zombie and its process can never be reaped."""
+        try:
+            os.waitpid(tid, pt.WALL)
+        except ChildProcessError:
+            pass
+
+    def _drain_pending_traps(self) -> bool:
+        """Threads stopped right after executing one of our int3s (or the trampoline)
+        still have SIGTRAP queued; let each take it now so detach does not deliver it.
+        A thread about to execute the trampoline is moved to the real return address."""
+        again = False
+        regs = self.regs
+        for th in list(self.threads.values()):
+            proc = th.proc
+            try:
+                pt.getregs(th.tid, self.regs_addr)
+            except pt.PtraceFailed:
+                continue
+            tramp = proc.xol.trampoline
+            if th.unfinished:
+                # Its trap was reported but the hit never completed: undo the trap.
+                th.unfinished = False
+                if regs.rip - 1 in proc.ever_sites:
+                    regs.rip -= 1
+                elif tramp and regs.rip - 1 == tramp:
+                    regs.rip = th.landing
+                pt.setregs(th.tid, self.regs_addr)
+                continue
+            if tramp and regs.rip == tramp:
+                # The `ret` already popped the slot; the int3 has not run yet.
+                retprobes.on_return(th, regs)
+                pt.setregs(th.tid, self.regs_addr)
+                continue
+            near = regs.rip - 1
+            if (near in proc.ever_sites or (tramp and near == tramp)) and sigtrap_pending(th.tid):
+                th.stopped = False
+                pt.try_cont(th.tid, 0)
+                again = True
+        return again

@@ -1,0 +1,426 @@
+"""The runtime's library API: spawn or attach, add probes, run, detach.
+
+All methods except `stop()` must be called from the thread that created the session (the
+tracer thread): the kernel only lets the thread that attached a tracee operate on it.
+Handlers run on that thread while the hit thread is stopped; `ctx.defer(fn)` moves the slow
+part to the effect thread. See docs/architecture.md "Session".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from runtime import ptrace_ops as pt
+from runtime.context import HitContext
+from runtime.effects import EffectRunner
+from runtime.elfsyms import SymbolCache
+from runtime.engine import TRACE_OPTIONS, Engine
+from runtime.errors import PlacementError, TargetError, UprobeError
+from runtime.procmaps import read_maps
+from runtime.threads import Process, Thread
+from runtime.uprobes import Probe
+from runtime.wakeup import Timer, TimerClock, Waker
+
+StdStream = int | IO[Any] | None
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a session ended: `code` (exit status) or `signal` (killing signal) of the main
+    process, or `detached`; `reason` is the line to show the user."""
+
+    code: int | None
+    signal: int | None
+    detached: bool
+    reason: str
+
+
+def _fd(stream: StdStream) -> int | None:
+    if stream is None or isinstance(stream, int):
+        return stream
+    return stream.fileno()
+
+
+def _exec_child(argv: Sequence[str], env: dict[str, str] | None, cwd: str | None,
+                fds: list[int | None], go: int, err: int) -> None:  # pragma: no cover - child
+    """In the forked child: wait until the tracer has seized us, then exec."""
+    code = 127
+    try:
+        # Python ignores SIGPIPE and SIGXFSZ and the exec would keep that: undo it, and
+        # any signal mask of the spawning thread, so the program runs as from a shell.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        os.read(go, 1)
+        for target, fd in enumerate(fds):
+            if fd is not None and fd != target:
+                os.dup2(fd, target)
+        if cwd:
+            os.chdir(cwd)
+        if env is None:
+            os.execvp(argv[0], list(argv))
+        os.execvpe(argv[0], list(argv), env)
+    except OSError as e:
+        os.write(err, f"cannot run {argv[0]}: {e.strerror}".encode())
+    finally:
+        os._exit(code)
+
+
+class Session:
+    """A traced program and its probes. Create with `spawn` or `attach`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.effects = EffectRunner()
+        self.symbols = SymbolCache()
+        self._maps_cache: dict[int, list[Any]] = {}
+        self._stop_requested = False
+        self._detached = False
+        self._waker = Waker()
+        self._clock = TimerClock(self._waker.wake)
+        engine.waker_pid = self._waker.pid
+        self._soon: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._waking = False
+        self._wake_again = False
+        engine.on_wake = self._on_wake
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    def spawn(
+        cls,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        follow_forks: bool = True,
+        stdin: StdStream = None,
+        stdout: StdStream = None,
+        stderr: StdStream = None,
+        cwd: str | None = None,
+    ) -> Session:
+        """Run `argv` traced; returns with the program stopped at its entry point (after
+        the dynamic linker mapped its libraries, before main), ready for probes."""
+        if not argv:
+            raise TargetError("no command to run")
+        fds = [_fd(stdin), _fd(stdout), _fd(stderr)]
+        go_r, go_w = os.pipe()
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            _exec_child(argv, env, cwd, fds, go_r, err_w)
+        os.close(go_r)
+        os.close(err_w)
+        try:
+            pt.seize(pid, TRACE_OPTIONS | pt.O_EXITKILL)
+        except BaseException:
+            _kill(pid)
+            raise
+        finally:
+            os.write(go_w, b"g")
+            os.close(go_w)
+        try:
+            _wait_exec(pid, err_r)
+        except BaseException:
+            _kill(pid)
+            raise
+        finally:
+            os.close(err_r)
+        engine = Engine(follow_forks)
+        engine.main_pid = pid
+        try:
+            proc = engine.add_process(pid, spawned=True)
+            th = engine.add_thread(proc, pid)
+            th.stopped = True
+            session = cls(engine)
+        except BaseException:
+            _kill(pid)
+            raise
+        reached: list[Thread] = []
+
+        def at_entry(t: Thread) -> None:
+            t.held = True
+            reached.append(t)
+
+        try:
+            engine.set_entry_hook(proc, at_entry)
+            engine.resume(th)
+            engine.run(lambda: bool(reached) or not engine.procs)
+        except BaseException:
+            session._close()
+            _kill(pid)
+            raise
+        return session
+
+    @classmethod
+    def attach(cls, pid: int, *, follow_forks: bool = True) -> Session:
+        """Trace the running process `pid`: every thread is seized without being stopped."""
+        engine = Engine(follow_forks)
+        engine.main_pid = pid
+        if not os.path.isdir(f"/proc/{pid}/task"):
+            raise TargetError(f"no process with pid {pid}")
+        pt.seize(pid, TRACE_OPTIONS)
+        proc = engine.add_process(pid, spawned=False)
+        engine.add_thread(proc, pid)
+        try:
+            _seize_all_threads(engine, proc)
+            return cls(engine)
+        except BaseException:
+            # Let go of whatever was seized before failing.
+            with contextlib.suppress(Exception):
+                engine.detach_all()
+            raise
+
+    # -- probes ----------------------------------------------------------------------
+
+    def add_probe(
+        self,
+        placement: Any,
+        handler: Callable[[HitContext], Any],
+        kind: str = "entry",
+        sync: bool = False,
+        label: str = "",
+    ) -> Probe:
+        """Install `handler` at `placement` (a resolve.Placement: file identity + offset)
+        in every executable mapping of that file in every traced process. A file that is
+        not mapped anywhere yet keeps the probe pending: it goes in when an exec maps the
+        file (`sites(probe)` tells how many sites it has now). A refused site raises
+        PlacementError with the x86 reason."""
+        if kind not in ("entry", "return"):
+            raise UprobeError(f"unknown probe kind {kind!r} (entry or return)")
+        if kind == "return" and getattr(placement, "sym_offset", 0):
+            # Only at the first instruction does [rsp] hold the return address.
+            raise PlacementError(
+                f"a return probe must be at the start of {placement.symbol}, "
+                f"not at +{placement.sym_offset}"
+            )
+        probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label)
+        probe.call = self._caller(probe)
+        self.engine.registry.add(probe)
+        try:
+            self.engine.install(probe)
+        except BaseException:
+            self.engine.uninstall(probe)
+            self.engine.registry.remove(probe)
+            raise
+        return probe
+
+    def remove_probe(self, probe: Probe) -> None:
+        self.engine.uninstall(probe)
+        self.engine.registry.remove(probe)
+
+    def sites(self, probe: Probe) -> int:
+        """How many breakpoints carry `probe` right now, over every traced process."""
+        return sum(
+            1
+            for proc in self.engine.procs.values()
+            for bp in proc.sites.values()
+            if probe in bp.consumers or probe in bp.returns
+        )
+
+    def _caller(self, probe: Probe) -> Callable[[Thread, Any], None]:
+        handler = probe.handler
+        assert handler is not None
+        effects = self.effects
+
+        if probe.sync:
+            def call(th: Thread, regs: Any) -> None:
+                ctx = HitContext(self, th, regs, probe)
+                handler(ctx)
+                if ctx.deferred:
+                    effects.drain()
+        else:
+            def call(th: Thread, regs: Any) -> None:
+                handler(HitContext(self, th, regs, probe))
+        return call
+
+    # -- timers, running, stopping ---------------------------------------------------
+
+    def add_timer(self, period_ns: int, callback: Callable[[], None]) -> Timer:
+        """Call `callback()` every `period_ns` on the tracer thread; the target keeps running."""
+        if period_ns <= 0:
+            raise UprobeError("a timer period must be positive")
+        return self._clock.add(period_ns, callback)
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn()` on the tracer thread as soon as it is free (inside `run()`); safe
+        from any thread. This is how other threads add or remove probes: only the tracer
+        thread may operate on the tracees."""
+        self._soon.put(fn)
+        self._waker.wake()
+
+    def _on_wake(self) -> None:
+        # A callback that places a probe may dispatch stops, the helper's included: run
+        # nested wake-ups after the current one instead of inside it.
+        if self._waking:
+            self._wake_again = True
+            return
+        self._waking = True
+        try:
+            self._wake_again = True
+            while self._wake_again:
+                self._wake_again = False
+                while True:
+                    try:
+                        fn = self._soon.get_nowait()
+                    except queue.Empty:
+                        break
+                    fn()
+                self._clock.run_due()
+        finally:
+            self._waking = False
+
+    def stop(self) -> None:
+        """Make `run()` detach and return; safe from any thread or a signal handler."""
+        # A plain store: an Event's lock could deadlock when a signal handler calls us.
+        self._stop_requested = True
+        self._waker.wake()
+
+    def run(self) -> ExitStatus:
+        """Trace until every traced process is gone or `stop()` was called; detaches on
+        stop and on any error (then re-raises). Deferred work is drained before returning."""
+        engine = self.engine
+        try:
+            for th in list(engine.threads.values()):
+                if th.held:
+                    th.held = False
+                    engine.resume(th)
+            engine.run(lambda: not engine.procs or self._stop_requested)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.detach()
+            raise
+        if engine.procs:
+            # Effects of hits before the stop come out before the target runs on: its
+            # threads wait at their next breakpoint until the detach.
+            self.effects.drain()
+            self.detach()
+            status = ExitStatus(None, None, True, "detached: stop requested")
+        else:
+            status = _describe(engine.main_status)
+            self._close()
+        if self.effects.error is not None:
+            err, self.effects.error = self.effects.error, None
+            raise err
+        return status
+
+    def detach(self) -> None:
+        """Leave every traced process as it was (int3s removed, return addresses restored)
+        and let it run on; idempotent."""
+        if self._detached:
+            return
+        try:
+            if self.engine.procs:
+                self.engine.detach_all()
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._detached:
+            return
+        self._detached = True
+        self._clock.close()
+        self._waker.close()
+        self.effects.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    # -- helpers for handlers --------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        return self.engine.main_pid
+
+    def symbolize(self, pid: int, addr: int) -> str:
+        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss)."""
+        maps = self._maps_cache.get(pid)
+        if maps is None or not any(m.contains(addr) for m in maps):
+            try:
+                maps = read_maps(pid)
+            except UprobeError:
+                maps = []
+            self._maps_cache[pid] = maps
+        return self.symbols.symbolize(maps, addr)
+
+
+def _seize_all_threads(engine: Engine, proc: Process) -> None:
+    """Seize every thread of the process, again until no new thread shows up (threads
+    may be created meanwhile; those made by a seized thread arrive through TRACECLONE)."""
+    pid = proc.pid
+    me = threading.get_native_id()
+    while True:
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except FileNotFoundError:
+            raise TargetError(f"process {pid} exited while attaching") from None
+        new = [t for t in tids if t not in engine.threads]
+        if not new:
+            return
+        for tid in new:
+            try:
+                pt.seize(tid, TRACE_OPTIONS)
+            except TargetError:
+                continue  # the thread exited meanwhile
+            except UprobeError:
+                if _tracer_of(tid) != me:
+                    raise
+                # Auto-attached through TRACECLONE: its clone event registers it.
+                engine.add_thread(proc, tid, started=False)
+                continue
+            engine.add_thread(proc, tid)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, pt.WALL)
+
+
+def _tracer_of(tid: int) -> int:
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _wait_exec(pid: int, err_r: int) -> None:
+    """Wait for the child's exec event; a failed exec reports through `err_r`."""
+    while True:
+        _, status = os.waitpid(pid, pt.WALL)
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            msg = os.read(err_r, 4096).decode(errors="replace")
+            raise TargetError(msg or f"the program exited before it started ({status:#x})")
+        if status >> 16 == pt.EVENT_EXEC:
+            return
+        sig = (status >> 8) & 0xFF
+        # Signals before exec go on to the child; event stops just continue.
+        pt.cont(pid, sig if status >> 16 == 0 else 0)
+
+
+def _describe(status: int | None) -> ExitStatus:
+    if status is None:
+        return ExitStatus(None, None, False, "target is gone")
+    if os.WIFEXITED(status):
+        code = os.WEXITSTATUS(status)
+        return ExitStatus(code, None, False, f"target exited with status {code}")
+    sig = os.WTERMSIG(status)
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    return ExitStatus(None, sig, False, f"target killed by {name}")

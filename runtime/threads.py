@@ -1,0 +1,72 @@
+"""Per-process and per-thread tracer state, keyed by pid/tid so that several traced
+processes (fork following) live side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.memory import ProcessMemory
+from runtime.user_bkpt import UserBkpt
+from runtime.xol import XolSpace
+
+
+@dataclass(eq=False)
+class ReturnInstance:
+    """A pending return: `slot` is the stack address holding the return address (rsp at
+    the entry hit), `orig` what the trampoline replaced there. `armed` is False while the
+    real address is back in the slot (a C++ exception is being unwound)."""
+
+    orig: int
+    slot: int
+    probes: list[Any]
+    armed: bool = True
+
+
+@dataclass(eq=False)
+class OneShot:
+    """A temporary internal breakpoint (e.g. the program entry): restore, then call back."""
+
+    addr: int
+    orig: int
+    callback: Callable[[Thread], None]
+
+
+@dataclass(eq=False)
+class Thread:
+    """`stopped`: in a ptrace-stop we have not resumed; `held`: kept stopped on purpose
+    (spawned program waiting before main, XOL injection); `started`: its first stop after
+    creation was seen; `pending`: signals to deliver on the next resumes; `unfinished`: a
+    trap whose handling raised; `landing`: the return address of the last trampoline hit."""
+
+    tid: int
+    proc: Process
+    stopped: bool = False
+    held: bool = False
+    started: bool = True
+    interrupted: bool = False
+    group_stopped: bool = False
+    pending: list[int] = field(default_factory=list)
+    unfinished: bool = False
+    landing: int = 0
+    returns: list[ReturnInstance] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Process:
+    """One address space: memory, XOL areas, installed sites by runtime address, and the
+    threads that share it. `ever_sites` maps every address we ever put an int3 at to the
+    byte it hid, so a late trap after a removal is recognised and detach can sweep."""
+
+    pid: int
+    mem: ProcessMemory
+    spawned: bool
+    threads: dict[int, Thread] = field(default_factory=dict)
+    xol: XolSpace = field(default_factory=XolSpace)
+    sites: dict[int, UserBkpt] = field(default_factory=dict)
+    oneshots: dict[int, OneShot] = field(default_factory=dict)
+    ever_sites: dict[int, int] = field(default_factory=dict)
+    unwinder_hooked: bool = False
+    started: bool = True
+    vfork: bool = False

@@ -1,0 +1,152 @@
+"""Probes keyed by file identity and file offset, installed into address spaces.
+
+A probe names (st_dev, st_ino, file offset), never a process: every executable mapping of
+that file in every traced process gets its own breakpoint, so new mappings (exec, dlopen,
+fork children) are handled by installing the same registry again. Nothing here looks at
+instruction bytes; user_bkpt and runtime.x86 do.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.errors import UprobeError
+from runtime.procmaps import Mapping, executable_mappings
+from runtime.threads import Process
+from runtime.user_bkpt import (
+    CODE_WINDOW,
+    INT3,
+    UserBkpt,
+    analyse_site,
+    fill_slot,
+    new_area_slot,
+    read_site,
+    slot_window,
+    take_slot,
+)
+from runtime.xol import XolArea
+
+# Inject a new XOL area whose bytes all lie in [lo, hi); the engine stops a thread for it.
+AreaMaker = Callable[[Process, int, int], XolArea]
+# Called at a hit with the stopped thread and the registers (set by the session/engine).
+HitCall = Callable[[Any, Any], None]
+
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Probe:
+    """A probe handle: `kind` is "entry", "return" or "internal" (the runtime's own hooks,
+    e.g. on the C++ unwinder). `call(thread, regs)` is what the engine runs at a hit."""
+
+    placement: Any
+    handler: Callable[..., Any] | None
+    kind: str = "entry"
+    sync: bool = False
+    label: str = ""
+    call: HitCall | None = field(default=None, repr=False)
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def symbol(self) -> str:
+        return getattr(self.placement, "symbol", "")
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        p = self.placement
+        return (p.dev, p.ino, p.file_offset)
+
+
+@dataclass
+class ProbeRegistry:
+    """Every active probe, by file identity; the source of truth for (re)installation."""
+
+    probes: dict[int, Probe] = field(default_factory=dict)
+
+    def add(self, probe: Probe) -> None:
+        self.probes[probe.id] = probe
+
+    def remove(self, probe: Probe) -> None:
+        self.probes.pop(probe.id, None)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self.probes.values()))
+
+
+def site_addresses(maps: list[Mapping], probe: Probe) -> list[int]:
+    """Runtime addresses of the probe's site in one process (one per mapping of the file)."""
+    dev, ino, off = probe.key
+    found = []
+    for m in executable_mappings(maps, dev, ino):
+        addr = m.address_of(off)
+        if addr is not None:
+            found.append(addr)
+    return found
+
+
+def _site_code(proc: Process, addr: int) -> bytes:
+    """The site's bytes as the program has them: our own int3s in the window are replaced
+    by the bytes they hide (two probes on neighbouring instructions)."""
+    code = bytearray(read_site(proc.mem, addr))
+    for i in range(1, min(len(code), CODE_WINDOW)):
+        other = proc.sites.get(addr + i)
+        if other is not None and code[i] == INT3:
+            code[i] = other.orig
+    return bytes(code)
+
+
+def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: AreaMaker) -> UserBkpt:
+    """Analyse the site, fill its slot, then insert the int3 (the slot must be complete
+    before any thread can trap there)."""
+    code = _site_code(proc, addr)
+    ops = analyse_site(code, addr)
+    slot = 0
+    if ops.slot_size:
+        slot = take_slot(proc.xol, ops, addr) or 0
+        if not slot:
+            lo, hi = slot_window(ops, addr)
+            area = new_area(proc, lo, hi + ops.slot_size)
+            slot = new_area_slot(area, ops, addr)
+        fill_slot(proc.mem, ops, slot)
+    bp = UserBkpt(addr=addr, orig=code[0], ops=ops, slot=slot, key=key)
+    proc.sites[addr] = bp
+    proc.ever_sites[addr] = code[0]
+    bp.insert(proc.mem)
+    return bp
+
+
+def install(proc: Process, probe: Probe, maps: list[Mapping], new_area: AreaMaker) -> int:
+    """Put `probe` on every mapping of its file in `proc`; returns how many sites."""
+    n = 0
+    for addr in site_addresses(maps, probe):
+        bp = proc.sites.get(addr)
+        if bp is None:
+            bp = make_bkpt(proc, addr, probe.key, new_area)
+        target = bp.returns if probe.kind == "return" else bp.consumers
+        if probe not in target:
+            target.append(probe)
+            bp.refresh()
+        n += 1
+    return n
+
+
+def uninstall(proc: Process, probe: Probe) -> None:
+    """Take `probe` off every site in `proc`; a site left without consumers loses its int3
+    (its slot stays: a thread may still be running in it). Fork children share the site
+    objects with their parent, so an emptied site is cleaned wherever it is found."""
+    for addr, bp in list(proc.sites.items()):
+        if probe in bp.consumers:
+            bp.consumers.remove(probe)
+            bp.refresh()
+        elif probe in bp.returns:
+            bp.returns.remove(probe)
+            bp.refresh()
+        if not bp.consumers and not bp.returns:
+            del proc.sites[addr]
+            try:
+                bp.remove(proc.mem)
+            except UprobeError:
+                pass  # the process is gone

@@ -1,0 +1,104 @@
+"""One breakpoint at one address of one address space: analyse, slot, insert, remove.
+
+The instruction itself is classified once by runtime.x86.analyse into an ops object; this
+module only decides where the slot goes and writes bytes. Inserting and removing are
+single-byte writes, atomic with respect to instruction fetch on x86, so other threads keep
+running meanwhile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.errors import PlacementError
+from runtime.memory import ProcessMemory
+from runtime.x86.analyse import analyse
+from runtime.x86.ops import SiteOps
+from runtime.xol import REACH, XolArea, XolSpace
+
+INT3 = 0xCC
+CODE_WINDOW = 16
+
+
+@dataclass(eq=False)
+class UserBkpt:
+    """`orig` is the byte the int3 replaced; `slot` is 0 for emulated/skipped classes.
+    `consumers` run at the hit (entry probes, internal hooks), `returns` are the return
+    probes whose trampoline the hit plants."""
+
+    addr: int
+    orig: int
+    ops: SiteOps
+    slot: int
+    key: tuple[int, int, int] | None
+    consumers: list[Any] = field(default_factory=list)
+    returns: list[Any] = field(default_factory=list)
+    has_return: bool = False
+    calls: list[Any] = field(default_factory=list)
+    emulates: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Classes that never emulate (copy + jump) skip the call on every hit.
+        self.emulates = type(self.ops).emulate is not SiteOps.emulate
+
+    def insert(self, mem: ProcessMemory) -> None:
+        mem.write(self.addr, bytes((INT3,)))
+
+    def remove(self, mem: ProcessMemory) -> None:
+        mem.write(self.addr, bytes((self.orig,)))
+
+    def refresh(self) -> None:
+        self.has_return = bool(self.returns)
+        self.calls = [c.call for c in self.consumers]
+
+
+def read_site(mem: ProcessMemory, addr: int) -> bytes:
+    """The bytes at `addr` for analysis (fewer at the end of a mapping)."""
+    code = mem.read_upto(addr, CODE_WINDOW)
+    if not code:
+        raise PlacementError(f"cannot read the instruction at {addr:#x} in pid {mem.pid}")
+    return code
+
+
+def analyse_site(code: bytes, addr: int) -> SiteOps:
+    """The ops for the site, or PlacementError with the x86 reason; a site that already
+    holds an int3 is refused (another debugger, or the program's own trap)."""
+    ops = analyse(code, addr)
+    if ops.refused:
+        reason = getattr(ops, "reason", ops.refused)
+        raise PlacementError(ops.refused, reason)
+    return ops
+
+
+def slot_window(ops: SiteOps, addr: int) -> tuple[int, int]:
+    """Inclusive range of acceptable slot addresses: the ops' own constraint if any,
+    else within rel32 reach of the site (the slot jumps back to it)."""
+    rng = ops.slot_range
+    lo, hi = (addr - REACH, addr + REACH) if rng is None else rng
+    return max(lo, addr - REACH), min(hi, addr + REACH)
+
+
+def take_slot(space: XolSpace, ops: SiteOps, addr: int) -> int | None:
+    """A slot from an existing area that satisfies the site's constraints, or None."""
+    lo, hi = slot_window(ops, addr)
+    for area in space.areas:
+        got = area.take(ops.slot_size, lo, hi)
+        if got is not None:
+            return got
+    return None
+
+
+def fill_slot(mem: ProcessMemory, ops: SiteOps, slot: int) -> None:
+    code = ops.build_slot(slot)
+    if len(code) > ops.slot_size:
+        raise PlacementError(f"slot code for {ops.address:#x} exceeds its {ops.slot_size} bytes")
+    mem.write(slot, code)
+
+
+def new_area_slot(area: XolArea, ops: SiteOps, addr: int) -> int:
+    lo, hi = slot_window(ops, addr)
+    got = area.take(ops.slot_size, lo, hi)
+    if got is None:
+        raise PlacementError(f"no XOL slot within reach of {addr:#x}")
+    return got

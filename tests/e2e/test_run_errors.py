@@ -1,0 +1,29 @@
+"""Errors that stop a run before it starts: one line on stderr, no traceback, and a
+spawned command that could not be probed never runs."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_unknown_function_kills_the_spawned_command(uprobe, target) -> None:
+    r = uprobe.run("-e", f"uprobe:{target}:no_such_function {{ @c = count(); }}",
+                   "-c", f"{target} 3")
+    assert r.returncode == 2
+    assert r.stdout == ""  # the target never got to print its "done" line
+    assert r.stderr == f"uprobe: no function 'no_such_function' in {target}\n"
+
+
+def test_profile_probes_say_what_is_missing(uprobe, target) -> None:
+    r = uprobe.run("-e", "profile:hz:99 { @c = count(); }", "-c", f"{target} 3")
+    assert r.returncode == 2
+    assert r.stderr.startswith("uprobe: profile probes are not supported yet")
+    assert "Traceback" not in r.stderr
+
+
+def test_uprobes_need_a_process(uprobe, target) -> None:
+    r = uprobe.run("-e", f"uprobe:{target}:work {{ @c = count(); }}")
+    assert r.returncode in (1, 2)
+    assert r.stderr.count("\n") >= 1 and "Traceback" not in r.stderr
