@@ -3,13 +3,17 @@
  * out-of-line copy (displaced instruction + absolute jmp back), one GETREGS/SETREGS/CONT
  * per hit. The harness compiles it and measures it beside uprobe in the same run.
  *
- * usage: raw_tracer VADDR LEN PROG [ARGS...]
- *   VADDR  link-time address of the probed instruction in PROG (PIE: offset from base)
+ * usage: raw_tracer [-c CPU] VADDR LEN PROG [ARGS...]
+ *   -c CPU pin the tracer alone to CPU (after the fork: the target keeps its affinity);
+ *          to pin both, run the whole command under taskset instead
+ *   VADDR  link-time address of the probed instruction in PROG (PIE or not)
  *   LEN    length of that instruction, which must be position-independent (plain class)
  * prints "hits N" on stderr when the target exits.
  */
 #define _GNU_SOURCE
+#include <elf.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -22,9 +26,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Load bias of PROG in pid: the start of its first mapping for a PIE, 0 for ET_EXEC. */
 static uint64_t module_base(pid_t pid, const char *prog) {
     char path[64], line[512], real[4096];
     if (!realpath(prog, real)) return 0;
+    Elf64_Ehdr eh;
+    FILE *ef = fopen(real, "rb");
+    size_t got = ef ? fread(&eh, sizeof eh, 1, ef) : 0;
+    if (ef) fclose(ef);
+    if (got == 1 && eh.e_type == ET_EXEC) return 0;
     snprintf(path, sizeof path, "/proc/%d/maps", pid);
     FILE *f = fopen(path, "r");
     uint64_t base = 0;
@@ -36,7 +46,13 @@ static uint64_t module_base(pid_t pid, const char *prog) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4) { fprintf(stderr, "usage: %s VADDR LEN PROG [ARGS...]\n", argv[0]); return 2; }
+    int pin = -1;
+    if (argc > 2 && strcmp(argv[1], "-c") == 0) {
+        pin = atoi(argv[2]);
+        argv += 2;
+        argc -= 2;
+    }
+    if (argc < 4) { fprintf(stderr, "usage: raw_tracer [-c CPU] VADDR LEN PROG [ARGS...]\n"); return 2; }
     uint64_t vaddr = strtoull(argv[1], NULL, 0);
     int len = atoi(argv[2]);
     pid_t pid = fork();
@@ -44,6 +60,12 @@ int main(int argc, char **argv) {
         ptrace(PTRACE_TRACEME, 0, 0, 0);
         execv(argv[3], argv + 3);
         _exit(127);
+    }
+    if (pin >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(pin, &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0) { perror("sched_setaffinity"); return 2; }
     }
     int st;
     waitpid(pid, &st, 0);                       /* stopped at exec */
