@@ -15,10 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime import ptrace_ops as pt
-from runtime import retprobes
+from runtime import rendezvous, retprobes, trapguard
 from runtime.errors import MemoryReadError, TargetError
 from runtime.memory import ProcessMemory
-from runtime.procmaps import read_maps
+from runtime.procmaps import Mapping, read_maps
+from runtime.rendezvous import MappingWatch
+from runtime.semaphores import SemaphoreTable
 from runtime.threads import OneShot, Process, ReturnInstance, Thread
 from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
 from runtime.xol import REACH, XolArea, XolSpace, map_area
@@ -83,6 +85,14 @@ class Engine:
         self.main_status: int | None = None
         self.waker_pid = 0
         self.on_wake: Callable[[], None] = lambda: None
+        # Told (pid, tid) when a traced thread is gone (exit, or an exec in another thread).
+        self.on_thread_exit: Callable[[int, int], None] | None = None
+        # Told the pid of a process that exec'd, at its new entry point (libraries mapped),
+        # before pending probes go in: the place to resolve probe specs again.
+        self.on_exec: Callable[[int], None] = lambda pid: None
+        # Per process: the dynamic linker's rendezvous (see watch_mappings).
+        self.watches: dict[int, MappingWatch] = {}
+        self.semaphores = SemaphoreTable()
         self.detaching = False
         # Stops of threads whose creation event has not been seen yet.
         self._early: dict[int, int] = {}
@@ -109,6 +119,8 @@ class Engine:
             self._forget_thread(th)
         proc.mem.close()
         self.procs.pop(proc.pid, None)
+        self.watches.pop(proc.pid, None)
+        self.semaphores.forget(proc.pid)
 
     # -- the loop --------------------------------------------------------------------
 
@@ -190,6 +202,8 @@ class Engine:
                 regs.rip = bp.slot
             if fast(pt.PTRACE_SETREGS, tid, 0, rp) == -1:
                 raise pt.failure(pt.PTRACE_SETREGS, tid)
+            if proc.trap_action is not None:
+                self._keep_trap_action(th)
             if th.pending or th.held or self.detaching:
                 self.resume(th)
                 return
@@ -204,6 +218,8 @@ class Engine:
                 for probe in inst.probes:
                     probe.call(th, regs)
             pt.setregs(tid, self.regs_addr)
+            if proc.trap_action is not None:
+                self._keep_trap_action(th)
             self.resume(th)
             return
         self._on_foreign_trap(th, addr)
@@ -217,6 +233,9 @@ class Engine:
             self.regs.rip = addr
             pt.setregs(th.tid, self.regs_addr)
             shot.callback(th)
+            if proc.trap_action is not None:
+                pt.getregs(th.tid, self.regs_addr)
+                self._keep_trap_action(th)
             self.resume(th)
             return
         if pt.siginfo_code(th.tid) == pt.SI_KERNEL and addr in proc.ever_sites:
@@ -226,9 +245,43 @@ class Engine:
                 pt.setregs(th.tid, self.regs_addr)
                 self.resume(th)
                 return
-        # The program's own int3 or a SIGTRAP it raised.
+        # The program's own int3 or a SIGTRAP it raised: it uses SIGTRAP, so from now on
+        # keep its disposition safe from our hits (see runtime/trapguard.py).
+        try:
+            action, deferred = trapguard.read_action(th.tid, proc.mem, proc.xol, self.regs.rsp,
+                                                     delivering=True)
+        except (MemoryReadError, TargetError):
+            action, deferred = proc.trap_action, []
+        proc.trap_action = action
         th.pending.append(signal.SIGTRAP)
+        th.pending += deferred
         self.resume(th)
+
+    def _keep_trap_action(self, th: Thread) -> None:
+        """After our hit: undo the kernel's reset of the program's SIGTRAP disposition."""
+        proc = th.proc
+        assert proc.trap_action is not None
+        th.pending += trapguard.restore_if_reset(th.tid, proc.mem, proc.xol, self.regs.rsp,
+                                                 proc.trap_action)
+
+    def guard_traps(self, proc: Process) -> None:
+        """A program that already catches or ignores SIGTRAP when tracing starts: keep a
+        copy of its disposition (read in a stopped thread, borrowed if need be)."""
+        if not any(trapguard.trap_disposition(proc.pid)):
+            return
+        th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
+        borrowed = th is None
+        if th is None:
+            th = next((t for t in proc.threads.values() if self.stop_thread(t)), None)
+            if th is None:
+                return
+        regs = pt.new_regs()
+        pt.getregs(th.tid, pt.regs_address(regs))
+        proc.trap_action, deferred = trapguard.read_action(th.tid, proc.mem, proc.xol,
+                                                           regs.rsp, delivering=False)
+        th.pending += deferred
+        if borrowed:
+            self.resume(th)
 
     # -- ptrace events ---------------------------------------------------------------
 
@@ -285,6 +338,11 @@ class Engine:
         cth = self.add_thread(child, child_pid, started=False)
         cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
         child.vfork = vfork
+        child.trap_action = parent.trap_action
+        watch = self.watches.get(parent.pid)
+        if watch is not None:
+            self.watches[child_pid] = watch.copy()
+        self.semaphores.fork(parent.pid, child_pid, vfork)
         self._replay_early(child_pid)
         self.resume(th)
 
@@ -306,10 +364,15 @@ class Engine:
         for other in list(proc.threads.values()):
             if other is not th:
                 self._forget_thread(other)
+                self._thread_gone(proc.pid, other.tid)
         if th.tid != proc.pid:
             self._forget_thread(th)
             th = self.add_thread(proc, proc.pid)
             th.stopped = True
+        if not proc.vfork:
+            self._undo_writes_after_exec(proc)
+            # Same reasoning for semaphore raises: lowered only where the descriptor reads.
+            self.semaphores.release(proc.pid, proc.mem)
         proc.mem.close()
         proc.mem = ProcessMemory(proc.pid)
         proc.xol = XolSpace()
@@ -317,22 +380,46 @@ class Engine:
         proc.oneshots = {}
         proc.ever_sites = {}
         proc.unwinder_hooked = False
+        # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
+        # entry hook's own trap on.
+        proc.trap_action = trapguard.ignored_action(proc.pid)
         th.returns = []
+        self.semaphores.forget(proc.pid)
+        self.watches.pop(proc.pid, None)
         if not self.follow_forks and proc.pid != self.main_pid:
             pt.detach(th.tid, 0)
             self._forget_process(proc)
             return
-        self.set_entry_hook(proc, lambda t: self.install_all(t.proc))
+        self.watch_mappings(proc)
+        self.set_entry_hook(proc, self._after_exec)
         self.resume(th)
+
+    @staticmethod
+    def _undo_writes_after_exec(proc: Process) -> None:
+        """Our /proc/PID/mem descriptor still reads only if it was opened on the new image
+        (an attach that raced with the exec): then int3s we wrote are in the new text and
+        must go. One opened before the exec reads nothing now (the old memory is gone).
+        Not for a vfork child: its descriptor shows the parent's live memory."""
+        for addr, orig in proc.ever_sites.items():
+            if proc.mem.read_upto(addr, 1) == b"\xcc":
+                try:
+                    proc.mem.write(addr, bytes((orig,)))
+                except MemoryReadError:
+                    continue
 
     def _on_exit(self, th: Thread, status: int) -> None:
         proc = th.proc
         self._forget_thread(th)
+        self._thread_gone(proc.pid, th.tid)
         if th.tid == proc.pid:
             # The leader is reported last: the whole process is gone.
             self._forget_process(proc)
             if proc.pid == self.main_pid:
                 self.main_status = status
+
+    def _thread_gone(self, pid: int, tid: int) -> None:
+        if self.on_thread_exit is not None:
+            self.on_thread_exit(pid, tid)
 
     # -- placement -------------------------------------------------------------------
 
@@ -386,13 +473,84 @@ class Engine:
         """Install one probe into every traced process; returns the number of sites."""
         n = 0
         for proc in list(self.procs.values()):
-            n += self._install_into(proc, probe, read_maps(proc.pid))
+            maps = read_maps(proc.pid)
+            n += self._install_into(proc, probe, maps)
+            if probe.semaphore is not None:
+                self._sync_semaphores(proc, maps)
         return n
 
-    def install_all(self, proc: Process) -> None:
-        maps = read_maps(proc.pid)
+    def install_all(self, proc: Process, maps: list[Mapping] | None = None) -> None:
+        maps = read_maps(proc.pid) if maps is None else maps
         for probe in self.registry:
             self._install_into(proc, probe, maps)
+        self._sync_semaphores(proc, maps)
+
+    # -- following mappings: exec, dlopen, dlclose -----------------------------------
+
+    def watch_mappings(self, proc: Process) -> None:
+        """Put an internal breakpoint on the dynamic linker's r_brk so that every dlopen
+        and dlclose is seen (runtime/rendezvous.py); a static program has none. Works at
+        exec (ld.so is mapped before it runs) as well as in a running process."""
+        maps = read_maps(proc.pid)
+        r_debug = rendezvous.locate_r_debug(proc.pid, proc.mem, maps)
+        self.watches[proc.pid] = MappingWatch(r_debug, rendezvous.executable_file_maps(maps))
+        placement = rendezvous.r_brk_placement(proc.pid, proc.mem, maps, r_debug)
+        if placement is None:
+            return
+        hook = Probe(placement=placement, handler=None, kind="internal", label="rendezvous",
+                     call=self._on_r_brk)
+        install(proc, hook, maps, self.new_area, rendezvous.emulate_ret)
+
+    def _on_r_brk(self, th: Thread, regs: Any) -> None:
+        """ld.so announces a change of its object list; act once it is consistent."""
+        proc = th.proc
+        watch = self.watches.get(proc.pid)
+        if watch is None:
+            return
+        if not watch.r_debug:
+            # Attached or exec'd before ld.so filled DT_DEBUG in: look again now.
+            watch.r_debug = rendezvous.locate_r_debug(proc.pid, proc.mem, read_maps(proc.pid))
+        if watch.r_debug:
+            try:
+                state = rendezvous.read_r_debug(proc.mem, watch.r_debug).state
+            except MemoryReadError:
+                state = rendezvous.RT_CONSISTENT
+            if state != rendezvous.RT_CONSISTENT:
+                return
+        self.sync_mappings(proc)
+
+    def sync_mappings(self, proc: Process) -> None:
+        """Bring the process's probes in line with /proc/PID/maps: forget sites whose
+        mapping is gone (their int3 went with it: nothing is written there), then install
+        pending probes into new mappings and raise their semaphores."""
+        maps = read_maps(proc.pid)
+        now = rendezvous.executable_file_maps(maps)
+        watch = self.watches.setdefault(proc.pid, MappingWatch())
+        known = list(proc.ever_sites) + list(proc.oneshots)
+        gone = rendezvous.gone_addresses(known, watch.exec_maps, now)
+        # A live site without its int3 lies in a fresh mapping of the same file at the same
+        # place (unmapped and mapped again between two syncs): it must be made anew.
+        gone += [a for a, bp in proc.sites.items() if proc.mem.read_upto(a, 1) != b"\xcc"]
+        for addr in gone:
+            proc.sites.pop(addr, None)
+            proc.ever_sites.pop(addr, None)
+            proc.oneshots.pop(addr, None)
+        watch.exec_maps = now
+        self.install_all(proc, maps)
+
+    def _after_exec(self, th: Thread) -> None:
+        self.on_exec(th.proc.pid)
+        self.sync_mappings(th.proc)
+
+    def _sync_semaphores(self, proc: Process, maps: list[Mapping]) -> None:
+        needed = {(p.placement.dev, p.placement.ino, p.semaphore)
+                  for p in self.registry if p.semaphore is not None}
+        self.semaphores.sync(proc.pid, proc.mem, maps, needed)
+
+    def sync_semaphores(self) -> None:
+        """After a probe was removed: lower counters no remaining probe needs."""
+        for proc in list(self.procs.values()):
+            self._sync_semaphores(proc, read_maps(proc.pid))
 
     def _install_into(self, proc: Process, probe: Probe, maps: Any) -> int:
         if probe.kind == "return" and not proc.xol.trampoline:
@@ -435,6 +593,7 @@ class Engine:
         proc.oneshots = {}
         for th in proc.threads.values():
             retprobes.restore_all(proc, th)
+        self.semaphores.release(proc.pid, proc.mem)
 
     def _all_stopped(self) -> bool:
         return all(t.stopped for t in self.threads.values())

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from runtime.errors import UprobeError
+from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.handlers.codegen import CompileError
 from runtime.handlers.compiler import compile_plan
 from runtime.handlers.contexts import ManualContext, ProbeInfo, UsdtContext
@@ -84,14 +84,19 @@ class PlanRun:
     stop_requested: threading.Event = field(default_factory=threading.Event)
     attached: int = 0
     local_timers: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
+    traced: list[PlanProbe] = field(default_factory=list)
+    # (spec, kind, dev, ino, file offset) of every placement added: no double probes when
+    # specs are resolved again after an exec.
+    placed: set[tuple[int, str, int, int, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.store = MapStore(self.plan.maps)
+        self.store = MapStore()
+        self.store.declare(self.plan.maps)
         max_strlen = self.plan.config.get("max_strlen", DEFAULT_MAX_STRLEN)
         self.support = HandlerSupport(
             maps=self.store, emitter=self.emitter, stop=self.request_stop,
             params=self.plan.params, max_strlen=int(max_strlen or DEFAULT_MAX_STRLEN),
-            unsafe=self.options.unsafe or self.plan.unsafe, uaddr_lookup=_uaddr_lookup,
+            unsafe=self.options.unsafe or self.plan.unsafe, uaddr_lookup=uaddr_lookup,
         )
         try:
             self.handlers = compile_plan(self.plan, self.support, PrintfFormat.parse)
@@ -104,17 +109,20 @@ class PlanRun:
     # ------------------------------------------------------------------ the run
 
     def execute(self) -> int:
-        if "profile" in self.by_kind:
-            raise ExecutorError("profile probes are not supported yet: the session offers "
-                                "no way to sample a running thread")
         traced = [p for k in TRACE_KINDS for p in self.by_kind.get(k, [])]
         if traced and self.options.command is None and self.options.pid is None:
             raise ExecutorError("uprobe, uretprobe and usdt probes need a process: "
                                 "give -c CMD or -p PID")
-        if self.options.command is not None or self.options.pid is not None:
-            self.session = self._open_session()
-        try:
-            with self._signals():
+        if "profile" in self.by_kind and self.options.command is None \
+                and self.options.pid is None:
+            raise ExecutorError("profile probes sample a process: give -c CMD or -p PID")
+        # The handlers stay in place until the maps are out: a second Ctrl-C (or SIGTERM,
+        # SIGHUP) during the detach, END or the printout only repeats the stop request.
+        with self._signals():
+            if self.options.command is not None or self.options.pid is not None:
+                self.session = self._open_session()
+            failed: Exception | None = None
+            try:
                 try:
                     self._place(traced)
                 except BaseException:
@@ -127,14 +135,21 @@ class PlanRun:
                     self._print_sources()
                 self._run_special("begin")
                 if not self.stop_requested.is_set():
-                    self._run_until_done()
-        finally:
-            if self.session is not None:
-                self.session.detach()
-        self._run_special("end")
-        self.emitter.final_maps(self.store)
-        self.emitter.flush()
-        return 0
+                    try:
+                        self._run_until_done()
+                    except Exception as exc:  # noqa: BLE001 - reported after END, below
+                        # An error while tracing ends like any other end (the session has
+                        # detached already): END and the maps, then the error (exit 2).
+                        failed = exc
+            finally:
+                if self.session is not None:
+                    self.session.detach()
+            self._run_special("end")
+            self.emitter.final_maps(self.store)
+            self.emitter.flush()
+            if failed is not None:
+                raise failed
+        return self.support.exit_code
 
     def _kill_spawned(self) -> None:
         if self.session is not None and self.options.command is not None:
@@ -164,42 +179,80 @@ class PlanRun:
         hook = getattr(session, "on_thread_exit", None)
         if callable(hook):
             hook(self.support.thread_exited)
+        session.on_exec(self._on_exec)
         return session
 
     def _place(self, probes: list[PlanProbe]) -> None:
-        from runtime.resolve import resolve_uprobe, resolve_usdt
-
         pid = _session_pid(self.session) if self.session is not None else None
+        self.traced = probes
         for probe in probes:
-            clause = self.plan.clauses[probe.clause]
-            handler = self.handlers[probe.clause].handler
-            if probe.kind == "usdt":
-                for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
-                    label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
-                    self._add(up.placement, _usdt_handler(handler, up), "entry", clause.sync,
-                              label)
-                continue
-            ret = probe.kind == "uretprobe"
-            placements = resolve_uprobe(probe.target, probe.func, probe.offset, probe.address,
-                                        pid, want_return=ret)
-            for pl in placements:
-                where = pl.symbol or f"0x{pl.vaddr:x}"
-                if probe.offset and pl.symbol:
-                    where += f"+{probe.offset}"
-                label = f"{probe.kind}:{pl.path}:{where}"
-                self._add(pl, handler, "return" if ret else "entry", clause.sync, label)
+            self._place_probe(probe, pid)
         self.attached += len(self.by_kind.get("begin", [])) + len(self.by_kind.get("end", []))
         for probe in self.by_kind.get("interval", []):
             self.attached += 1
             self._add_timer(probe)
+        for probe in self.by_kind.get("profile", []):
+            self.attached += 1
+            hz = max(1, round(1_000_000_000 / probe.period_ns)) if probe.period_ns else 1
+            self.session.add_sampler(hz, self.handlers[probe.clause].handler, probe.spec)
 
-    def _add(self, placement: Any, handler: Callable[[Any], None], kind: str, sync: bool,
-             label: str) -> None:
-        self.session.add_probe(placement, handler, kind=kind, sync=sync, label=label)
+    def _place_probe(self, probe: PlanProbe, pid: int | None) -> int:
+        """Resolve one probe spec against the files of `pid` and add the placements not
+        added before; returns how many were added."""
+        from runtime.resolve import resolve_uprobe, resolve_usdt
+
+        clause = self.plan.clauses[probe.clause]
+        handler = self.handlers[probe.clause].handler
+        added = 0
+        if probe.kind == "usdt":
+            for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
+                label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
+                added += self._add(probe, up.placement, usdt_handler(handler, up), "entry",
+                                   clause.sync, label, up.semaphore_offset)
+            return added
+        ret = probe.kind == "uretprobe"
+        placements = resolve_uprobe(probe.target, probe.func, probe.offset, probe.address,
+                                    pid, want_return=ret)
+        for pl in placements:
+            where = pl.symbol or f"0x{pl.vaddr:x}"
+            if probe.offset and pl.symbol:
+                where += f"+{probe.offset}"
+            label = f"{probe.kind}:{pl.path}:{where}"
+            added += self._add(probe, pl, handler, "return" if ret else "entry", clause.sync,
+                               label)
+        return added
+
+    def _on_exec(self, pid: int) -> None:
+        """A traced process exec'd: resolve every spec again against its new image, where
+        "" (the main executable), short names and wildcards may name other files. A spec
+        that matches nothing there is not an error: the new program is simply not probed
+        by it. Sites already placed (the same file) are not added twice."""
+        for probe in self.traced:
+            try:
+                added = self._place_probe(probe, pid)
+            except (ResolveError, TargetError):
+                continue
+            except UprobeError as exc:
+                self.emitter.stderr(f"warning: {probe.spec} in pid {pid}: {exc}\n")
+                continue
+            if added and self.options.verbose:
+                self.emitter.stderr(f"{probe.spec}: {added} more after exec in pid {pid}\n")
+
+    def _add(self, probe: PlanProbe, placement: Any, handler: Callable[[Any], None], kind: str,
+             sync: bool, label: str, semaphore: int | None = None) -> int:
+        """Add one placement of a spec unless it is there already (after an exec the same
+        file resolves again); returns 1 if added."""
+        key = (id(probe), kind, placement.dev, placement.ino, placement.file_offset)
+        if key in self.placed:
+            return 0
+        self.session.add_probe(placement, handler, kind=kind, sync=sync, label=label,
+                               semaphore=semaphore)
+        self.placed.add(key)
         self.attached += 1
         if self.options.verbose:
             self.emitter.stderr(f"{label}: {placement.path} file offset "
                                 f"0x{placement.file_offset:x}{' (sync)' if sync else ''}\n")
+        return 1
 
     def _add_timer(self, probe: PlanProbe) -> None:
         handler = self.handlers[probe.clause].handler
@@ -254,7 +307,10 @@ class PlanRun:
     # ------------------------------------------------------------------ stopping
 
     def request_stop(self) -> None:
-        """exit(), Ctrl-C, SIGTERM: end the session cleanly (thread-safe)."""
+        """exit(), Ctrl-C, SIGTERM, SIGHUP: end the session cleanly (thread-safe); a
+        repeated request changes nothing."""
+        if self.stop_requested.is_set():
+            return
         self.stop_requested.set()
         if self.session is not None:
             self.session.stop()
@@ -268,7 +324,8 @@ class PlanRun:
         def on_signal(signum: int, frame: object) -> None:
             self.request_stop()
 
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        old = {s: signal.signal(s, on_signal) for s in stops}
         try:
             yield
         finally:
@@ -288,7 +345,7 @@ def _session_pid(session: Any) -> int:
     raise ExecutorError("the session does not report its process id")
 
 
-def _uaddr_lookup(pid: int, name: str) -> int:
+def uaddr_lookup(pid: int, name: str) -> int:
     """uaddr("sym"): the symbol's runtime address in the process's main executable."""
     import os
 
@@ -304,20 +361,19 @@ def _uaddr_lookup(pid: int, name: str) -> int:
     return vaddr + (elf.load_bias(pid) or 0)
 
 
-def _usdt_handler(handler: Callable[[Any], None], up: Any) -> Callable[[Any], None]:
+def usdt_handler(handler: Callable[[Any], None], up: Any) -> Callable[[Any], None]:
+    """A usdt placement's handler: the hit context's arg(n) read the note's argument specs."""
     from runtime.elfsyms import ElfFile
 
     elf = ElfFile.open(up.placement.path)
     note = up.probe
-    biases: dict[int, int] = {}
 
     def on_hit(ctx: Any) -> None:
-        bias = biases.get(ctx.pid)
-        if bias is None:
-            bias = biases[ctx.pid] = elf.load_bias(ctx.pid) or 0
-        handler(UsdtContext(ctx, note, elf, bias))
+        # At the hit rip is the probe's runtime pc: that gives the load bias of this very
+        # mapping, right after an exec or a second dlopen at another address too.
+        handler(UsdtContext(ctx, note, elf, note.bias_at(ctx.regs.rip)))
 
     return on_hit
 
 
-__all__ = ["ExecutorError", "RunOptions", "run_plan"]
+__all__ = ["ExecutorError", "RunOptions", "run_plan", "uaddr_lookup", "usdt_handler"]

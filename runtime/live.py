@@ -30,14 +30,15 @@ from typing import IO, Any, TypeVar
 
 from runtime.elfsyms import ElfFile
 from runtime.errors import UprobeError
-from runtime.executor import _uaddr_lookup, _usdt_handler
+from runtime.executor import uaddr_lookup, usdt_handler
 from runtime.handlers.codegen import CompileError
 from runtime.handlers.compiler import compile_plan
 from runtime.handlers.contexts import ManualContext, ProbeInfo
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
-from runtime.maps import STR_KINDS, MapStore
+from runtime.maps import MapError, MapStore
 from runtime.output.printf import PrintfFormat
+from runtime.sampler import Sampler
 from uplang.plan import Plan, PlanProbe
 
 T = TypeVar("T")
@@ -77,7 +78,7 @@ class LiveClause:
     sync: bool = False
     hits: int = 0
     handles: list[Any] = field(default_factory=list)
-    timers: list[_Ticker] = field(default_factory=list)
+    timers: list[_Ticker | Sampler] = field(default_factory=list)  # both have .active
 
     @property
     def sites(self) -> int:
@@ -235,7 +236,7 @@ class LiveDriver:
         self.support = HandlerSupport(maps=self.store, emitter=self.emitter,
                                       stop=self._handler_stop, params=params,
                                       max_strlen=DEFAULT_MAX_STRLEN, unsafe=unsafe,
-                                      uaddr_lookup=_uaddr_lookup)
+                                      uaddr_lookup=uaddr_lookup)
         self.clauses: list[LiveClause] = []
         self.ended: list[str] = []  # why each target went away, oldest first
         self._numbers = 0
@@ -347,9 +348,6 @@ class LiveDriver:
             pc = plan.clauses[index]
             probes = tuple(p for p in plan.probes if p.clause == index)
             kinds = tuple(dict.fromkeys(p.kind for p in probes))
-            if "profile" in kinds:
-                raise LiveError("profile probes are not supported yet: the session offers "
-                                "no way to sample a running thread")
             number = self._numbers + len(new) + 1
             new.append(LiveClause(number, text, kinds, tuple(p.spec for p in probes),
                                   handlers[index], probes, pc.sync))
@@ -403,7 +401,12 @@ class LiveDriver:
         return t if t is not None and t.thread.is_alive() and t.session is not None else None
 
     def _compile(self, plan: Plan) -> dict[int, Callable[[Any], None]]:
-        _declare_maps(self.store, plan.maps)
+        try:
+            self.store.declare(plan.maps)
+        except MapError as exc:
+            # A map that still holds values from earlier (perhaps deleted) clauses.
+            raise LiveError(f"{exc.message} from earlier clauses; :clear it first, or use "
+                            f"another map name") from None
         self.support.params = plan.params
         max_strlen = plan.config.get("max_strlen", DEFAULT_MAX_STRLEN)
         self.support.max_strlen = int(max_strlen or DEFAULT_MAX_STRLEN)
@@ -435,8 +438,8 @@ class LiveDriver:
             for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
                 label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
                 clause.handles.append(session.add_probe(
-                    up.placement, _usdt_handler(handler, up), kind="entry",
-                    sync=clause.sync, label=label))
+                    up.placement, usdt_handler(handler, up), kind="entry",
+                    sync=clause.sync, label=label, semaphore=up.semaphore_offset))
         elif probe.kind in ("uprobe", "uretprobe"):
             ret = probe.kind == "uretprobe"
             for pl in resolve_uprobe(probe.target, probe.func, probe.offset, probe.address,
@@ -451,6 +454,9 @@ class LiveDriver:
             ticker = _Ticker(self._timer_fire(session, clause, probe))
             session.add_timer(probe.period_ns, ticker)
             clause.timers.append(ticker)
+        elif probe.kind == "profile":
+            hz = max(1, round(1_000_000_000 / probe.period_ns)) if probe.period_ns else 1
+            clause.timers.append(session.add_sampler(hz, handler, probe.spec))
 
     def _timer_fire(self, session: Any, clause: LiveClause, probe: PlanProbe) -> Callable[[], None]:
         info = ProbeInfo(probe.spec, "interval")
@@ -520,7 +526,7 @@ class LiveDriver:
 
 
 def _needs_target(clause: LiveClause) -> bool:
-    return any(k in TRACED_KINDS or k == "interval" for k in clause.kinds)
+    return any(k in TRACED_KINDS or k in ("interval", "profile") for k in clause.kinds)
 
 
 def _counting(clause: LiveClause, emitter: Emitter) -> Callable[[Any], None]:
@@ -538,24 +544,6 @@ def _counting(clause: LiveClause, emitter: Emitter) -> Callable[[Any], None]:
             ctx.defer(partial(emitter.error, f"clause [{number}]: {exc.message}"))
 
     return on_hit
-
-
-def _declare_maps(store: MapStore, decls: Sequence[Any]) -> None:
-    """Bind each map of the edited script to the kind the checks inferred. A map that still
-    holds values from earlier (perhaps deleted) clauses keeps its kind: a clause using it
-    otherwise is refused. An empty map (never used, or `:clear`ed) takes the new kind."""
-    for d in decls:
-        m = store.map(d.name)
-        if not m.entries:
-            m.kind = d.value_kind
-            m.key_arity = d.key_arity
-            m.lhist_args = d.lhist_args
-            continue
-        same_kind = m.kind == d.value_kind or {m.kind, d.value_kind} <= STR_KINDS
-        if not same_kind or m.key_arity != d.key_arity:
-            held = f"{m.kind} values" + (f" with {m.key_arity} key(s)" if m.key_arity else "")
-            raise LiveError(f"{m.display_name} still holds {held} from earlier clauses; "
-                            f":clear {m.display_name} first, or use another map name")
 
 
 def _run_now(fn: Callable[[], None]) -> None:

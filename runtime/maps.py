@@ -88,14 +88,25 @@ def c_mod(a: int, b: int) -> int:
     return -r if a < 0 else r
 
 
-def hist_index(value: int) -> int:
-    """bpftrace's log2 bucket: 0 negative, 1 zero, 2 one, n+2 for [2^n, 2^(n+1))."""
+def hist_index(value: int, bits: int = 0) -> int:
+    """bpftrace's log2 bucket: 0 negative, 1 zero, 2 one, n+2 for [2^n, 2^(n+1)).
+
+    With `bits` = k > 0 (hist(x, k) of bpftrace after 0.17) every power of two is split
+    into 2^k equal buckets: values below 2^(k+1) get one bucket each (index value + 1),
+    and [2^p * (2^k + j), 2^p * (2^k + j + 1)) gets index ((p + 1) << k) + j + 1."""
     value = wrap_s64(value)
     if value < 0:
         return 0
-    if value == 0:
-        return 1
-    return value.bit_length() + 1
+    n = 1 << bits
+    if value < n:
+        return value + 1
+    p = value.bit_length() - 1 - bits
+    return ((p + 1) << bits) + (value >> p) - n + 1
+
+
+def hist_bucket_count(bits: int = 0) -> int:
+    """Buckets of a hist(x, bits) up to INT64_MAX (65 for plain log2)."""
+    return hist_index((1 << 63) - 1, bits) + 1
 
 
 def lhist_bucket_count(lo: int, hi: int, step: int) -> int:
@@ -204,10 +215,15 @@ class StatsState(AvgState):
 
 @dataclass
 class HistState:
-    buckets: list[int] = field(default_factory=lambda: [0] * HIST_BUCKETS)
+    bits: int = 0  # hist(x, bits): log2 sub-buckets per power of two
+    buckets: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.buckets:
+            self.buckets = [0] * hist_bucket_count(self.bits)
 
     def add(self, value: int) -> None:
-        i = hist_index(value)
+        i = hist_index(value, self.bits)
         self.buckets[i] = wrap_u64(self.buckets[i] + 1)
 
     @property
@@ -263,7 +279,12 @@ def _copy_value(value: object) -> object:
     return value
 
 
-def new_state(kind: str, lhist_args: tuple[int, int, int] | None = None) -> AggState:
+def new_state(kind: str, lhist_args: tuple[int, int, int] | None = None,
+              hist_bits: int = 0) -> AggState:
+    if kind == "hist":
+        if not 0 <= hist_bits <= 5:
+            raise MapError(f"hist(): bits must be between 0 and 5 (got {hist_bits})")
+        return HistState(hist_bits)
     if kind == "lhist":
         if lhist_args is None:
             raise MapError("lhist() needs min, max and step")
@@ -337,6 +358,7 @@ class BpfMap:
     key_arity: int | None = None
     lhist_args: tuple[int, int, int] | None = None
     entries: dict[Key, object] = field(default_factory=dict)
+    hist_bits: int | None = None  # hist(x, bits): fixed by the first use
     lock: threading.RLock = field(  # type: ignore[valid-type]
         default_factory=threading.RLock, repr=False, compare=False
     )
@@ -391,12 +413,27 @@ class MapStore:
     def __init__(self, decls: Iterable[object] = ()) -> None:
         self._maps: dict[str, BpfMap] = {}
         self._lock = threading.RLock()
-        for d in decls:
-            # uplang.plan.MapDecl; duck-typed so the runtime does not depend on its module.
-            m = self.map(d.name)  # type: ignore[attr-defined]
-            m.kind = canonical_kind(d.value_kind)  # type: ignore[attr-defined]
-            m.key_arity = d.key_arity  # type: ignore[attr-defined]
-            m.lhist_args = d.lhist_args  # type: ignore[attr-defined]
+        self.declare(decls)
+
+    def declare(self, decls: Iterable[object]) -> None:
+        """Bind each declared map (uplang.plan.MapDecl, duck-typed so the runtime does not
+        depend on the front end) to the kind and key count the checks inferred. An empty
+        map (new, or cleared) takes the declaration; one that holds values keeps its kind,
+        and a declaration that disagrees raises MapError (the REPL's edited scripts)."""
+        with self._lock:
+            for d in decls:
+                m = self.map(d.name)  # type: ignore[attr-defined]
+                kind = canonical_kind(d.value_kind)  # type: ignore[attr-defined]
+                arity = d.key_arity  # type: ignore[attr-defined]
+                if not m.entries:
+                    m.kind = kind
+                    m.key_arity = arity
+                    m.lhist_args = d.lhist_args  # type: ignore[attr-defined]
+                    continue
+                same_kind = m.kind == kind or {m.kind, kind} <= STR_KINDS
+                if not same_kind or m.key_arity != arity:
+                    keys = f" with {m.key_arity} key(s)" if m.key_arity else ""
+                    raise MapError(f"{m.display_name} still holds {m.kind} values{keys}")
 
     # ---- lookup
 
@@ -428,8 +465,9 @@ class MapStore:
         kind: str,
         value: int = 0,
         lhist_args: tuple[int, int, int] | None = None,
+        hist_bits: int = 0,
     ) -> None:
-        """`@name[key] = kind(value[, min, max, step])`."""
+        """`@name[key] = kind(value[, min, max, step])`, `@name[key] = hist(value, bits)`."""
         if kind not in AGG_KINDS:
             raise MapError(f"{kind}() is not an aggregation")
         k = normalize_key(key)
@@ -448,9 +486,16 @@ class MapStore:
                     raise MapError(
                         f"{m.display_name}: lhist() arguments must be the same on every use"
                     )
+            if kind == "hist":
+                if m.hist_bits is None:
+                    m.hist_bits = hist_bits
+                elif hist_bits != m.hist_bits:
+                    raise MapError(
+                        f"{m.display_name}: hist() bits must be the same on every use"
+                    )
             state = m.entries.get(k)
             if state is None:
-                state = m.entries[k] = new_state(kind, m.lhist_args)
+                state = m.entries[k] = new_state(kind, m.lhist_args, m.hist_bits or 0)
             state.add(value)  # type: ignore[attr-defined]
 
     def assign(self, name: str, key: object, value: object) -> None:
@@ -458,7 +503,8 @@ class MapStore:
         if isinstance(value, bool):
             value = int(value)
         if isinstance(value, int):
-            value = wrap_s64(value)
+            # Keep an int subclass (a pointer prints as 0x...), wrapped like any int.
+            value = wrap_s64(value) if type(value) is int else type(value)(wrap_s64(value))
         k = normalize_key(key)
         with self._lock:
             m = self.map(name)
@@ -520,7 +566,7 @@ class MapStore:
                 return
             for k in m.entries:
                 if m.is_aggregation:
-                    m.entries[k] = new_state(m.kind, m.lhist_args)
+                    m.entries[k] = new_state(m.kind, m.lhist_args, m.hist_bits or 0)
                 else:
                     m.entries[k] = m.default()
 

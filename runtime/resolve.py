@@ -262,8 +262,9 @@ def resolve_uprobe(
     if not func:
         raise ResolveError("probe names no function and no address")
     wildcard = is_glob(func)
-    placements: list[Placement] = []
-    seen: set[tuple[int, int, int]] = set()
+    # One placement per site; its symbol is the matched alias the user would call it by
+    # (`malloc`, not the internal `__GI___libc_malloc` that sorts first).
+    by_site: dict[tuple[int, int, int], tuple[tuple[int, int, int, str], Placement]] = {}
     first_error: ResolveError | None = None
     for elf in elfs:
         for sym in elf.match(func):
@@ -275,14 +276,22 @@ def resolve_uprobe(
                 first_error = first_error or e
                 continue
             key = (placement.dev, placement.ino, placement.file_offset)
-            if key not in seen:
-                seen.add(key)
-                placements.append(placement)
-    if placements:
-        return placements
+            rank = _alias_rank(sym)
+            kept = by_site.get(key)
+            if kept is None or rank < kept[0]:
+                by_site[key] = (rank, placement)
+    if by_site:
+        return [placement for _, placement in by_site.values()]
     if first_error is not None:
         raise first_error
     raise ResolveError(_no_function_message(func, target, elfs))
+
+
+def _alias_rank(sym: Symbol) -> tuple[int, int, int, str]:
+    """Which of several matched names of one site to show: a global name before a local
+    one, then the fewest leading underscores, then the shortest."""
+    name = sym.name
+    return (sym.binding != "global", len(name) - len(name.lstrip("_")), len(name), name)
 
 
 def _no_function_message(func: str, target: str, elfs: list[ElfFile]) -> str:

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from runtime import ptrace_ops as pt
+from runtime import trapguard
 from runtime.context import HitContext
 from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
 from runtime.engine import TRACE_OPTIONS, Engine
-from runtime.errors import PlacementError, TargetError, UprobeError
+from runtime.errors import PlacementError, TargetError, TracePermissionError, UprobeError
 from runtime.procmaps import read_maps
+from runtime.sampler import Sampler
 from runtime.threads import Process, Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
@@ -90,6 +92,10 @@ class Session:
         self._waking = False
         self._wake_again = False
         engine.on_wake = self._on_wake
+        # Test hook (documented in docs/architecture.md): UPROBE_TEST_FAULT=N makes the Nth
+        # probe hit raise InjectedFault, so the internal-error path can be tested for real.
+        self._fault_at = _fault_hit(os.environ.get("UPROBE_TEST_FAULT", ""))
+        self._hits = 0
 
     # -- construction ----------------------------------------------------------------
 
@@ -136,6 +142,7 @@ class Session:
         engine.main_pid = pid
         try:
             proc = engine.add_process(pid, spawned=True)
+            proc.trap_action = trapguard.ignored_action(pid)
             th = engine.add_thread(proc, pid)
             th.stopped = True
             session = cls(engine)
@@ -149,6 +156,8 @@ class Session:
             reached.append(t)
 
         try:
+            # From the start: probes on libraries follow every dlopen, even before main.
+            engine.watch_mappings(proc)
             engine.set_entry_hook(proc, at_entry)
             engine.resume(th)
             engine.run(lambda: bool(reached) or not engine.procs)
@@ -165,16 +174,31 @@ class Session:
         engine.main_pid = pid
         if not os.path.isdir(f"/proc/{pid}/task"):
             raise TargetError(f"no process with pid {pid}")
-        pt.seize(pid, TRACE_OPTIONS)
-        proc = engine.add_process(pid, spawned=False)
-        engine.add_thread(proc, pid)
+        exe = _exe_of(pid)
         try:
+            pt.seize(pid, TRACE_OPTIONS)
+        except TracePermissionError:
+            raise _why_refused(pid) from None
+        try:
+            proc = engine.add_process(pid, spawned=False)
+            engine.add_thread(proc, pid)
             _seize_all_threads(engine, proc)
+            # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
+            engine.guard_traps(proc)
+            engine.watch_mappings(proc)
             return cls(engine)
-        except BaseException:
+        except BaseException as exc:
             # Let go of whatever was seized before failing.
             with contextlib.suppress(Exception):
                 engine.detach_all()
+            # ESRCH from /proc/PID files, or memory that vanished: exited or exec'd.
+            if isinstance(exc, (UprobeError, ProcessLookupError)):
+                # ESRCH on /proc/PID/mem: no address space left, the process is exiting.
+                if isinstance(exc, ProcessLookupError) or not _alive(pid):
+                    raise TargetError(f"process {pid} exited while attaching") from None
+                if _exe_of(pid) != exe and not isinstance(exc, TargetError):
+                    raise TargetError(
+                        f"process {pid} ran a new program while attaching; try again") from None
             raise
 
     # -- probes ----------------------------------------------------------------------
@@ -186,11 +210,14 @@ class Session:
         kind: str = "entry",
         sync: bool = False,
         label: str = "",
+        semaphore: int | None = None,
     ) -> Probe:
         """Install `handler` at `placement` (a resolve.Placement: file identity + offset)
         in every executable mapping of that file in every traced process. A file that is
-        not mapped anywhere yet keeps the probe pending: it goes in when an exec maps the
-        file (`sites(probe)` tells how many sites it has now). A refused site raises
+        not mapped anywhere yet keeps the probe pending: it goes in when an exec or a
+        dlopen maps the file, and leaves with a dlclose (`sites(probe)` tells how many
+        sites it has now). `semaphore`: the file offset of a USDT semaphore in the same
+        file, raised once per process while the probe is in place. A refused site raises
         PlacementError with the x86 reason."""
         if kind not in ("entry", "return"):
             raise UprobeError(f"unknown probe kind {kind!r} (entry or return)")
@@ -200,7 +227,8 @@ class Session:
                 f"a return probe must be at the start of {placement.symbol}, "
                 f"not at +{placement.sym_offset}"
             )
-        probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label)
+        probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label,
+                      semaphore=semaphore)
         probe.call = self._caller(probe)
         self.engine.registry.add(probe)
         try:
@@ -208,12 +236,23 @@ class Session:
         except BaseException:
             self.engine.uninstall(probe)
             self.engine.registry.remove(probe)
+            if semaphore is not None:
+                with contextlib.suppress(UprobeError):
+                    self.engine.sync_semaphores()
             raise
         return probe
 
     def remove_probe(self, probe: Probe) -> None:
         self.engine.uninstall(probe)
         self.engine.registry.remove(probe)
+        if probe.semaphore is not None:
+            self.engine.sync_semaphores()
+
+    def on_exec(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(pid)` on the tracer thread when traced process `pid` has exec'd
+        and reached its new entry point (libraries mapped), before pending probes go in:
+        probes added there (specs resolved again against the new image) are placed too."""
+        self.engine.on_exec = callback
 
     def sites(self, probe: Probe) -> int:
         """How many breakpoints carry `probe` right now, over every traced process."""
@@ -228,6 +267,8 @@ class Session:
         handler = probe.handler
         assert handler is not None
         effects = self.effects
+        if self._fault_at:
+            handler = self._faulty(handler)
 
         if probe.sync:
             def call(th: Thread, regs: Any) -> None:
@@ -240,6 +281,15 @@ class Session:
                 handler(HitContext(self, th, regs, probe))
         return call
 
+    def _faulty(self, handler: Callable[[HitContext], Any]) -> Callable[[HitContext], Any]:
+        def call(ctx: HitContext) -> Any:
+            self._hits += 1
+            if self._hits == self._fault_at:
+                raise InjectedFault(f"injected fault at probe hit {self._hits} "
+                                    "(UPROBE_TEST_FAULT)")
+            return handler(ctx)
+        return call
+
     # -- timers, running, stopping ---------------------------------------------------
 
     def add_timer(self, period_ns: int, callback: Callable[[], None]) -> Timer:
@@ -247,6 +297,22 @@ class Session:
         if period_ns <= 0:
             raise UprobeError("a timer period must be positive")
         return self._clock.add(period_ns, callback)
+
+    def add_sampler(self, hz: int, handler: Callable[[HitContext], Any],
+                    label: str = "") -> Sampler:
+        """Call `handler(ctx)` `hz` times a second for every running thread of every traced
+        process, each stopped meanwhile (see runtime/sampler.py: threads blocked in a
+        system call are sampled too, unlike bpftrace's on-CPU profile)."""
+        if hz <= 0:
+            raise UprobeError("a sampling rate must be positive")
+        sampler = Sampler(self, handler, label or f"profile:hz:{hz}")
+        self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
+        return sampler
+
+    def on_thread_exit(self, callback: Callable[[int, int], None]) -> None:
+        """Call `callback(pid, tid)` on the tracer thread whenever a traced thread is gone
+        (so per-thread state such as `self->` variables can be dropped: tids are reused)."""
+        self.engine.on_thread_exit = callback
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run `fn()` on the tracer thread as soon as it is free (inside `run()`); safe
@@ -280,7 +346,9 @@ class Session:
         """Make `run()` detach and return; safe from any thread or a signal handler."""
         # A plain store: an Event's lock could deadlock when a signal handler calls us.
         self._stop_requested = True
-        self._waker.wake()
+        if not self._detached:
+            # After close the waker's descriptor number may belong to another file.
+            self._waker.wake()
 
     def run(self) -> ExitStatus:
         """Trace until every traced process is gone or `stop()` was called; detaches on
@@ -353,6 +421,18 @@ class Session:
         return self.symbols.symbolize(maps, addr)
 
 
+class InjectedFault(RuntimeError):
+    """The internal error that UPROBE_TEST_FAULT asks for (not a UprobeError: it stands
+    for a bug in the tracer)."""
+
+
+def _fault_hit(text: str) -> int:
+    try:
+        return max(0, int(text))
+    except ValueError:
+        return 0
+
+
 def _seize_all_threads(engine: Engine, proc: Process) -> None:
     """Seize every thread of the process, again until no new thread shows up (threads
     may be created meanwhile; those made by a seized thread arrive through TRACECLONE)."""
@@ -378,6 +458,58 @@ def _seize_all_threads(engine: Engine, proc: Process) -> None:
                 engine.add_thread(proc, tid, started=False)
                 continue
             engine.add_thread(proc, tid)
+
+
+CAP_SYS_PTRACE = 19
+
+
+def _status_fields(pid: int | str) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def _exe_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    # No status at all: the process is gone.
+    return _status_fields(pid).get("State", "Z")[:1] not in ("Z", "X")
+
+
+def _why_refused(pid: int) -> UprobeError:
+    """The kernel said EPERM to PTRACE_SEIZE: name the likely reason in one line."""
+    fields = _status_fields(pid)
+    if not fields or fields.get("State", "")[:1] in ("Z", "X"):
+        return TargetError(f"process {pid} has exited")
+    tracer = int(fields.get("TracerPid", "0") or 0)
+    if tracer:
+        return TracePermissionError(
+            f"cannot trace pid {pid}: it is already traced by pid {tracer} "
+            "(a debugger or another tracer)")
+    mine = _status_fields("self")
+    can_ptrace = int(mine.get("CapEff", "0"), 16) >> CAP_SYS_PTRACE & 1
+    uid = fields.get("Uid", "").split()
+    if not can_ptrace and uid and uid[0] != str(os.geteuid()):
+        return TracePermissionError(
+            f"cannot trace pid {pid}: it belongs to another user (uid {uid[0]}); "
+            "run uprobe as that user or as root")
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            scope = int(f.read())
+    except (OSError, ValueError):
+        scope = 0
+    if scope and not can_ptrace:
+        return TracePermissionError(
+            f"cannot trace pid {pid}: kernel.yama.ptrace_scope={scope} forbids it "
+            "(run as root, or lower the setting)")
+    return TracePermissionError(f"cannot trace pid {pid}: operation not permitted")
 
 
 def _kill(pid: int) -> None:

@@ -70,3 +70,5 @@ class Process:
     unwinder_hooked: bool = False
     started: bool = True
     vfork: bool = False
+    # The program's own SIGTRAP sigaction while it has one (runtime/trapguard.py).
+    trap_action: bytes | None = None

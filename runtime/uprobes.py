@@ -27,12 +27,15 @@ from runtime.user_bkpt import (
     slot_window,
     take_slot,
 )
+from runtime.x86.ops import SiteOps
 from runtime.xol import XolArea
 
 # Inject a new XOL area whose bytes all lie in [lo, hi); the engine stops a thread for it.
 AreaMaker = Callable[[Process, int, int], XolArea]
 # Called at a hit with the stopped thread and the registers (set by the session/engine).
 HitCall = Callable[[Any, Any], None]
+# Replaces a site's ops by another way of leaving it (an internal hook emulating its `ret`).
+OpsWrap = Callable[[SiteOps], SiteOps]
 
 _ids = itertools.count(1)
 
@@ -40,7 +43,9 @@ _ids = itertools.count(1)
 @dataclass(eq=False)
 class Probe:
     """A probe handle: `kind` is "entry", "return" or "internal" (the runtime's own hooks,
-    e.g. on the C++ unwinder). `call(thread, regs)` is what the engine runs at a hit."""
+    e.g. on the C++ unwinder). `call(thread, regs)` is what the engine runs at a hit.
+    `semaphore` is the file offset of a USDT semaphore in the placement's file, raised
+    in every process while the probe is in place (runtime/semaphores.py)."""
 
     placement: Any
     handler: Callable[..., Any] | None
@@ -48,6 +53,7 @@ class Probe:
     sync: bool = False
     label: str = ""
     call: HitCall | None = field(default=None, repr=False)
+    semaphore: int | None = None
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -98,11 +104,14 @@ def _site_code(proc: Process, addr: int) -> bytes:
     return bytes(code)
 
 
-def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: AreaMaker) -> UserBkpt:
+def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: AreaMaker,
+              wrap: OpsWrap | None = None) -> UserBkpt:
     """Analyse the site, fill its slot, then insert the int3 (the slot must be complete
     before any thread can trap there)."""
     code = _site_code(proc, addr)
     ops = analyse_site(code, addr)
+    if wrap is not None:
+        ops = wrap(ops)
     slot = 0
     if ops.slot_size:
         slot = take_slot(proc.xol, ops, addr) or 0
@@ -118,13 +127,15 @@ def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: Are
     return bp
 
 
-def install(proc: Process, probe: Probe, maps: list[Mapping], new_area: AreaMaker) -> int:
-    """Put `probe` on every mapping of its file in `proc`; returns how many sites."""
+def install(proc: Process, probe: Probe, maps: list[Mapping], new_area: AreaMaker,
+            wrap: OpsWrap | None = None) -> int:
+    """Put `probe` on every mapping of its file in `proc`; returns how many sites. `wrap`
+    applies to sites made here, not to one already there."""
     n = 0
     for addr in site_addresses(maps, probe):
         bp = proc.sites.get(addr)
         if bp is None:
-            bp = make_bkpt(proc, addr, probe.key, new_area)
+            bp = make_bkpt(proc, addr, probe.key, new_area, wrap)
         target = bp.returns if probe.kind == "return" else bp.consumers
         if probe not in target:
             target.append(probe)

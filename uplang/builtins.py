@@ -87,6 +87,8 @@ FUNCTIONS: dict[str, FunctionInfo] = {
     "cat": FunctionInfo(1, _any, "void"),
     "exit": FunctionInfo(0, 1, "void"),
     "system": FunctionInfo(1, _any, "void", unsafe=True),
+    # A uprobe extension: delays the effects queued after it, never the target.
+    "sleep": FunctionInfo(1, 1, "void"),
     "signal": FunctionInfo(1, 1, "void", THREAD_KINDS, _THREAD_TEXT, unsafe=True),
     "ustack": FunctionInfo(0, 2, "stack", THREAD_KINDS, _THREAD_TEXT),
     "count": FunctionInfo(0, 0, "count", aggregation=True),

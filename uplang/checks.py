@@ -8,7 +8,9 @@ analyser catches, without a full C type system.
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from uplang import ast
@@ -47,6 +49,10 @@ class CheckOptions:
     has_process: bool | None = None  # -p or -c given
     has_command: bool | None = None  # -c given
     params: tuple[str, ...] | None = None
+    # What earlier inputs (the REPL's live clauses) established and still holds: thread-local
+    # kinds by name (uplang.checks.Ty) and map states by name (uplang.checks.MapState).
+    known_thread_locals: Mapping[str, Ty] | None = None
+    known_maps: Mapping[str, MapState] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +112,13 @@ class MapRead:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """maps and layouts feed the planner; thread_locals and map_states are what a later
+    check of more clauses needs to know (CheckOptions.known_thread_locals/known_maps)."""
+
     maps: tuple[MapDecl, ...]
     layouts: Layouts
+    thread_locals: Mapping[str, Ty] = field(default_factory=dict)
+    map_states: Mapping[str, MapState] = field(default_factory=dict)
 
 
 def check(program: ast.Program, options: CheckOptions | None = None,
@@ -118,7 +129,8 @@ def check(program: ast.Program, options: CheckOptions | None = None,
     if checker.errors:
         unique = sorted(set(checker.errors), key=lambda d: (d.file, d.line, d.col, d.message))
         raise UplangCheckError(unique, source)
-    return CheckResult(checker.map_decls(), checker.layouts)
+    return CheckResult(checker.map_decls(), checker.layouts, dict(checker.thread_locals),
+                       copy.deepcopy(checker.maps))
 
 
 def const_int(expr: ast.Expr) -> int | None:
@@ -153,6 +165,11 @@ class Checker:
 
     def __post_init__(self) -> None:
         self.layouts = lay_out(self.program.types)
+        known_tl = self.options.known_thread_locals or {}
+        self.thread_locals.update(known_tl)
+        self.assigned_thread_locals.update(known_tl)
+        # Copies: the checks update map states as they learn, the caller's stay as given.
+        self.maps.update(copy.deepcopy(dict(self.options.known_maps or {})))
         self.enums = {
             ident: value
             for t in self.program.types if t.kind == "enum"
@@ -911,6 +928,15 @@ class Checker:
 
     def call_exit(self, call: ast.Call) -> None:
         self.int_args(call)
+        value = const_int(call.args[0]) if call.args else None
+        if value is not None and not 0 <= value <= 255:
+            self.error(call.args[0].span, f"exit code {value} is out of range (0-255)")
+
+    def call_sleep(self, call: ast.Call) -> None:
+        self.int_args(call)
+        value = const_int(call.args[0]) if call.args else None
+        if value is not None and value < 0:
+            self.error(call.args[0].span, "sleep() needs a duration in ms, not negative")
 
     def call_signal(self, call: ast.Call) -> None:
         if not call.args:

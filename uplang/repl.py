@@ -31,7 +31,7 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from uplang import ast, unparse
-from uplang.checks import Checker, CheckOptions, CheckResult
+from uplang.checks import CheckOptions, CheckResult, check
 from uplang.complete import Command, UplangCompleter, scan
 from uplang.diagnostics import Diagnostic, UplangCheckError, UplangError
 from uplang.highlight import ReplLexer
@@ -191,8 +191,7 @@ class Repl:
             self.say("definitions added")
             return []
         combined = self.script.program(program)
-        checker = self._check(combined, text)
-        result = CheckResult(checker.map_decls(), checker.layouts)
+        result = self._check(combined, text)
         plan = build_plan(combined, result, params=self.params, unsafe=self.unsafe)
         first = len(self.script.clauses)
         indices = range(first, first + len(program.clauses))
@@ -201,8 +200,8 @@ class Repl:
             added = self.driver.add(plan, indices, texts)
         except ProbeNotPlaced as exc:
             raise self._not_placed(exc, plan, program, first, text) from None
-        self.script.thread_locals.update(checker.thread_locals)
-        self.script.map_states.update(copy.deepcopy(checker.maps))
+        self.script.thread_locals.update(result.thread_locals)
+        self.script.map_states.update(copy.deepcopy(dict(result.map_states)))
         self.script.config.extend(program.config)
         self.script.types.extend(program.types)
         for live, body in zip(added, texts, strict=True):
@@ -212,18 +211,13 @@ class Repl:
             self.say(self._describe_added(live))
         return added
 
-    def _check(self, program: ast.Program, text: str) -> Checker:
+    def _check(self, program: ast.Program, text: str) -> CheckResult:
         """uplang.checks.check, told what earlier clauses (perhaps deleted since) assigned:
         their thread-locals and maps live on, in the target's threads and the map store."""
-        checker = Checker(program, CheckOptions(unsafe=self.unsafe, params=self.params))
-        checker.assigned_thread_locals.update(self.script.thread_locals)
-        checker.thread_locals.update(self.script.thread_locals)
-        checker.maps.update(copy.deepcopy(self.script.map_states))
-        checker.run()
-        if checker.errors:
-            unique = sorted(set(checker.errors), key=lambda d: (d.file, d.line, d.col, d.message))
-            raise UplangCheckError(unique, text)
-        return checker
+        options = CheckOptions(unsafe=self.unsafe, params=self.params,
+                               known_thread_locals=self.script.thread_locals,
+                               known_maps=self.script.map_states)
+        return check(program, options, text)
 
     @staticmethod
     def _not_placed(exc: Any, plan: Any, program: ast.Program, first: int,
@@ -243,8 +237,8 @@ class Repl:
 
     def _describe_added(self, live: Any) -> str:
         where = f"{live.sites} site{'' if live.sites == 1 else 's'}"
-        if self.driver.pid is None and any(k in ("uprobe", "uretprobe", "usdt", "interval")
-                                           for k in live.kinds):
+        needs_process = ("uprobe", "uretprobe", "usdt", "interval", "profile")
+        if self.driver.pid is None and any(k in needs_process for k in live.kinds):
             where = "not placed: no process (:attach PID or :spawn CMD)"
         return f"[{live.number}] {', '.join(live.specs)}: {where}"
 

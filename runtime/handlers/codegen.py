@@ -165,7 +165,7 @@ class ClauseGen:
             vsrc, vt = self.expr(value)
             if op == "=":
                 self.shared.map_types.setdefault(target.name, vt)
-                return [f"_map_set({m}, {key}, {vsrc})"]
+                return [f"_map_set({m}, {key}, {_as_pointer(vsrc, vt)})"]
             old = f"_map_get({m}, {key})"
             return [f"_map_set({m}, {key}, {self.binop(op[:-1], old, vsrc, INT64, vt)[0]})"]
         vsrc, vt = self.expr(value)
@@ -195,6 +195,8 @@ class ClauseGen:
         if call.name == "lhist":
             lo, hi, step = (self.const_int(a) for a in call.args[1:4])
             return f"_agg_lhist({m}, {key}, {args[0]}, {lo}, {hi}, {step})"
+        if call.name == "hist" and len(call.args) > 1:
+            return f"_agg_hist({m}, {key}, {args[0]}, {self.const_int(call.args[1])})"
         return f"_agg({m}, {key}, {call.name!r}, {args[0]})"
 
     # ------------------------------------------------------------------ expressions
@@ -413,8 +415,8 @@ class ClauseGen:
             top = self.srcs(args[1:2])[0] if len(args) > 1 else "0"
             div = self.srcs(args[2:3])[0] if len(args) > 2 else "1"
             return f"_print_map(_ctx, {m}, {top}, {div})", NONE
-        src, _ = self.expr(first)
-        return f"_print_value(_ctx, {src})", NONE
+        src, t = self.expr(first)
+        return f"_print_value(_ctx, {_as_pointer(src, t)})", NONE
 
     def f_str(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         src, t = self.expr(args[0])
@@ -452,7 +454,7 @@ class ClauseGen:
         return f"_usym(_ctx, {self.srcs(args)[0]})", STR
 
     def f_uaddr(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
-        return f"_uaddr(_ctx, {self.const_str(args[0])!r})", UINT64
+        return f"_ptr(_uaddr(_ctx, {self.const_str(args[0])!r}))", UINT64
 
     def f_reg(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         name = self.const_str(args[0])
@@ -490,7 +492,8 @@ class ClauseGen:
         return f"_system(_ctx, {self.shared.const(('printf', fmt), '_fmt')}, {tup})", NONE
 
     def f_exit(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
-        return "_exit(_ctx)", NONE
+        code = self.srcs(args[:1])[0] if args else "0"
+        return f"_exit(_ctx, {code})", NONE
 
     def f_signal(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         a = args[0]
@@ -606,3 +609,8 @@ def _kind_type(kind: str) -> VType:
     if kind == "tuple":
         return VType("tuple")
     return int_type(8, True)
+
+
+def _as_pointer(src: str, t: VType) -> str:
+    """A pointer-typed value stored or printed keeps its type: it prints as 0x..."""
+    return f"_ptr({src})" if t.kind == "ptr" else src

@@ -30,6 +30,14 @@ class MapOps:
         else:
             state.add(value)  # type: ignore[attr-defined]
 
+    def agg_hist(self, m: BpfMap, key: tuple, value: int, bits: int) -> None:
+        """hist(x, bits) with bits > 0 (plain hist() goes through agg)."""
+        state = m.entries.get(key)
+        if state is None or m.hist_bits != bits:
+            self.store.aggregate(m.name, key, "hist", value, hist_bits=bits)
+        else:
+            state.add(value)  # type: ignore[attr-defined]
+
     @staticmethod
     def get(m: BpfMap, key: tuple) -> object:
         return m.read(key)
@@ -60,7 +68,7 @@ class MapOps:
 
     def namespace(self) -> dict[str, object]:
         return {
-            "_agg": self.agg, "_agg_lhist": self.agg_lhist, "_map_get": self.get,
+            "_agg": self.agg, "_agg_lhist": self.agg_lhist, "_agg_hist": self.agg_hist, "_map_get": self.get,
             "_map_set": self.set, "_map_add": self.add, "_map_delete": self.delete,
             "_map_clear": self.clear, "_map_zero": self.zero, "_map_len": self.len,
             "_map_has": self.has, "_map_items": self.items,

@@ -32,7 +32,7 @@ from runtime.handlers.values import (
     wrap64,
 )
 from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
-from runtime.output.values import Buf, Frame, Stack, Timestamp, Usym
+from runtime.output.values import Buf, Frame, Pointer, Stack, Timestamp, Usym
 
 
 @dataclass
@@ -59,6 +59,7 @@ class HandlerSupport:
     frame_cache: dict[tuple[int, int], Frame] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     uaddr_lookup: Callable[[int, str], int] | None = None
+    exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
 
     # ------------------------------------------------------------------ thread-locals
 
@@ -80,9 +81,21 @@ class HandlerSupport:
                 del self.tls[tid]
         self.tls_prune_at = max(64, 2 * len(self.tls))
 
-    def thread_exited(self, tid: int) -> None:
-        """Drops `self->` variables of a thread that is gone (tids are reused)."""
+    def thread_exited(self, pid: int, tid: int) -> None:
+        """Session.on_thread_exit: drops `self->` variables of a thread that is gone (tids
+        are reused)."""
         self.tls.pop(tid, None)
+
+    def func(self, ctx: Any) -> str:
+        """`func`: the probed function; in a profile sample, the function rip is in."""
+        probe = ctx.probe
+        if getattr(probe, "kind", "") == "profile":
+            try:
+                rip = ctx.regs.rip
+            except (UprobeError, AttributeError):
+                return ""
+            return self.frame(ctx, rip).symbol or ""
+        return getattr(probe, "symbol", "") or ""
 
     @staticmethod
     def tl_add(tl: dict[str, object], name: str, delta: int, post: bool) -> int:
@@ -237,9 +250,12 @@ class HandlerSupport:
     def sleep(ctx: Any, ms: int) -> None:
         ctx.defer(partial(time.sleep, max(0, ms) / 1000))
 
-    def exit_(self, ctx: Any) -> None:
+    def exit_(self, ctx: Any, code: int = 0) -> None:
         # Hits that the engine reports after exit() must not run their handlers (bpftrace
         # stops at once); END still runs, its code does not look at the cell.
+        if not self.stopped[0]:
+            # As a process exit status: the low 8 bits.
+            self.exit_code = code & 0xFF
         self.stopped[0] = True
         self.stop()
 
@@ -276,7 +292,7 @@ class HandlerSupport:
             "_tls_of": self.tls_of, "_tl_add": self.tl_add, "_stopped": self.stopped,
             "_start_ns": lambda: self.start_ns, "_cpid": lambda: self.cpid,
             "_rand": lambda: self.rng.getrandbits(32),
-            "_func": _func, "_probe_name": _probe_name,
+            "_func": self.func, "_probe_name": _probe_name, "_ptr": _pointer,
             **MapOps(self.maps).namespace(),
         }
 
@@ -299,9 +315,8 @@ def frame_of(ctx: Any, addr: int) -> Frame:
     return Frame(None, 0, addr)
 
 
-def _func(ctx: Any) -> str:
-    probe = ctx.probe
-    return getattr(probe, "symbol", "") or ""
+def _pointer(value: int) -> Pointer:
+    return Pointer(value & 0xFFFFFFFFFFFFFFFF)
 
 
 def _probe_name(ctx: Any) -> str:

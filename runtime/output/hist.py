@@ -6,6 +6,9 @@ float32 to get the same truncation), padded to 52, then "|". Only buckets from t
 to the last non-empty one are shown. Labels use K/M/G/T for powers of 2^10 (0.17 stops at
 T: [1024T, 2048T) rather than later versions' [1P, 2P)). lhist labels abbreviate exact
 multiples of 1024 (K) and 1048576 (M), as 0.17 does regardless of the step.
+
+hist(x, bits) with bits > 0 exists only in later bpftrace (2^bits buckets per power of
+two): those labels follow its hist_index_label, suffixes K M G T P E.
 """
 
 from __future__ import annotations
@@ -40,14 +43,41 @@ def hist_power_label(power: int) -> str:
     return str(1 << power)
 
 
-def hist_label(index: int) -> str:
+def hist_start_label(index: int, bits: int) -> str:
+    """The lowest value of bucket `index + 1` of a hist(x, bits), with its suffix: the
+    interval `index & (2^bits - 1)` of power `(index >> bits) - 1`."""
+    n = 1 << bits
+    interval = index & (n - 1)
+    power = (index >> bits) - 1
+    decade = power // 10
+    suffix = ("", "K", "M", "G", "T", "P", "E")[decade]
+    return f"{(1 << (power - 10 * decade)) * (n + interval)}{suffix}"
+
+
+def hist_label(index: int, bits: int = 0) -> str:
     if index == 0:
         return "(..., 0)"
-    if index == 1:
-        return "[0]"
-    if index == 2:
-        return "[1]"
-    return f"[{hist_power_label(index - 2)}, {hist_power_label(index - 1)})"
+    if bits == 0:
+        if index == 1:
+            return "[0]"
+        if index == 2:
+            return "[1]"
+        return f"[{hist_power_label(index - 2)}, {hist_power_label(index - 1)})"
+    if index <= 2 << bits:
+        return f"[{index - 1}]"
+    return f"[{hist_start_label(index - 1, bits)}, {hist_start_label(index, bits)})"
+
+
+def hist_bounds(index: int, bits: int = 0) -> tuple[int, int]:
+    """(min, max) of the values in bucket `index` > 0 of a hist(x, bits)."""
+    n = 1 << bits
+    if index <= 2 * n:
+        return index - 1, index - 1
+
+    def start(i: int) -> int:
+        return (1 << ((i >> bits) - 1)) * (n + (i & (n - 1)))
+
+    return start(index - 1), start(index) - 1
 
 
 def nonempty_range(buckets: list[int]) -> range | None:
@@ -58,13 +88,14 @@ def nonempty_range(buckets: list[int]) -> range | None:
     return range(used[0], used[-1] + 1)
 
 
-def hist_text(buckets: list[int], div: int = 1) -> str:
+def hist_text(buckets: list[int], div: int = 1, bits: int = 0) -> str:
     """Rows of a log2 histogram; counts shown divided by `div` (bars use the raw counts)."""
     span = nonempty_range(buckets)
     if span is None:
         return ""
     top = max(buckets)
-    return "".join(row(hist_label(i), buckets[i] // div, buckets[i], top) for i in span)
+    return "".join(row(hist_label(i, bits), buckets[i] // div, buckets[i], top)
+                   for i in span)
 
 
 def lhist_number_label(n: int) -> str:
@@ -96,7 +127,7 @@ def lhist_text(buckets: list[int], lo: int, hi: int, step: int) -> str:
     )
 
 
-def hist_json(buckets: list[int], div: int = 1) -> str:
+def hist_json(buckets: list[int], div: int = 1, bits: int = 0) -> str:
     """`[{"min": 2, "max": 3, "count": 1}, ...]`; the negative bucket has only "max"."""
     span = nonempty_range(buckets)
     if span is None:
@@ -105,10 +136,9 @@ def hist_json(buckets: list[int], div: int = 1) -> str:
     for i in span:
         if i == 0:
             bounds = '"max": -1, '
-        elif i in (1, 2):
-            bounds = f'"min": {i - 1}, "max": {i - 1}, '
         else:
-            bounds = f'"min": {1 << (i - 2)}, "max": {(1 << (i - 1)) - 1}, '
+            lo, hi = hist_bounds(i, bits)
+            bounds = f'"min": {lo}, "max": {hi}, '
         items.append("{" + bounds + f'"count": {buckets[i] // div}' + "}")
     return "[" + ", ".join(items) + "]"
 

@@ -73,6 +73,9 @@ def value_json(value: object) -> str:
         return "[" + ",".join(value_json(v) for v in value.items) + "]"
     if isinstance(value, Record):
         return "{" + ", ".join(f"{json_string(n)}: {value_json(v)}" for n, v in value.fields) + "}"
+    if isinstance(value, int):
+        # A pointer too: JSON numbers have no hex form, and the line must stay valid JSON.
+        return str(int(value))
     if is_quoted(value):
         return json_string(value_text(value))
     return value_text(value)
@@ -109,7 +112,7 @@ def map_json(m: BpfMap, top: int = 0, div: int = 0) -> str:
     elems = []
     for key, value in entries:
         if isinstance(value, HistState):
-            text = hist_json(value.buckets, div)
+            text = hist_json(value.buckets, div, value.bits)
         elif isinstance(value, LhistState):
             text = lhist_json(value.buckets, value.min, value.max, value.step)
         elif isinstance(value, StatsState):

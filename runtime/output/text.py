@@ -35,7 +35,7 @@ from runtime.maps import (
 from runtime.output.hist import hist_text, lhist_text
 from runtime.output.mapview import ordered_entries
 from runtime.output.sink import Output, attached_text, lost_text
-from runtime.output.values import Stack
+from runtime.output.values import Pointer, Stack
 from runtime.output.valuetext import key_text, value_text
 
 
@@ -43,7 +43,7 @@ def _scaled(m: BpfMap, value: object, div: int) -> str:
     v = value.read() if hasattr(value, "read") else value  # type: ignore[union-attr]
     if isinstance(v, bool):
         v = int(v)
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, Pointer):
         return str(wrap_u64(v) // div if m.kind == "count" else c_div(v, div))
     return value_text(v)
 
@@ -57,7 +57,7 @@ def map_text(m: BpfMap, top: int = 0, div: int = 0) -> str:
         elems = []
         for key, state in entries:
             if isinstance(state, HistState):
-                rows = hist_text(state.buckets, div)
+                rows = hist_text(state.buckets, div, state.bits)
             else:
                 assert isinstance(state, LhistState)
                 rows = lhist_text(state.buckets, state.min, state.max, state.step)

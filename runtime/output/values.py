@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+class Pointer(int):
+    """A pointer-typed integer (uaddr(), pointer casts): it computes as an int (arithmetic
+    yields plain ints) and prints as bpftrace prints pointer types, "0x" + hex."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Frame:
     """One resolved frame: symbol None when the address is in no known symbol."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from runtime.maps import AvgState, CountState, MaxState, MinState, SumState
 from runtime.output.errors import OutputError
-from runtime.output.stack import stack_text, usym_text
+from runtime.output.stack import stack_text, uaddr_text, usym_text
 from runtime.output.timefmt import strftime_text
-from runtime.output.values import Buf, CArray, Record, Stack, Timestamp, Usym
+from runtime.output.values import Buf, CArray, Pointer, Record, Stack, Timestamp, Usym
 
 
 def cstr_text(raw: bytes) -> str:
@@ -46,6 +46,8 @@ def value_text(value: object) -> str:
     """One value as bpftrace prints it in maps, print() and %s."""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, Pointer):
+        return uaddr_text(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):

@@ -374,7 +374,7 @@ def test_thread_locals_are_per_thread_and_dropped_on_exit() -> None:
     h.hit(FakeContext(tid=1))
     h.hit(FakeContext(tid=1))
     h.hit(FakeContext(tid=2))
-    h.support.thread_exited(1)
+    h.support.thread_exited(0, 1)
     h.hit(FakeContext(tid=1))
     assert h.out.getvalue() == "1 2 1 1 "
 
