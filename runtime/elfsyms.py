@@ -301,30 +301,12 @@ def _parse(path: str, identity: FileIdentity) -> ElfFile:
     return _assemble(path, identity, is_pie, entry, segments, sections, raw, build_id)
 
 
-@functools.lru_cache(maxsize=16)
-def _all_symbols(path: str, identity: FileIdentity) -> dict[str, int]:
-    """name -> vaddr for every defined symbol of any type in .symtab and .dynsym."""
-    out: dict[str, int] = {}
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        for secname in (".dynsym", ".symtab"):
-            sec = elf.get_section_by_name(secname)
-            if sec is None or sec["sh_type"] == "SHT_NOBITS":
-                continue
-            strtab = elf.get_section(sec["sh_link"]).data()
-            data = sec.data()
-            usable = len(data) - len(data) % _SYM.size
-            for st_name, _info, _other, shndx, value, _size in _SYM.iter_unpack(data[:usable]):
-                if shndx == _SHN_UNDEF or not st_name:
-                    continue
-                name = strtab[st_name : strtab.find(b"\0", st_name)].decode("utf-8", "replace")
-                out[name] = value
-    return out
-
-
-def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
-    """(name, vaddr, size, kind, binding) of defined functions in .symtab and .dynsym."""
-    for secname in (".symtab", ".dynsym"):
+def _defined_symbols(
+    elf: ELFFile, sections: tuple[str, ...]
+) -> Iterable[tuple[str, int, int, int]]:
+    """(name, info, vaddr, size) of every named, defined symbol in the given symbol tables,
+    unpacked with struct: pyelftools' per-symbol objects are too slow for libc-sized tables."""
+    for secname in sections:
         sec = elf.get_section_by_name(secname)
         if sec is None or sec["sh_type"] == "SHT_NOBITS":
             continue
@@ -332,22 +314,36 @@ def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
         data = sec.data()
         usable = len(data) - len(data) % _SYM.size
         for st_name, info, _other, shndx, value, size in _SYM.iter_unpack(data[:usable]):
-            kind = info & 0xF
-            if kind != _STT_FUNC and kind != _STT_GNU_IFUNC:
+            if shndx == _SHN_UNDEF or not st_name:
                 continue
-            if shndx == _SHN_UNDEF or value == 0:
-                continue
-            end = strtab.find(b"\0", st_name)
-            name = strtab[st_name:end].decode("utf-8", "replace")
-            if not name:
-                continue
-            yield (
-                name,
-                value,
-                size,
-                "ifunc" if kind == _STT_GNU_IFUNC else "func",
-                _BINDINGS.get(info >> 4, "local"),
-            )
+            name = strtab[st_name : strtab.find(b"\0", st_name)].decode("utf-8", "replace")
+            if name:
+                yield name, info, value, size
+
+
+@functools.lru_cache(maxsize=16)
+def _all_symbols(path: str, identity: FileIdentity) -> dict[str, int]:
+    """name -> vaddr for every defined symbol of any type in .symtab and .dynsym."""
+    with open(path, "rb") as f:
+        return {
+            name: value
+            for name, _info, value, _size in _defined_symbols(ELFFile(f), (".dynsym", ".symtab"))
+        }
+
+
+def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
+    """(name, vaddr, size, kind, binding) of defined functions in .symtab and .dynsym."""
+    for name, info, value, size in _defined_symbols(elf, (".symtab", ".dynsym")):
+        kind = info & 0xF
+        if (kind != _STT_FUNC and kind != _STT_GNU_IFUNC) or value == 0:
+            continue
+        yield (
+            name,
+            value,
+            size,
+            "ifunc" if kind == _STT_GNU_IFUNC else "func",
+            _BINDINGS.get(info >> 4, "local"),
+        )
 
 
 def _build_id(elf: ELFFile) -> str | None:

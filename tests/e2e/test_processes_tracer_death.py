@@ -5,13 +5,11 @@ out."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 
 import pytest
-
-from runtime.procmaps import read_maps
+from programs.textsnap import executable_text
 
 from .conftest import UPROBE, uprobe_env
 
@@ -22,17 +20,6 @@ SCRIPT = ('uprobe:{prog}:work {{ @calls = count(); if (@calls == 200) {{ printf(
           'END {{ printf("end\\n"); }}')
 
 
-def text_of(pid: int) -> dict[tuple[int, int, str], bytes]:
-    """Every executable file mapping's bytes, read through /proc/PID/mem."""
-    found = {}
-    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
-    try:
-        for m in read_maps(pid):
-            if m.executable and m.path and not m.path.startswith("["):
-                found[(m.start, m.end, m.path)] = os.pread(fd, m.end - m.start, m.start)
-    finally:
-        os.close(fd)
-    return found
 
 
 @pytest.fixture
@@ -59,7 +46,7 @@ def start_tool(prog, pid: int, reaper, tmp_path, env_extra: dict[str, str] | Non
 
 
 def check_target_unharmed(proc: subprocess.Popen, before) -> None:
-    after = text_of(proc.pid)
+    after = executable_text(proc.pid)
     assert after.keys() == before.keys()
     for key, data in before.items():
         assert after[key] == data, f"text changed in {key}"
@@ -81,7 +68,7 @@ def check_end_and_maps(out: str) -> None:
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_to_the_tool_detaches_cleanly(spinner, reaper, tmp_path, sig):
     prog, proc = spinner
-    before = text_of(proc.pid)
+    before = executable_text(proc.pid)
     tool = start_tool(prog, proc.pid, reaper, tmp_path)
     assert tool.stdout.readline() == "hit\n"
     tool.send_signal(sig)
@@ -93,7 +80,7 @@ def test_signal_to_the_tool_detaches_cleanly(spinner, reaper, tmp_path, sig):
 
 def test_two_sigints_back_to_back(spinner, reaper, tmp_path):
     prog, proc = spinner
-    before = text_of(proc.pid)
+    before = executable_text(proc.pid)
     tool = start_tool(prog, proc.pid, reaper, tmp_path)
     assert tool.stdout.readline() == "hit\n"
     tool.send_signal(signal.SIGINT)
@@ -106,7 +93,7 @@ def test_two_sigints_back_to_back(spinner, reaper, tmp_path):
 
 def test_internal_error_detaches_then_reports(spinner, reaper, tmp_path):
     prog, proc = spinner
-    before = text_of(proc.pid)
+    before = executable_text(proc.pid)
     tool = start_tool(prog, proc.pid, reaper, tmp_path, {"UPROBE_TEST_FAULT": "500"})
     out, err = tool.communicate(timeout=60)
     assert tool.returncode == 2

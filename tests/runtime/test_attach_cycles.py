@@ -3,14 +3,13 @@ probes hit constantly: it stays healthy, its text is unchanged and its own check
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 
 import pytest
 from programs.rt_support import placement
+from programs.textsnap import executable_text
 
-from runtime.procmaps import read_maps
 from runtime.session import Session
 
 pytestmark = pytest.mark.timeout(240)
@@ -18,16 +17,6 @@ pytestmark = pytest.mark.timeout(240)
 CYCLES = 100
 
 
-def _text(pid: int) -> dict[tuple[int, int, str], bytes]:
-    found = {}
-    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
-    try:
-        for m in read_maps(pid):
-            if m.executable and m.path and not m.path.startswith("["):
-                found[(m.start, m.end, m.path)] = os.pread(fd, m.end - m.start, m.start)
-    finally:
-        os.close(fd)
-    return found
 
 
 def _state(pid: int) -> str:
@@ -43,7 +32,7 @@ def test_hundred_attach_detach_cycles(builder, reaper):
                             text=True)
     reaper.add(proc.pid)
     assert proc.stdout.readline() == "ready\n"
-    before = _text(proc.pid)
+    before = executable_text(proc.pid)
     work, step = placement(prog, "work"), placement(prog, "step")
     pending_total = 0
     tids_seen: set[int] = set()
@@ -70,7 +59,7 @@ def test_hundred_attach_detach_cycles(builder, reaper):
     # Return addresses were pending at many of the stops and were all put back.
     assert pending_total >= CYCLES
     assert len(tids_seen) == 4
-    after = _text(proc.pid)
+    after = executable_text(proc.pid)
     assert after.keys() == before.keys()
     assert all(after[k] == v for k, v in before.items())
     out, _ = proc.communicate(input="", timeout=60)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 from programs.rt_support import placement
+from programs.textsnap import executable_text
 
-from runtime.procmaps import read_maps
 from runtime.session import Session
 
 pytestmark = pytest.mark.timeout(180)
@@ -27,17 +26,6 @@ def _finish(proc: subprocess.Popen) -> tuple[str, int]:
     return out, proc.returncode
 
 
-def _text(pid: int) -> dict[tuple[int, int, str], bytes]:
-    """Every executable mapping's bytes, read through /proc/PID/mem."""
-    found = {}
-    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
-    try:
-        for m in read_maps(pid):
-            if m.executable and m.path != "[vsyscall]":
-                found[(m.start, m.end, m.path)] = os.pread(fd, m.end - m.start, m.start)
-    finally:
-        os.close(fd)
-    return found
 
 
 def _probe_until(session: Session, prog, hits_wanted: int) -> dict[str, int]:
@@ -66,13 +54,13 @@ def _probe_until(session: Session, prog, hits_wanted: int) -> dict[str, int]:
 def test_detach_leaves_text_identical_and_output_unchanged(builder, reaper):
     prog = builder.build("rt_spin.c", "-O1", "-pthread")
     proc = _start_spinner(builder, reaper)
-    before = _text(proc.pid)
+    before = executable_text(proc.pid, anonymous=True)
     session = Session.attach(proc.pid)
     counts = _probe_until(session, prog, 2000)
     status = session.run()
     assert status.detached and status.reason == "detached: stop requested"
     assert min(counts.values()) >= 1 and counts["work"] >= 2000
-    after = _text(proc.pid)
+    after = executable_text(proc.pid, anonymous=True)
     for key, data in before.items():
         assert after[key] == data, f"text changed in {key}"
     # The only new executable mappings are our XOL areas (anonymous, left mapped).
@@ -85,7 +73,7 @@ def test_detach_leaves_text_identical_and_output_unchanged(builder, reaper):
 def test_attach_detach_cycles_on_busy_threads(builder, reaper):
     prog = builder.build("rt_spin.c", "-O1", "-pthread")
     proc = _start_spinner(builder, reaper)
-    before = _text(proc.pid)
+    before = executable_text(proc.pid)
     pending = 0
     for _ in range(20):
         session = Session.attach(proc.pid)
@@ -95,6 +83,6 @@ def test_attach_detach_cycles_on_busy_threads(builder, reaper):
         pending += counts["pending-at-stop"]
         session.detach()
     assert pending > 0
-    after = _text(proc.pid)
+    after = executable_text(proc.pid)
     assert all(after[key] == data for key, data in before.items())
     assert _finish(proc) == ("ok 1\n", 7)
