@@ -130,6 +130,10 @@ class HandlerSupport:
         limit = self.max_strlen if n is None else max(0, min(n, self.max_strlen))
         if isinstance(addr, str):
             return addr[:limit]
+        if addr == 0:
+            # NULL is an answer, not a fault (getenv, strchr, ...): "" as bpftrace gives,
+            # without an error event for every such hit.
+            return ""
         try:
             raw = ctx.read_str(addr, limit)
         except (UprobeError, OSError):

@@ -255,6 +255,14 @@ def test_bad_pointer_gives_an_error_event_and_the_hit_goes_on() -> None:
     assert h.store.get("n") == 1
 
 
+def test_str_of_null_is_empty_without_an_error_event() -> None:
+    h = Harness('uprobe:p:f { printf("[%s]", str(arg0)); @n = count(); }')
+    h.hit(FakeContext(args=(0,)))
+    assert h.out.getvalue() == "[]"
+    assert h.err.getvalue() == ""
+    assert h.store.get("n") == 1
+
+
 def test_max_strlen_bounds_str() -> None:
     ctx = FakeContext(args=(0x3000,), mem=FakeMemory({0x3000: b"a" * 100 + b"\0"}))
     h = Harness('uprobe:p:f { printf("%s", str(arg0)); }')
