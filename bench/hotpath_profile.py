@@ -24,8 +24,10 @@ FRAME = re.compile(r"^(?P<func>.+) \((?P<file>[^:()]+):(?P<line>\d+)\)$")
 HOT_LOOP = "Engine.run ("
 HANDLER = ("handler (HitContext + compiled clause)", "Session._caller")
 # ptrace requests are recognised by the leaf's source line, so that calls inlined into the
-# engine count as well as calls through runtime.ptrace_ops helpers.
-REQUESTS = ("PTRACE_GETREGS", "PTRACE_SETREGS", "PTRACE_CONT")
+# engine (which names them by locals: `fast(getregs, ...)`) count as well as calls through
+# runtime.ptrace_ops helpers.
+REQUESTS = ("PTRACE_GETREGS", "PTRACE_SETREGS", "PTRACE_PEEKUSER", "PTRACE_POKEUSER",
+            "PTRACE_CONT")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def _category(stack: str, leaf: str) -> str:
     m = FRAME.match(leaf)
     src = _source(m["file"], int(m["line"])) if m else ""
     for request in REQUESTS:
-        if re.search(rf"\b{request}\b", src):
+        local = request.removeprefix("PTRACE_").lower()
+        if re.search(rf"\b{request}\b|\bfast\({local}\b", src):
             return request
     if "waitpid(" in src:
         return "waitpid (blocked: target runs, traps, wakes us)"

@@ -71,9 +71,11 @@ GDB_COUNT = _count_line(r"breakpoint already hit (\d+) times?")
 
 
 def uprobe_cli() -> list[str]:
-    """The `uprobe` console script when installed, else the module."""
-    exe = shutil.which("uprobe")
-    return [exe] if exe else [sys.executable, "-m", "uplang.cli"]
+    """The CLI of this checkout, as the console script runs it: never an installed copy
+    (`uprobe` on PATH may be an older `pip install` of another tree)."""
+    return [sys.executable, "-c",
+            f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+            "from uplang.cli import main; sys.exit(main())"]
 
 
 def _pinned(argv: list[str], placement: str, cpu: int) -> list[str]:
@@ -93,11 +95,12 @@ def uprobe_cases(p: Programs, calls: int, cpu: int, all_cpus: str) -> list[Case]
     cases = []
     for placement in ("unpinned", "pinned"):
         for label, text, extra, check in scripts:
-            argv = [*uprobe_cli(), "-q", *extra, "-e", text, "-c", f"{target} {calls}"]
-            cases.append(Case(f"uprobe {label}", "uprobe", placement,
-                              _pinned(argv, placement, cpu), calls, check))
+            # Pinned: the CLI's own --cpu (tracer + the program it starts on one CPU).
+            pin = ["--cpu", str(cpu)] if placement == "pinned" else []
+            argv = [*uprobe_cli(), "-q", *pin, *extra, "-e", text, "-c", f"{target} {calls}"]
+            cases.append(Case(f"uprobe {label}", "uprobe", placement, argv, calls, check))
     # Tracer pinned, target free: the target re-widens its own affinity through an exec
-    # that the tracer follows (the CLI has no pinning option to do it from inside).
+    # that the tracer follows (--cpu pins the program it starts too).
     argv = [*uprobe_cli(), "-q", "-e", scripts[0][1],
             "-c", f"taskset -c {all_cpus} {target} {calls}"]
     cases.append(Case("uprobe count()", "uprobe", "tracer pinned",

@@ -1,7 +1,8 @@
 """What a probe handler sees at a hit, while the hit thread is stopped.
 
 A HitContext is valid only during the handler call: `regs` is the engine's reusable
-register struct, overwritten at the next stop. Work queued with `defer` must capture the
+register struct, overwritten at the next stop, and the context object itself is reused for
+the thread's next hit (Session._caller re-points it: no allocation per hit). Work queued with `defer` must capture the
 values it needs (as the handler compiler does) rather than keep the context.
 Argument, return and register values are raw unsigned 64-bit integers; the caller decides
 on width and signedness.
@@ -38,6 +39,14 @@ class HitContext:
         self._nsecs = 0
         self._cpu: int | None = None
         self._comm: str | None = None
+        self.deferred = False
+
+    def reset(self, probe: Probe) -> None:
+        """Re-point a thread's reused context at the next hit (cheaper than a new one)."""
+        self.probe = probe
+        self._nsecs = 0
+        self._cpu = None
+        self._comm = None
         self.deferred = False
 
     @property
@@ -137,7 +146,10 @@ class HitContext:
 
     def set_reg(self, name: str, value: int) -> None:
         """Change a register of the stopped thread (meant for sync probes); the engine
-        writes the registers back before the thread continues."""
+        writes the registers back before the thread continues. The only way to change
+        one: a plain write to `regs` is lost where the engine writes back rip alone."""
         if not hasattr(self.regs, name) or name.startswith("_"):
             raise UprobeError(f"no register named {name!r}")
         setattr(self.regs, name, value & MASK64)
+        # Tells the engine to write back every register, not just rip.
+        self.thread.regs_dirty = True

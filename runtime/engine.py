@@ -1,8 +1,9 @@
 """The ptrace engine: one waitpid loop that dispatches every stop of every traced thread.
 
 Only the thread that created the engine (the tracer thread) may call its methods: the
-kernel ties a tracee to the tracer thread that attached it. The hit path is kept short:
-waitpid, one GETREGS into a reused struct, the handlers, one SETREGS, one CONT.
+kernel ties a tracee to the tracer thread that attached it. The hit path is kept short
+and inlined in the waitpid loop: waitpid, one GETREGS into a reused struct, the handlers,
+one POKEUSER of rip (SETREGS when more than rip changed), one CONT.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from runtime import ptrace_ops as pt
 from runtime import rendezvous, retprobes, trapguard
-from runtime.errors import MemoryReadError, TargetError
+from runtime.errors import MemoryReadError, TargetError, UprobeError
 from runtime.memory import ProcessMemory
 from runtime.procmaps import Mapping, read_maps
 from runtime.rendezvous import MappingWatch
@@ -26,6 +27,8 @@ from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, unins
 from runtime.xol import REACH, XolArea, XolSpace, map_area
 
 SIGTRAP = int(signal.SIGTRAP)
+# The wait status of a SIGTRAP signal-delivery stop (no ptrace event bits).
+TRAP_STOP = (SIGTRAP << 8) | 0x7F
 WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 AT_ENTRY = 9
@@ -125,15 +128,89 @@ class Engine:
     # -- the loop --------------------------------------------------------------------
 
     def run(self, until: Callable[[], bool]) -> None:
-        """Dispatch stops until `until()` holds (checked before every wait)."""
+        """Dispatch stops until `until()` holds (checked before every wait).
+
+        The hot path, a SIGTRAP at one of our copy-and-jump sites, is inlined here with
+        everything it touches bound to locals: per hit one GETREGS (a PEEKUSER of rip
+        when no probe reads registers: ProbeRegistry.lean), the handlers, one POKEUSER
+        of rip (SETREGS when a handler or the instruction changed more) and one CONT.
+        Everything else goes through dispatch()."""
         waitpid = os.waitpid
         dispatch = self.dispatch
+        threads_get = self.threads.get
+        fast = pt.fast_ptrace
+        regs = self.regs
+        rp = self.regs_addr
+        getregs, setregs, peekuser, pokeuser, cont = (
+            pt.PTRACE_GETREGS, pt.PTRACE_SETREGS, pt.PTRACE_PEEKUSER, pt.PTRACE_POKEUSER,
+            pt.PTRACE_CONT)
+        rip_offset = pt.RIP_OFFSET
+        on_entry = retprobes.on_entry
+        registry = self.registry
         while not until():
             try:
                 tid, status = waitpid(-1, WAIT_FLAGS)
             except ChildProcessError:
                 return
-            dispatch(tid, status)
+            th = threads_get(tid)
+            if status != TRAP_STOP or th is None:
+                dispatch(tid, status)
+                continue
+            th.stopped = True
+            try:
+                proc = th.proc
+                stale = False
+                if registry.lean:
+                    # No handler reads registers: rip alone finds the site, GETREGS only
+                    # where the site or the trap guard needs the rest.
+                    rip = fast(peekuser, tid, rip_offset, 0)
+                    if rip == -1:  # never a user-space rip
+                        raise pt.failure(peekuser, tid)
+                    addr = rip - 1
+                    bp = proc.sites.get(addr)
+                    if bp is not None and bp.lean and proc.trap_action is None:
+                        stale = True
+                    elif fast(getregs, tid, 0, rp) == -1:
+                        raise pt.failure(getregs, tid)
+                else:
+                    if fast(getregs, tid, 0, rp) == -1:
+                        raise pt.failure(getregs, tid)
+                    addr = regs.rip - 1
+                    bp = proc.sites.get(addr)
+                if bp is None:
+                    self._on_trap_elsewhere(th, addr)
+                    continue
+                regs.rip = addr
+                for call in bp.calls:
+                    call(th, regs)
+                if bp.has_return:
+                    on_entry(proc, th, regs, bp)
+                if bp.rip_only and not th.regs_dirty and regs.rip == addr:
+                    # Only rip moves, to the slot: one word instead of the whole struct.
+                    if fast(pokeuser, tid, rip_offset, bp.slot_word) == -1:
+                        raise pt.failure(pokeuser, tid)
+                else:
+                    th.regs_dirty = False
+                    if stale:
+                        # Writing back registers never read would corrupt the thread.
+                        raise UprobeError(
+                            f"a handler at {addr:#x} changed a register although its probe "
+                            "was added with reads_regs=False")
+                    if regs.rip == addr and not (bp.emulates and bp.ops.emulate(regs, proc.mem)):
+                        regs.rip = bp.slot
+                    if fast(setregs, tid, 0, rp) == -1:
+                        raise pt.failure(setregs, tid)
+                if proc.trap_action is not None:
+                    self._keep_trap_action(th)
+                if th.pending or th.held or self.detaching:
+                    self.resume(th)
+                    continue
+                th.stopped = False
+                if fast(cont, tid, 0, 0) == -1:
+                    raise pt.failure(cont, tid)
+            except BaseException as e:
+                if not self._absorb(th, e):
+                    raise
 
     def dispatch(self, tid: int, status: int) -> None:
         th = self.threads.get(tid)
@@ -157,19 +234,25 @@ class Engine:
                     self.resume(th)
             else:
                 self._on_exit(th, status)
-        except pt.PtraceFailed as e:
-            if e.errno != errno.ESRCH:
+        except BaseException as e:
+            if not self._absorb(th, e):
                 raise
-            th.stopped = False  # killed meanwhile; its exit is reported later
-        except MemoryReadError:
-            if thread_alive(tid):
-                th.unfinished = True
-                raise
+
+    def _absorb(self, th: Thread, exc: BaseException) -> bool:
+        """After a stop's handling raised: True when the failure only means the thread
+        died meanwhile (its exit is reported later); False to let it propagate, with the
+        thread marked so that detach finishes the interrupted stop."""
+        if isinstance(exc, pt.PtraceFailed):
+            if exc.errno != errno.ESRCH:
+                return False
             th.stopped = False
-        except BaseException:
-            # A handler failed (or Ctrl-C) mid-hit: detach must finish this stop.
-            th.unfinished = True
-            raise
+            return True
+        if isinstance(exc, MemoryReadError) and not thread_alive(th.tid):
+            th.stopped = False
+            return True
+        # A handler failed (or Ctrl-C) mid-hit: detach must finish this stop.
+        th.unfinished = True
+        return False
 
     def resume(self, th: Thread) -> None:
         """Let a stopped thread go, delivering one pending signal; held threads and every
@@ -182,42 +265,41 @@ class Engine:
     # -- SIGTRAP: breakpoint hits ----------------------------------------------------
 
     def _on_trap(self, th: Thread) -> None:
-        # The hot path: raw ptrace calls inline, one GETREGS, one SETREGS, one CONT.
+        """A SIGTRAP met outside run()'s inlined hot path: the same handling."""
         tid = th.tid
         regs = self.regs
-        rp = self.regs_addr
-        fast = pt.fast_ptrace
-        if fast(pt.PTRACE_GETREGS, tid, 0, rp) == -1:
-            raise pt.failure(pt.PTRACE_GETREGS, tid)
+        pt.getregs(tid, self.regs_addr)
         addr = regs.rip - 1
         proc = th.proc
         bp = proc.sites.get(addr)
-        if bp is not None:
-            regs.rip = addr
-            for call in bp.calls:
-                call(th, regs)
-            if bp.has_return:
-                retprobes.on_entry(proc, th, regs, bp)
-            if regs.rip == addr and not (bp.emulates and bp.ops.emulate(regs, proc.mem)):
-                regs.rip = bp.slot
-            if fast(pt.PTRACE_SETREGS, tid, 0, rp) == -1:
-                raise pt.failure(pt.PTRACE_SETREGS, tid)
-            if proc.trap_action is not None:
-                self._keep_trap_action(th)
-            if th.pending or th.held or self.detaching:
-                self.resume(th)
-                return
-            th.stopped = False
-            if fast(pt.PTRACE_CONT, tid, 0, 0) == -1:
-                raise pt.failure(pt.PTRACE_CONT, tid)
+        if bp is None:
+            self._on_trap_elsewhere(th, addr)
             return
+        regs.rip = addr
+        for call in bp.calls:
+            call(th, regs)
+        if bp.has_return:
+            retprobes.on_entry(proc, th, regs, bp)
+        th.regs_dirty = False
+        if regs.rip == addr and not (bp.emulates and bp.ops.emulate(regs, proc.mem)):
+            regs.rip = bp.slot
+        pt.setregs(tid, self.regs_addr)
+        if proc.trap_action is not None:
+            self._keep_trap_action(th)
+        self.resume(th)
+
+    def _on_trap_elsewhere(self, th: Thread, addr: int) -> None:
+        """A SIGTRAP (registers read) at the return trampoline or at no live site."""
+        proc = th.proc
+        regs = self.regs
         if addr == proc.xol.trampoline and addr:
             done = retprobes.on_return(th, regs)
             th.landing = regs.rip
             for inst in done:
                 for probe in inst.probes:
                     probe.call(th, regs)
-            pt.setregs(tid, self.regs_addr)
+            th.regs_dirty = False
+            pt.setregs(th.tid, self.regs_addr)
             if proc.trap_action is not None:
                 self._keep_trap_action(th)
             self.resume(th)

@@ -28,7 +28,9 @@ from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapStore
 from runtime.output.printf import PrintfFormat
-from uplang.plan import Plan, PlanProbe
+from uplang import ast
+from uplang.astwalk import walk
+from uplang.plan import Plan, PlanClause, PlanProbe
 
 TRACE_KINDS = ("uprobe", "uretprobe", "usdt")
 DEFAULT_MAX_STRLEN = 64
@@ -47,6 +49,8 @@ class RunOptions:
     debug: bool = False
     follow_forks: bool = True
     verbose: bool = False
+    # --cpu: pin the tracer (and a -c program's first thread) to this CPU.
+    cpu: int | None = None
 
 
 class ExecutorError(UprobeError):
@@ -170,10 +174,12 @@ class PlanRun:
             argv = shlex.split(self.options.command)
             if not argv:
                 raise ExecutorError("-c needs a command")
-            session = Session.spawn(argv, follow_forks=self.options.follow_forks)
+            session = Session.spawn(argv, follow_forks=self.options.follow_forks,
+                                    cpu=self.options.cpu)
             self.support.cpid = _session_pid(session)
         else:
-            session = Session.attach(self.options.pid, follow_forks=self.options.follow_forks)
+            session = Session.attach(self.options.pid, follow_forks=self.options.follow_forks,
+                                     cpu=self.options.cpu)
         # `self->` variables die with their thread; without this hook the support prunes
         # dead threads itself (see HandlerSupport.prune_threads).
         hook = getattr(session, "on_thread_exit", None)
@@ -245,8 +251,12 @@ class PlanRun:
         key = (id(probe), kind, placement.dev, placement.ino, placement.file_offset)
         if key in self.placed:
             return 0
+        # Only plain uprobes: USDT handlers decode their arguments from registers
+        # (usdt_handler) and return probes need rsp at the entry.
+        lean = (probe.kind == "uprobe" and kind == "entry"
+                and not reads_registers(self.plan.clauses[probe.clause]))
         self.session.add_probe(placement, handler, kind=kind, sync=sync, label=label,
-                               semaphore=semaphore)
+                               semaphore=semaphore, reads_regs=not lean)
         self.placed.add(key)
         self.attached += 1
         if self.options.verbose:
@@ -331,6 +341,30 @@ class PlanRun:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+
+
+# What a clause may use and still never look at the hit thread's registers: identity,
+# time, memory and the map functions. Anything not listed counts as reading them.
+REGISTER_FREE_BUILTINS = frozenset(
+    {"pid", "tid", "ppid", "uid", "gid", "comm", "cpu", "nsecs", "elapsed", "cpid", "rand",
+     "probe"})
+REGISTER_FREE_CALLS = frozenset(
+    {"printf", "print", "str", "buf", "strlen", "strcontains", "strncmp", "usym", "uaddr",
+     "time", "strftime", "cat", "exit", "system", "sleep", "count", "sum", "avg", "min",
+     "max", "stats", "hist", "lhist", "delete", "clear", "zero", "has_key", "len"})
+
+
+def reads_registers(clause: PlanClause) -> bool:
+    """Whether the clause's handler may read registers (arg*, retval, reg(), ustack, func,
+    ...): a probe whose handler does not lets the engine skip GETREGS at its hits."""
+    roots = ([clause.predicate] if clause.predicate is not None else []) + list(clause.body)
+    for root in roots:
+        for node in walk(root):
+            if isinstance(node, ast.Builtin) and node.name not in REGISTER_FREE_BUILTINS:
+                return True
+            if isinstance(node, ast.Call) and node.name not in REGISTER_FREE_CALLS:
+                return True
+    return False
 
 
 def _run_now(fn: Callable[[], None]) -> None:

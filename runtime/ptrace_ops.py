@@ -17,6 +17,7 @@ from runtime.errors import TargetError, TracePermissionError
 
 PTRACE_TRACEME = 0
 PTRACE_PEEKUSER = 3
+PTRACE_POKEUSER = 6
 PTRACE_CONT = 7
 PTRACE_KILL = 8
 PTRACE_SINGLESTEP = 9
@@ -50,6 +51,9 @@ WALL = 0x40000000
 WNOTHREAD = 0x20000000
 
 SI_KERNEL = 0x80
+
+# offsetof(struct user, regs.rip): the regs come first in struct user.
+RIP_OFFSET = user_regs_struct.rip.offset
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _ptrace = _libc.ptrace

@@ -75,6 +75,19 @@ def _exec_child(argv: Sequence[str], env: dict[str, str] | None, cwd: str | None
         os._exit(code)
 
 
+def pin_tracer(cpu: int) -> None:
+    """Pin the calling (tracer) thread to `cpu`: a hit then switches between two tasks on
+    one CPU instead of waking the tracer elsewhere. Threads started later inherit it."""
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        cpus = ",".join(str(c) for c in sorted(allowed))
+        raise UprobeError(f"cannot pin to CPU {cpu}: this process may run on CPUs {cpus}")
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as e:
+        raise UprobeError(f"cannot pin to CPU {cpu}: {e.strerror}") from None
+
+
 class Session:
     """A traced program and its probes. Create with `spawn` or `attach`."""
 
@@ -110,11 +123,16 @@ class Session:
         stdout: StdStream = None,
         stderr: StdStream = None,
         cwd: str | None = None,
+        cpu: int | None = None,
     ) -> Session:
         """Run `argv` traced; returns with the program stopped at its entry point (after
-        the dynamic linker mapped its libraries, before main), ready for probes."""
+        the dynamic linker mapped its libraries, before main), ready for probes.
+        `cpu`: pin the tracer thread to that CPU, and the program's first thread with it
+        (inherited through the fork: the program's own affinity changes, knowingly)."""
         if not argv:
             raise TargetError("no command to run")
+        if cpu is not None:
+            pin_tracer(cpu)
         fds = [_fd(stdin), _fd(stdout), _fd(stderr)]
         go_r, go_w = os.pipe()
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -168,8 +186,11 @@ class Session:
         return session
 
     @classmethod
-    def attach(cls, pid: int, *, follow_forks: bool = True) -> Session:
-        """Trace the running process `pid`: every thread is seized without being stopped."""
+    def attach(cls, pid: int, *, follow_forks: bool = True, cpu: int | None = None) -> Session:
+        """Trace the running process `pid`: every thread is seized without being stopped.
+        `cpu`: pin the tracer thread to that CPU; the program's affinity is never touched."""
+        if cpu is not None:
+            pin_tracer(cpu)
         engine = Engine(follow_forks)
         engine.main_pid = pid
         if not os.path.isdir(f"/proc/{pid}/task"):
@@ -211,14 +232,17 @@ class Session:
         sync: bool = False,
         label: str = "",
         semaphore: int | None = None,
+        reads_regs: bool = True,
     ) -> Probe:
         """Install `handler` at `placement` (a resolve.Placement: file identity + offset)
         in every executable mapping of that file in every traced process. A file that is
         not mapped anywhere yet keeps the probe pending: it goes in when an exec or a
         dlopen maps the file, and leaves with a dlclose (`sites(probe)` tells how many
         sites it has now). `semaphore`: the file offset of a USDT semaphore in the same
-        file, raised once per process while the probe is in place. A refused site raises
-        PlacementError with the x86 reason."""
+        file, raised once per process while the probe is in place. `reads_regs=False`
+        promises that the handler never uses ctx.regs, arg(), retval, ustack() or
+        set_reg(): where every probe promises it, a hit reads rip alone (the others are
+        stale in ctx.regs). A refused site raises PlacementError with the x86 reason."""
         if kind not in ("entry", "return"):
             raise UprobeError(f"unknown probe kind {kind!r} (entry or return)")
         if kind == "return" and getattr(placement, "sym_offset", 0):
@@ -228,7 +252,7 @@ class Session:
                 f"not at +{placement.sym_offset}"
             )
         probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label,
-                      semaphore=semaphore)
+                      semaphore=semaphore, reads_regs=reads_regs)
         probe.call = self._caller(probe)
         self.engine.registry.add(probe)
         try:
@@ -270,15 +294,26 @@ class Session:
         if self._fault_at:
             handler = self._faulty(handler)
 
+        # One context per thread, re-pointed at each hit: a thread is in one hit at a
+        # time, and a context is valid only during the handler call (the contract).
         if probe.sync:
             def call(th: Thread, regs: Any) -> None:
-                ctx = HitContext(self, th, regs, probe)
+                ctx = th.hit_ctx
+                if ctx is None or ctx.regs is not regs:
+                    ctx = th.hit_ctx = HitContext(self, th, regs, probe)
+                else:
+                    ctx.reset(probe)
                 handler(ctx)
                 if ctx.deferred:
                     effects.drain()
         else:
             def call(th: Thread, regs: Any) -> None:
-                handler(HitContext(self, th, regs, probe))
+                ctx = th.hit_ctx
+                if ctx is None or ctx.regs is not regs:
+                    ctx = th.hit_ctx = HitContext(self, th, regs, probe)
+                else:
+                    ctx.reset(probe)
+                handler(ctx)
         return call
 
     def _faulty(self, handler: Callable[[HitContext], Any]) -> Callable[[HitContext], Any]:

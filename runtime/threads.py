@@ -38,7 +38,11 @@ class Thread:
     """`stopped`: in a ptrace-stop we have not resumed; `held`: kept stopped on purpose
     (spawned program waiting before main, XOL injection); `started`: its first stop after
     creation was seen; `pending`: signals to deliver on the next resumes; `unfinished`: a
-    trap whose handling raised; `landing`: the return address of the last trampoline hit."""
+    trap whose handling raised; `landing`: the return address of the last trampoline hit.
+    `regs_dirty`: a handler changed a register other than by the engine's own rip moves
+    (HitContext.set_reg), so the hit must write every register back, not rip alone.
+    `hit_ctx`: the HitContext reused for this thread's hits (the session's, see
+    Session._caller): one thread is in at most one hit at a time."""
 
     tid: int
     proc: Process
@@ -51,6 +55,8 @@ class Thread:
     unfinished: bool = False
     landing: int = 0
     returns: list[ReturnInstance] = field(default_factory=list)
+    regs_dirty: bool = False
+    hit_ctx: Any = None
 
 
 @dataclass(eq=False)

@@ -45,7 +45,9 @@ class Probe:
     """A probe handle: `kind` is "entry", "return" or "internal" (the runtime's own hooks,
     e.g. on the C++ unwinder). `call(thread, regs)` is what the engine runs at a hit.
     `semaphore` is the file offset of a USDT semaphore in the placement's file, raised
-    in every process while the probe is in place (runtime/semaphores.py)."""
+    in every process while the probe is in place (runtime/semaphores.py). `reads_regs`
+    False promises the handler never looks at registers (ctx.regs, arg, retval, ustack,
+    set_reg): the engine may then read rip alone at its hits."""
 
     placement: Any
     handler: Callable[..., Any] | None
@@ -54,6 +56,7 @@ class Probe:
     label: str = ""
     call: HitCall | None = field(default=None, repr=False)
     semaphore: int | None = None
+    reads_regs: bool = True
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -68,15 +71,24 @@ class Probe:
 
 @dataclass
 class ProbeRegistry:
-    """Every active probe, by file identity; the source of truth for (re)installation."""
+    """Every active probe, by file identity; the source of truth for (re)installation.
+    `lean`: every probe is an entry probe that reads no registers, so a hit can start by
+    reading rip alone (PEEKUSER) and skip GETREGS at the sites that allow it."""
 
     probes: dict[int, Probe] = field(default_factory=dict)
+    lean: bool = False
 
     def add(self, probe: Probe) -> None:
         self.probes[probe.id] = probe
+        self._update()
 
     def remove(self, probe: Probe) -> None:
         self.probes.pop(probe.id, None)
+        self._update()
+
+    def _update(self) -> None:
+        self.lean = bool(self.probes) and all(
+            p.kind == "entry" and not p.reads_regs for p in self.probes.values())
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(list(self.probes.values()))

@@ -8,6 +8,7 @@ running meanwhile.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,11 @@ CODE_WINDOW = 16
 class UserBkpt:
     """`orig` is the byte the int3 replaced; `slot` is 0 for emulated/skipped classes.
     `consumers` run at the hit (entry probes, internal hooks), `returns` are the return
-    probes whose trampoline the hit plants."""
+    probes whose trampoline the hit plants. `rip_only`: a hit leaves every register but
+    rip as it found it (copy-and-jump slot, no internal hook), so the engine writes rip
+    alone (PTRACE_POKEUSER of `slot_word`) unless a handler changed a register. `lean`:
+    besides, no consumer reads registers and no return probe needs rsp, so the engine
+    need not read them either (rip from PTRACE_PEEKUSER is enough)."""
 
     addr: int
     orig: int
@@ -37,10 +42,15 @@ class UserBkpt:
     has_return: bool = False
     calls: list[Any] = field(default_factory=list)
     emulates: bool = field(init=False)
+    rip_only: bool = field(init=False, default=False)
+    lean: bool = field(init=False, default=False)
+    slot_word: ctypes.c_void_p = field(init=False)
 
     def __post_init__(self) -> None:
         # Classes that never emulate (copy + jump) skip the call on every hit.
         self.emulates = type(self.ops).emulate is not SiteOps.emulate
+        # Built once: POKEUSER's data argument needs no conversion on the hit path.
+        self.slot_word = ctypes.c_void_p(self.slot)
 
     def insert(self, mem: ProcessMemory) -> None:
         mem.write(self.addr, bytes((INT3,)))
@@ -51,6 +61,12 @@ class UserBkpt:
     def refresh(self) -> None:
         self.has_return = bool(self.returns)
         self.calls = [c.call for c in self.consumers]
+        # Internal hooks (ld.so rendezvous, unwinder) may place probes or inject code
+        # with this very thread: their hits keep the full register write-back.
+        self.rip_only = bool(self.slot) and not self.emulates and all(
+            c.kind != "internal" for c in self.consumers)
+        self.lean = self.rip_only and not self.has_return and all(
+            not getattr(c, "reads_regs", True) for c in self.consumers)
 
 
 def read_site(mem: ProcessMemory, addr: int) -> bytes:

@@ -84,6 +84,16 @@ def _pid(text: str) -> int:
     return value
 
 
+def _cpu(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a CPU number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a CPU number: {text!r}")
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program text")
     p.add_argument("-c", dest="command", metavar="CMD", help="run CMD and trace it")
@@ -100,6 +110,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     p.add_argument("--no-follow-forks", dest="follow_forks", action="store_false",
                    help="do not trace the children the target forks")
+    p.add_argument("--cpu", type=_cpu, metavar="N",
+                   help="pin the tracer to CPU N; with -c the program starts pinned there too "
+                   "(its own affinity changes); -p targets are never re-pinned")
     p.add_argument("args", nargs="*", metavar="FILE|ARG",
                    help="the script file (unless -e), then its positional parameters")
 
@@ -239,6 +252,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         debug=opts.debug,
         follow_forks=opts.follow_forks,
         verbose=opts.verbose,
+        cpu=opts.cpu,
     )
     try:
         return run_plan(plan, options)
