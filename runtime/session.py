@@ -373,7 +373,8 @@ class Session:
                     except queue.Empty:
                         break
                     fn()
-                self._clock.run_due()
+                # Once stop() was asked for, no further tick runs: run() is about to end.
+                self._clock.run_due(lambda: self._stop_requested)
         finally:
             self._waking = False
 

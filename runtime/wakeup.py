@@ -109,7 +109,10 @@ class TimerClock:
                     continue
                 self._cond.wait(None if nxt is None else (nxt - now) / 1e9)
 
-    def run_due(self) -> None:
+    def run_due(self, stopped: Callable[[], bool] = lambda: False) -> None:
+        """Run the callbacks whose deadline passed, unless `stopped()` says the run ends."""
+        if stopped():
+            return
         now = time.monotonic_ns()
         with self._cond:
             due = [t for t in self._timers if t.deadline <= now]
@@ -119,6 +122,8 @@ class TimerClock:
                 t.deadline += missed * t.period_ns
             self._cond.notify()
         for t in due:
+            if stopped():
+                return
             t.callback()
 
     def close(self) -> None:
