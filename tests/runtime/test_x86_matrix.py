@@ -18,28 +18,10 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from programs.matrix_sites import REFUSED_REASONS, Site, read_sites
 from ptrace.binding import ptrace_cont, ptrace_getregs, ptrace_setregs, ptrace_traceme
 
 from runtime.x86.analyse import analyse
-
-REFUSED_REASONS = {
-    "site_rej_syscall": "system call instructions cannot run out of line",
-    "site_rej_int3": "already holds an int3",
-    "site_rej_ud2": "#UD on purpose",
-    "site_rej_hlt": "privileged",
-    "site_rej_int80": "software interrupts",
-    "site_rej_in": "port I/O",
-    "site_rej_lcall": "far transfers",
-    "site_rej_xbegin": "transactional memory",
-}
-
-
-@dataclass(frozen=True)
-class Site:
-    name: str
-    cls: str
-    hits: int
-    vaddr: int
 
 
 @dataclass(frozen=True)
@@ -63,17 +45,12 @@ def load_matrix(path: Path) -> Matrix:
     with open(path, "rb") as f:
         elf = ELFFile(f)
         symbols = {s.name: s for s in elf.get_section_by_name(".symtab").iter_symbols()}
-        lines = elf.get_section_by_name(".insn_matrix").data().decode().split("\n")
         text = elf.get_section_by_name(".text")
-        sites = []
-        for line in filter(None, lines):
-            name, cls, hits = line.split()
-            sites.append(Site(name, cls, int(hits), symbols[name]["st_value"]))
         xol = symbols["xol_area"]
         return Matrix(
             path=path,
             pie=elf["e_type"] == "ET_DYN",
-            sites=tuple(sites),
+            sites=tuple(read_sites(path)),
             functions=frozenset(n[2:] for n in symbols if n.startswith("m_")),
             xol_vaddr=xol["st_value"],
             xol_size=xol["st_size"],
