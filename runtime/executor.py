@@ -34,6 +34,8 @@ from uplang.plan import Plan, PlanClause, PlanProbe
 
 TRACE_KINDS = ("uprobe", "uretprobe", "usdt")
 DEFAULT_MAX_STRLEN = 64
+# bpftrace's default: a map holds at most this many keys; new keys beyond are dropped.
+DEFAULT_MAX_MAP_KEYS = 4096
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,16 @@ class PlanRun:
     placed: set[tuple[int, str, int, int, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.store = MapStore()
+        self.store = MapStore(
+            max_keys=int(self.plan.config.get("max_map_keys", DEFAULT_MAX_MAP_KEYS) or 0)
+        )
         self.store.declare(self.plan.maps)
         max_strlen = self.plan.config.get("max_strlen", DEFAULT_MAX_STRLEN)
         self.support = HandlerSupport(
             maps=self.store, emitter=self.emitter, stop=self.request_stop,
             params=self.plan.params, max_strlen=int(max_strlen or DEFAULT_MAX_STRLEN),
             unsafe=self.options.unsafe or self.plan.unsafe, uaddr_lookup=uaddr_lookup,
+            stack_mode=str(self.plan.config.get("stack_mode", "bpftrace")),
         )
         try:
             self.handlers = compile_plan(self.plan, self.support, PrintfFormat.parse)
@@ -149,7 +154,13 @@ class PlanRun:
                 if self.session is not None:
                     self.session.detach()
             self._run_special("end")
-            self.emitter.final_maps(self.store)
+            if self.plan.config.get("print_maps_on_exit", 1):
+                self.emitter.final_maps(self.store)
+            for name, lost in sorted(self.store.dropped.items()):
+                self.emitter.stderr(
+                    f"WARNING: @{name}: {lost} new keys dropped: the map was full "
+                    f"(max_map_keys = {self.store.max_keys})\n"
+                )
             self.emitter.flush()
             if failed is not None:
                 raise failed
@@ -191,8 +202,22 @@ class PlanRun:
     def _place(self, probes: list[PlanProbe]) -> None:
         pid = _session_pid(self.session) if self.session is not None else None
         self.traced = probes
+        missing = self.plan.config.get("missing_probes", "error")
         for probe in probes:
-            self._place_probe(probe, pid)
+            try:
+                self._place_probe(probe, pid)
+            except ResolveError as exc:
+                # config missing_probes: a spec that matches nothing is an error (default),
+                # a warning, or ignored.
+                if missing == "error":
+                    raise
+                if missing == "warn":
+                    self.emitter.stderr(f"WARNING: {probe.spec}: {exc.message}\n")
+        limit = self.plan.config.get("max_probes")
+        if limit and self.attached > int(limit):
+            raise ExecutorError(
+                f"the script places {self.attached} probes, more than max_probes = {limit}"
+            )
         self.attached += len(self.by_kind.get("begin", [])) + len(self.by_kind.get("end", []))
         for probe in self.by_kind.get("interval", []):
             self.attached += 1

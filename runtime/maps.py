@@ -410,10 +410,20 @@ class BpfMap:
 class MapStore:
     """All maps of one session, by bare name; maps come into being on first use."""
 
-    def __init__(self, decls: Iterable[object] = ()) -> None:
+    def __init__(self, decls: Iterable[object] = (), max_keys: int = 0) -> None:
         self._maps: dict[str, BpfMap] = {}
         self._lock = threading.RLock()
+        # bpftrace's max_map_keys: a full map keeps its keys and drops new ones (0: no cap).
+        self.max_keys = max_keys
+        self.dropped: dict[str, int] = {}
         self.declare(decls)
+
+    def _full(self, m: BpfMap) -> bool:
+        """True (and the drop counted) when m cannot take one more key."""
+        if self.max_keys and len(m.entries) >= self.max_keys:
+            self.dropped[m.name] = self.dropped.get(m.name, 0) + 1
+            return True
+        return False
 
     def declare(self, decls: Iterable[object]) -> None:
         """Bind each declared map (uplang.plan.MapDecl, duck-typed so the runtime does not
@@ -495,6 +505,8 @@ class MapStore:
                     )
             state = m.entries.get(k)
             if state is None:
+                if self._full(m):
+                    return
                 state = m.entries[k] = new_state(kind, m.lhist_args, m.hist_bits or 0)
             state.add(value)  # type: ignore[attr-defined]
 
@@ -514,6 +526,8 @@ class MapStore:
                 )
             m._bind_kind(value_kind(value))
             m._check_key(k)
+            if k not in m.entries and self._full(m):
+                return
             m.entries[k] = value
 
     def get(self, name: str, key: object = ()) -> object:

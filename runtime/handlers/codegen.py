@@ -53,6 +53,7 @@ class Shared:
     tl_types: dict[str, VType] = field(default_factory=dict)
     map_types: dict[str, VType] = field(default_factory=dict)
     max_loop: int = 1000
+    max_ustack: int = 127  # config max_ustack: the depth of a bare `ustack`
     map_names: set[str] = field(default_factory=set)
 
     def const(self, value: object, prefix: str = "_k") -> str:
@@ -232,7 +233,7 @@ class ClauseGen:
             "comm": ("_ctx.comm", STR), "cpu": ("_ctx.cpu", INT64),
             "nsecs": ("_ctx.nsecs", INT64), "elapsed": ("(_ctx.nsecs - _start_ns())", INT64),
             "retval": ("_s64(_ctx.retval)", INT64), "func": ("_func(_ctx)", STR),
-            "probe": ("_probe_name(_ctx)", STR), "ustack": ("_ustack(_ctx, 127)", STACK),
+            "probe": ("_probe_name(_ctx)", STR), "ustack": (f"_ustack(_ctx, {self.shared.max_ustack})", STACK),
             "cpid": ("_cpid()", INT64), "rand": ("_rand()", UINT64),
             "ppid": ("_proc_field(_ctx.pid, 'PPid')", INT64),
             "uid": ("_proc_field(_ctx.pid, 'Uid')", INT64),
@@ -463,7 +464,7 @@ class ClauseGen:
         return f"_s64(_ctx.regs.{name})", INT64
 
     def f_ustack(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
-        limit = self.const_int(args[0]) if args else 127
+        limit = self.const_int(args[0]) if args else self.shared.max_ustack
         return f"_ustack(_ctx, {limit})", STACK
 
     def f_time(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:

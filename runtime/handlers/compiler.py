@@ -48,6 +48,7 @@ def compile_plan(plan: Plan, support: HandlerSupport,
         maps={m.name: m for m in plan.maps},
         params=plan.params,
         max_loop=max_loop,
+        max_ustack=int(plan.config.get("max_ustack", 127) or 127),
     )
     sources: dict[int, str] = {}
     for final in (False, True):

@@ -59,6 +59,7 @@ class HandlerSupport:
     frame_cache: dict[tuple[int, int], Frame] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
     uaddr_lookup: Callable[[int, str], int] | None = None
+    stack_mode: str = "bpftrace"  # config stack_mode: how ustack values print
     exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
 
     # ------------------------------------------------------------------ thread-locals
@@ -155,7 +156,7 @@ class HandlerSupport:
             addrs = ctx.ustack(limit)
         except (UprobeError, OSError):
             addrs = []
-        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]))
+        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), self.stack_mode)
 
     def frame(self, ctx: Any, addr: int) -> Frame:
         """Symbolised once per (process, address): stacks repeat, symbolising is not cheap."""
