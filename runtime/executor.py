@@ -111,6 +111,8 @@ class PlanRun:
             self.handlers = compile_plan(self.plan, self.support, PrintfFormat.parse)
         except CompileError as exc:
             raise ExecutorError(str(exc)) from None
+        # Clauses whose handlers never read registers: decided once, not per placement.
+        self.register_free = {c.index for c in self.plan.clauses if not reads_registers(c)}
         self.by_kind: dict[str, list[PlanProbe]] = {}
         for probe in self.plan.probes:
             self.by_kind.setdefault(probe.kind, []).append(probe)
@@ -279,7 +281,7 @@ class PlanRun:
         # Only plain uprobes: USDT handlers decode their arguments from registers
         # (usdt_handler) and return probes need rsp at the entry.
         lean = (probe.kind == "uprobe" and kind == "entry"
-                and not reads_registers(self.plan.clauses[probe.clause]))
+                and probe.clause in self.register_free)
         self.session.add_probe(placement, handler, kind=kind, sync=sync, label=label,
                                semaphore=semaphore, reads_regs=not lean)
         self.placed.add(key)

@@ -294,26 +294,20 @@ class Session:
         if self._fault_at:
             handler = self._faulty(handler)
 
+        sync = probe.sync
+
         # One context per thread, re-pointed at each hit: a thread is in one hit at a
         # time, and a context is valid only during the handler call (the contract).
-        if probe.sync:
-            def call(th: Thread, regs: Any) -> None:
-                ctx = th.hit_ctx
-                if ctx is None or ctx.regs is not regs:
-                    ctx = th.hit_ctx = HitContext(self, th, regs, probe)
-                else:
-                    ctx.reset(probe)
-                handler(ctx)
-                if ctx.deferred:
-                    effects.drain()
-        else:
-            def call(th: Thread, regs: Any) -> None:
-                ctx = th.hit_ctx
-                if ctx is None or ctx.regs is not regs:
-                    ctx = th.hit_ctx = HitContext(self, th, regs, probe)
-                else:
-                    ctx.reset(probe)
-                handler(ctx)
+        def call(th: Thread, regs: Any) -> None:
+            ctx = th.hit_ctx
+            if ctx is None or ctx.regs is not regs:
+                ctx = th.hit_ctx = HitContext(self, th, regs, probe)
+            else:
+                ctx.reset(probe)
+            handler(ctx)
+            if sync and ctx.deferred:
+                effects.drain()
+
         return call
 
     def _faulty(self, handler: Callable[[HitContext], Any]) -> Callable[[HitContext], Any]:
