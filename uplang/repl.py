@@ -32,16 +32,13 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from uplang import ast, unparse
 from uplang.checks import CheckOptions, CheckResult, check
+from uplang.cli import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang.complete import Command, UplangCompleter, scan
 from uplang.diagnostics import Diagnostic, UplangCheckError, UplangError
 from uplang.highlight import ReplLexer
 from uplang.parser import parse
 from uplang.planner import build_plan
 from uplang.probes import PROVIDER_ALIASES
-
-EXIT_OK = 0
-EXIT_USAGE = 1
-EXIT_RUNTIME = 2
 
 COMMANDS = (
     Command(":attach", "PID", "trace the running process PID and place the live clauses"),
