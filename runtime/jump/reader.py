@@ -13,7 +13,6 @@ and clear()/zero() on the user side only reset what has already been merged.
 from __future__ import annotations
 
 import ctypes
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,6 +147,10 @@ class JumpReader:
             "thread_table_full": self._u64(L.H_THREAD_FULL),
             "str_faults": self._u64(L.H_STR_FAULTS),
         }
+
+    def release(self) -> None:
+        """Lets go of the mapping (the owner can then unmap it)."""
+        self.view.release()
 
     def close(self) -> None:
         """Nobody drains from now on: writers stop waiting (and drop), waiters wake."""

@@ -333,6 +333,8 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
             return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         if isinstance(e, ast.Builtin) and e.name == "comm":
             return e  # the user side reads it by tid
+        if isinstance(e, ast.Builtin):
+            raise Refuse(f"handler uses {e.name}")
         if isinstance(e, ast.MapRef):
             return dataclasses.replace(e, keys=tuple(cap(k) for k in e.keys))
         if isinstance(e, ast.Call):
