@@ -327,6 +327,10 @@ class Session:
             raise UprobeError("a timer period must be positive")
         return self._clock.add(period_ns, callback)
 
+    def remove_timer(self, timer: Timer) -> None:
+        """The timer never fires again (a tick already due included)."""
+        self._clock.remove(timer)
+
     def add_sampler(self, hz: int, handler: Callable[[HitContext], Any],
                     label: str = "") -> Sampler:
         """Call `handler(ctx)` `hz` times a second for every running thread of every traced
@@ -334,9 +338,17 @@ class Session:
         system call are sampled too, unlike bpftrace's on-CPU profile)."""
         if hz <= 0:
             raise UprobeError("a sampling rate must be positive")
-        sampler = Sampler(self, handler, label or f"profile:hz:{hz}")
-        self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
+
+        def context(th: Thread, regs: Any, probe: Any) -> HitContext:
+            return HitContext(self, th, regs, probe)
+
+        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}")
+        sampler.timer = self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
         return sampler
+
+    def remove_sampler(self, sampler: Sampler) -> None:
+        """No more samples from `sampler`."""
+        self._clock.remove(sampler.timer)
 
     def on_thread_exit(self, callback: Callable[[int, int], None]) -> None:
         """Call `callback(pid, tid)` on the tracer thread whenever a traced thread is gone
