@@ -5,11 +5,10 @@ Run against tests/programs/repl_loop.c (tick(i), tock(i) every millisecond, unti
 
 from __future__ import annotations
 
-import re
 import subprocess
-import threading
 
 import pytest
+from programs.rt_support import Lines
 
 from runtime.elfsyms import ElfFile
 from runtime.live import LiveClause, LiveDriver
@@ -19,31 +18,6 @@ from uplang.checks import CheckOptions
 from uplang.planner import compile_script
 
 pytestmark = pytest.mark.timeout(60)
-WAIT_S = 30.0
-
-
-class Lines:
-    """A text stream that wakes waiters as text arrives."""
-
-    def __init__(self) -> None:
-        self.text = ""
-        self.cond = threading.Condition()
-
-    def write(self, s: str) -> int:
-        with self.cond:
-            self.text += s
-            self.cond.notify_all()
-        return len(s)
-
-    def flush(self) -> None:
-        pass
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        rx = re.compile(pattern, re.M)
-        with self.cond:
-            found = self.cond.wait_for(lambda: rx.search(self.text), WAIT_S)
-        assert found, f"no {pattern!r} in:\n{self.text}"
-        return found
 
 
 @pytest.fixture
