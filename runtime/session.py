@@ -245,7 +245,7 @@ class Session:
         stale in ctx.regs). A refused site raises PlacementError with the x86 reason."""
         if kind not in ("entry", "return"):
             raise UprobeError(f"unknown probe kind {kind!r} (entry or return)")
-        if kind == "return" and getattr(placement, "sym_offset", 0):
+        if kind == "return" and placement.sym_offset:
             # Only at the first instruction does [rsp] hold the return address.
             raise PlacementError(
                 f"a return probe must be at the start of {placement.symbol}, "

@@ -282,12 +282,10 @@ def list_command(pattern: str, pid: int | None, verbose: bool, debug: bool,
 
 def report_runtime_error(exc: BaseException, debug: bool, streams: Streams) -> int:
     """The runtime's own errors carry `.message`; anything else is unexpected."""
-    try:
-        from runtime.errors import UprobeError
-    except ImportError:
-        UprobeError = None  # noqa: N806 - a class or nothing
+    from runtime.errors import UprobeError
+
     message = getattr(exc, "message", None)
-    if (UprobeError is not None and isinstance(exc, UprobeError)) or isinstance(message, str):
+    if isinstance(exc, UprobeError) or isinstance(message, str):
         print(f"uprobe: {message}", file=streams.err)
     else:
         print(f"uprobe: error: {exc}", file=streams.err)
