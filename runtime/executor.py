@@ -28,11 +28,11 @@ from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapStore
 from runtime.output.printf import PrintfFormat
-from uplang import ast
-from uplang.astwalk import walk
-from uplang.plan import Plan, PlanClause, PlanProbe
+from uplang.plan import Plan, PlanProbe
+from uplang.vocab.probetypes import PROBE_TYPES
 
-TRACE_KINDS = ("uprobe", "uretprobe", "usdt")
+# Plan kinds resolved to sites in files, in the order they are placed.
+TRACE_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution in ("symbol", "usdt"))
 DEFAULT_MAX_STRLEN = 64
 # bpftrace's default: a map holds at most this many keys; new keys beyond are dropped.
 DEFAULT_MAX_MAP_KEYS = 4096
@@ -112,7 +112,7 @@ class PlanRun:
         except CompileError as exc:
             raise ExecutorError(str(exc)) from None
         # Clauses whose handlers never read registers: decided once, not per placement.
-        self.register_free = {c.index for c in self.plan.clauses if not reads_registers(c)}
+        self.register_free = {c.index for c in self.plan.clauses if not c.reads_regs}
         self.by_kind: dict[str, list[PlanProbe]] = {}
         for probe in self.plan.probes:
             self.by_kind.setdefault(probe.kind, []).append(probe)
@@ -368,30 +368,6 @@ class PlanRun:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-
-
-# What a clause may use and still never look at the hit thread's registers: identity,
-# time, memory and the map functions. Anything not listed counts as reading them.
-REGISTER_FREE_BUILTINS = frozenset(
-    {"pid", "tid", "ppid", "uid", "gid", "comm", "cpu", "nsecs", "elapsed", "cpid", "rand",
-     "probe"})
-REGISTER_FREE_CALLS = frozenset(
-    {"printf", "print", "str", "buf", "strlen", "strcontains", "strncmp", "usym", "uaddr",
-     "time", "strftime", "cat", "exit", "system", "sleep", "count", "sum", "avg", "min",
-     "max", "stats", "hist", "lhist", "delete", "clear", "zero", "has_key", "len"})
-
-
-def reads_registers(clause: PlanClause) -> bool:
-    """Whether the clause's handler may read registers (arg*, retval, reg(), ustack, func,
-    ...): a probe whose handler does not lets the engine skip GETREGS at its hits."""
-    roots = ([clause.predicate] if clause.predicate is not None else []) + list(clause.body)
-    for root in roots:
-        for node in walk(root):
-            if isinstance(node, ast.Builtin) and node.name not in REGISTER_FREE_BUILTINS:
-                return True
-            if isinstance(node, ast.Call) and node.name not in REGISTER_FREE_CALLS:
-                return True
-    return False
 
 
 def _run_now(fn: Callable[[], None]) -> None:
