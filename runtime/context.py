@@ -12,17 +12,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.errors import UprobeError
 
 if TYPE_CHECKING:
-    from runtime.session import Session
     from runtime.threads import Thread
-    from runtime.uprobes import Probe
 
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class ContextHost(Protocol):
+    """What a context needs of its session (runtime.session.Session)."""
+
+    @property
+    def effects(self) -> Any: ...
+
+    def symbolize(self, pid: int, addr: int) -> str: ...
+
+
+class HitProbe(Protocol):
+    """What a context tells of its probe: a uprobes.Probe, or a sampler's SampleProbe."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def placement(self) -> Any: ...
+
+    @property
+    def symbol(self) -> str: ...
 
 
 class HitContext:
@@ -31,7 +54,7 @@ class HitContext:
 
     __slots__ = ("session", "thread", "regs", "probe", "_nsecs", "_cpu", "_comm", "deferred")
 
-    def __init__(self, session: Session, thread: Thread, regs: Any, probe: Probe) -> None:
+    def __init__(self, session: ContextHost, thread: Thread, regs: Any, probe: HitProbe) -> None:
         self.session = session
         self.thread = thread
         self.regs = regs
@@ -41,7 +64,7 @@ class HitContext:
         self._comm: str | None = None
         self.deferred = False
 
-    def reset(self, probe: Probe) -> None:
+    def reset(self, probe: HitProbe) -> None:
         """Re-point a thread's reused context at the next hit (cheaper than a new one)."""
         self.probe = probe
         self._nsecs = 0

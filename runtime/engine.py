@@ -329,6 +329,7 @@ class Engine:
                 return
         # The program's own int3 or a SIGTRAP it raised: it uses SIGTRAP, so from now on
         # keep its disposition safe from our hits (see runtime/trapguard.py).
+        action: bytes | None
         try:
             action, deferred = trapguard.read_action(th.tid, proc.mem, proc.xol, self.regs.rsp,
                                                      delivering=True)

@@ -125,7 +125,7 @@ class BpfMap:
     lhist_args: tuple[int, int, int] | None = None
     entries: dict[Key, object] = field(default_factory=dict)
     hist_bits: int | None = None  # hist(x, bits): fixed by the first use
-    lock: threading.RLock = field(  # type: ignore[valid-type]
+    lock: threading.RLock = field(
         default_factory=threading.RLock, repr=False, compare=False
     )
 
@@ -256,8 +256,9 @@ class MapStore:
                 if args is None:
                     raise MapError("lhist() needs min, max and step")
                 if m.lhist_args is None:
-                    check_lhist_args(*args)  # type: ignore[misc]
-                    m.lhist_args = args  # type: ignore[assignment]
+                    lo, hi, step = args
+                    check_lhist_args(lo, hi, step)
+                    m.lhist_args = (lo, hi, step)
                 elif args != m.lhist_args:
                     raise MapError(
                         f"{m.display_name}: lhist() arguments must be the same on every use"

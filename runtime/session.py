@@ -245,7 +245,7 @@ class Session:
         stale in ctx.regs). A refused site raises PlacementError with the x86 reason."""
         if kind not in ("entry", "return"):
             raise UprobeError(f"unknown probe kind {kind!r} (entry or return)")
-        if kind == "return" and getattr(placement, "sym_offset", 0):
+        if kind == "return" and placement.sym_offset:
             # Only at the first instruction does [rsp] hold the return address.
             raise PlacementError(
                 f"a return probe must be at the start of {placement.symbol}, "
@@ -327,6 +327,10 @@ class Session:
             raise UprobeError("a timer period must be positive")
         return self._clock.add(period_ns, callback)
 
+    def remove_timer(self, timer: Timer) -> None:
+        """The timer never fires again (a tick already due included)."""
+        self._clock.remove(timer)
+
     def add_sampler(self, hz: int, handler: Callable[[HitContext], Any],
                     label: str = "") -> Sampler:
         """Call `handler(ctx)` `hz` times a second for every running thread of every traced
@@ -334,9 +338,17 @@ class Session:
         system call are sampled too, unlike bpftrace's on-CPU profile)."""
         if hz <= 0:
             raise UprobeError("a sampling rate must be positive")
-        sampler = Sampler(self, handler, label or f"profile:hz:{hz}")
-        self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
+
+        def context(th: Thread, regs: Any, probe: Any) -> HitContext:
+            return HitContext(self, th, regs, probe)
+
+        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}")
+        sampler.timer = self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
         return sampler
+
+    def remove_sampler(self, sampler: Sampler) -> None:
+        """No more samples from `sampler`."""
+        self._clock.remove(sampler.timer)
 
     def on_thread_exit(self, callback: Callable[[int, int], None]) -> None:
         """Call `callback(pid, tid)` on the tracer thread whenever a traced thread is gone

@@ -145,6 +145,10 @@ def const_int(expr: ast.Expr) -> int | None:
     return None
 
 
+def _line(span: ast.Span | None) -> int:
+    return span.line if span is not None else 0
+
+
 def map_label(name: str) -> str:
     return f"@{name}"
 
@@ -380,7 +384,7 @@ class Checker:
         label = map_label(ref.name)
         if len(state.key_kinds) != len(kinds):
             self.error(ref.span, f"map {label} is used with {_keys(len(kinds))} here but with "
-                                 f"{_keys(len(state.key_kinds))} at line {state.key_span.line}")
+                                 f"{_keys(len(state.key_kinds))} at line {_line(state.key_span)}")
             return
         for i, (old, new) in enumerate(zip(state.key_kinds, kinds, strict=True)):
             if compatible(Ty(old), Ty(new)):
@@ -389,7 +393,7 @@ class Checker:
                 continue
             self.error(ref.keys[i].span, f"key {i + 1} of map {label} is {describe(Ty(new))} "
                                          f"here but {describe(Ty(old))} at line "
-                                         f"{state.key_span.line}")
+                                         f"{_line(state.key_span)}")
 
     def map_write(self, ref: ast.MapRef, kind: str, span: ast.Span, *, aggregation: bool,
                   lhist_args: tuple[int, int, int] | None = None) -> None:
@@ -401,7 +405,7 @@ class Checker:
             state.value, state.value_span, state.aggregation = kind, span, aggregation
             state.lhist_args = lhist_args
             return
-        where = f"line {state.value_span.line}"
+        where = f"line {_line(state.value_span)}"
         if state.aggregation and aggregation:
             if state.value != kind:
                 self.error(span, f"map {label} is {state.value}() at {where}; "

@@ -7,6 +7,8 @@ are attached. It never fails on a checked program.
 
 from __future__ import annotations
 
+from typing import Any
+
 from uplang import ast
 from uplang.astwalk import rewrite, walk
 from uplang.checks import CheckOptions, CheckResult, check
@@ -97,12 +99,12 @@ def _config_value(value: int | str) -> int | str:
     return {"true": 1, "false": 0}.get(value, value) if isinstance(value, str) else value
 
 
-def _fold_enums(node, enums: dict[str, int]):
+def _fold_enums(node: Any, enums: dict[str, int]) -> Any:
     """Enum constants are compile-time integers: the runtime never sees their names."""
     if not enums:
         return node
 
-    def fold(n):
+    def fold(n: Any) -> Any:
         if isinstance(n, ast.Builtin) and n.name in enums:
             return ast.Int(enums[n.name], span=n.span)
         return n

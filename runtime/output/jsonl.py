@@ -74,7 +74,7 @@ def value_json(value: object) -> str:
 
 
 def _scaled_json(m: BpfMap, value: object, div: int) -> str:
-    v = value.read() if hasattr(value, "read") else value  # type: ignore[union-attr]
+    v = value.read() if hasattr(value, "read") else value
     if isinstance(v, bool):
         v = int(v)
     if isinstance(v, int):

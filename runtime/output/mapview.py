@@ -21,7 +21,7 @@ def _sort_value(kind: str, value: object) -> int:
         return value.average
     if isinstance(value, HistState | LhistState):
         return value.total
-    v = value.read() if hasattr(value, "read") else value  # type: ignore[union-attr]
+    v = value.read() if hasattr(value, "read") else value
     if not isinstance(v, int):
         return 0
     return wrap_u64(v) if kind == "count" else v

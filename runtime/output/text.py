@@ -33,7 +33,7 @@ from runtime.output.valuetext import key_text, value_text
 
 
 def _scaled(m: BpfMap, value: object, div: int) -> str:
-    v = value.read() if hasattr(value, "read") else value  # type: ignore[union-attr]
+    v = value.read() if hasattr(value, "read") else value
     if isinstance(v, bool):
         v = int(v)
     if isinstance(v, int) and not isinstance(v, Pointer):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from uplang.vocab.probetypes import THREAD_KINDS
 
@@ -74,11 +75,9 @@ class Word:
         return ""
 
 
-def _b(name: str, result: str, **kw: object) -> Word:
-    return Word(name, result, function=False, **kw)  # type: ignore[arg-type]
+def _b(name: str, result: str, **kw: Any) -> Word:
+    return Word(name, result, function=False, **kw)
 
-
-_THREAD = {"needs_thread": True}
 
 BUILTINS: tuple[Word, ...] = (
     _b("pid", "int"),
@@ -95,8 +94,8 @@ BUILTINS: tuple[Word, ...] = (
     _b("probe", "str"),
     _b("retval", "int", reads_regs=True, needs_thread=True,
        probe_kinds=frozenset({"uretprobe"}), where_text="uretprobe probes"),
-    _b("func", "str", reads_regs=True, **_THREAD),
-    _b("ustack", "stack", reads_regs=True, **_THREAD),
+    _b("func", "str", reads_regs=True, needs_thread=True),
+    _b("ustack", "stack", reads_regs=True, needs_thread=True),
 )
 
 # arg0..argN: one row for the family.
@@ -115,17 +114,17 @@ FUNCTIONS: tuple[Word, ...] = (
     Word("strncmp", "int", ("str", "str", "const")),
     Word("usym", "usym", ("int",)),
     Word("uaddr", "int", ("strlit",)),
-    Word("reg", "int", ("register",), reads_regs=True, **_THREAD),
+    Word("reg", "int", ("register",), reads_regs=True, needs_thread=True),
     Word("time", "void", ("strlit?",)),
     Word("strftime", "str", ("strlit", "int")),
-    Word("join", "void", ("int", "strlit?"), **_THREAD),
+    Word("join", "void", ("int", "strlit?"), needs_thread=True),
     Word("cat", "void", ("fmt", "value*")),
     Word("exit", "void", ("int?",)),
     Word("system", "void", ("fmt", "value*"), unsafe=True),
     # A uprobe extension: delays the effects queued after it, never the target.
     Word("sleep", "void", ("int",)),
-    Word("signal", "void", ("signal",), unsafe=True, **_THREAD),
-    Word("ustack", "stack", ("mode?", "const?"), reads_regs=True, **_THREAD),
+    Word("signal", "void", ("signal",), unsafe=True, needs_thread=True),
+    Word("ustack", "stack", ("mode?", "const?"), reads_regs=True, needs_thread=True),
     Word("count", "count", (), aggregation=True, scalar=True),
     Word("sum", "sum", ("int",), aggregation=True, scalar=True),
     Word("avg", "avg", ("int",), aggregation=True, scalar=True),
