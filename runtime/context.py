@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from runtime import procfs
 from runtime.errors import UprobeError
 
 if TYPE_CHECKING:
@@ -108,22 +109,13 @@ class HitContext:
     def cpu(self) -> int:
         """The CPU the thread last ran on (field 39 of /proc/PID/task/TID/stat)."""
         if self._cpu is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/stat") as f:
-                    text = f.read()
-                self._cpu = int(text[text.rindex(")") + 2 :].split()[36])
-            except (OSError, ValueError, IndexError):
-                self._cpu = -1
+            self._cpu = procfs.thread_cpu(self.pid, self.tid)
         return self._cpu
 
     @property
     def comm(self) -> str:
         if self._comm is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
-                    self._comm = f.read().rstrip("\n")
-            except OSError:
-                self._comm = ""
+            self._comm = procfs.comm(self.pid, self.tid)
         return self._comm
 
     def ustack(self, limit: int = 127) -> list[int]:

@@ -278,12 +278,11 @@ def _run_now(fn: Callable[[], None]) -> None:
 
 def uaddr_lookup(pid: int, name: str) -> int:
     """uaddr("sym"): the symbol's runtime address in the process's main executable."""
-    import os
-
+    from runtime import procfs
     from runtime.elfsyms import ElfFile
 
     try:
-        elf = ElfFile.open(os.readlink(f"/proc/{pid}/exe"))
+        elf = ElfFile.open(procfs.exe(pid))
     except (OSError, UprobeError):
         return 0
     vaddr = elf.symbol_vaddr(name)

@@ -17,8 +17,8 @@ import os
 import signal
 from typing import Any
 
+from runtime import procfs, xol
 from runtime import ptrace_ops as pt
-from runtime import xol
 from runtime.errors import TargetError
 from runtime.memory import ProcessMemory
 from runtime.procmaps import read_maps
@@ -46,18 +46,9 @@ SYSCALL_STOP = signal.SIGTRAP | 0x80
 
 def trap_disposition(tid: int | str) -> tuple[bool, bool]:
     """(caught, ignored) for SIGTRAP in the process of `tid` (from /proc/TID/status)."""
-    caught = ignored = False
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("SigIgn:"):
-                    ignored = bool(int(line.split()[1], 16) & TRAP_BIT)
-                elif line.startswith("SigCgt:"):
-                    caught = bool(int(line.split()[1], 16) & TRAP_BIT)
-                    break
-    except OSError:
-        pass
-    return caught, ignored
+    fields = procfs.status(tid)
+    return (bool(int(fields.get("SigCgt", "0"), 16) & TRAP_BIT),
+            bool(int(fields.get("SigIgn", "0"), 16) & TRAP_BIT))
 
 
 def remote_syscall(tid: int, insn: int, nr: int, args: tuple[int, ...]) -> tuple[int, list[int]]:

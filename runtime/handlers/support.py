@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from runtime import procfs
 from runtime.cint import c_div, c_mod, cast, lshr, s64, shl, shr, wrap_s64
 from runtime.errors import UprobeError
 from runtime.handlers.mapops import MapOps, snapshot
@@ -69,8 +70,7 @@ class HandlerSupport:
         thread exits, so this runs when the table has doubled since the last pass: the
         cost stays amortised O(1) per new thread and the table bounded by live threads."""
         for tid in list(self.tls):
-            if not os.path.exists(f"/proc/{pid}/task/{tid}") and not os.path.exists(
-                    f"/proc/{tid}"):
+            if not procfs.has_task(pid, tid) and not procfs.alive(tid):
                 del self.tls[tid]
         self.tls_prune_at = max(64, 2 * len(self.tls))
 
@@ -177,14 +177,11 @@ class HandlerSupport:
         cached = self.proc_cache.get(key)
         if cached is not None:
             return cached
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    tag, _, rest = line.partition(":")
-                    if tag in ("PPid", "Uid", "Gid"):
-                        self.proc_cache[(pid, tag)] = int(rest.split()[0])
-        except OSError:
+        fields = procfs.status(pid)
+        if not fields:
             return 0
+        for tag in ("PPid", "Uid", "Gid"):
+            self.proc_cache[(pid, tag)] = int(fields.get(tag, "0").split()[0])
         return self.proc_cache.get(key, 0)
 
     def join(self, ctx: Any, addr: int, sep: str) -> None:
