@@ -23,14 +23,14 @@ from typing import Any, Protocol
 from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.handlers.contexts import ManualContext, ProbeInfo, UsdtContext
 from runtime.resolve import Placement, UsdtPlacement, resolve_uprobe, resolve_usdt
-from uplang import ast
-from uplang.astwalk import walk
 from uplang.plan import Config, PlanClause, PlanProbe
+from uplang.vocab.probetypes import PROBE_TYPES
 
 Handler = Callable[[Any], None]
 
-TRACE_KINDS = ("uprobe", "uretprobe", "usdt")
-TIMED_KINDS = ("interval", "profile")
+# Plan kinds placed at sites in files (in placing order), and those placed as timers.
+TRACE_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution in ("symbol", "usdt"))
+TIMED_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution == "timer")
 DEFAULT_MAX_STRLEN = 64
 # bpftrace's default: a map holds at most this many keys; new keys beyond are dropped.
 DEFAULT_MAX_MAP_KEYS = 4096
@@ -179,7 +179,6 @@ class Placer:
         self.note = note
         self.strategies = tuple(strategies)
         self.groups: list[PlacedProbe] = []
-        self._reads: dict[int, bool] = {}
 
     def place_all(self, items: Iterable[tuple[PlanProbe, PlanClause, Handler]]
                   ) -> list[PlacedProbe]:
@@ -281,7 +280,7 @@ class Placer:
             if probe.offset and pl.symbol:
                 where += f"+{probe.offset}"
             # Return probes need rsp at the entry: only plain entries may skip registers.
-            lean = not ret and not self._reads_registers(group.clause)
+            lean = not ret and not group.clause.reads_regs
             added += self._place_site(group, Site(
                 pl, group.handler, "return" if ret else "entry", sync,
                 f"{probe.kind}:{pl.path}:{where}", reads_regs=not lean))
@@ -309,13 +308,6 @@ class Placer:
                       f"{' (sync)' if site.sync else ''}"
                       f"{'' if placed.how == 'trap' else f' ({placed.how})'}\n")
         return 1
-
-    def _reads_registers(self, clause: PlanClause) -> bool:
-        # Decided once per clause, not per site.
-        known = self._reads.get(id(clause))
-        if known is None:
-            known = self._reads[id(clause)] = reads_registers(clause)
-        return known
 
     # ------------------------------------------------------------------ timed probes
 
@@ -353,30 +345,6 @@ class Placer:
 
 def sampling_hz(probe: PlanProbe) -> int:
     return max(1, round(1_000_000_000 / probe.period_ns)) if probe.period_ns else 1
-
-
-# What a clause may use and still never look at the hit thread's registers: identity,
-# time, memory and the map functions. Anything not listed counts as reading them.
-REGISTER_FREE_BUILTINS = frozenset(
-    {"pid", "tid", "ppid", "uid", "gid", "comm", "cpu", "nsecs", "elapsed", "cpid", "rand",
-     "probe"})
-REGISTER_FREE_CALLS = frozenset(
-    {"printf", "print", "str", "buf", "strlen", "strcontains", "strncmp", "usym", "uaddr",
-     "time", "strftime", "cat", "exit", "system", "sleep", "count", "sum", "avg", "min",
-     "max", "stats", "hist", "lhist", "delete", "clear", "zero", "has_key", "len"})
-
-
-def reads_registers(clause: PlanClause) -> bool:
-    """Whether the clause's handler may read registers (arg*, retval, reg(), ustack, func,
-    ...): a probe whose handler does not lets the engine skip GETREGS at its hits."""
-    roots = ([clause.predicate] if clause.predicate is not None else []) + list(clause.body)
-    for root in roots:
-        for node in walk(root):
-            if isinstance(node, ast.Builtin) and node.name not in REGISTER_FREE_BUILTINS:
-                return True
-            if isinstance(node, ast.Call) and node.name not in REGISTER_FREE_CALLS:
-                return True
-    return False
 
 
 def usdt_handler(handler: Handler, up: UsdtPlacement) -> Handler:

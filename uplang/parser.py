@@ -17,9 +17,7 @@ from uplang.diagnostics import Diagnostic, UplangError, UplangSyntaxError
 from uplang.grammar_loader import lalr_parser
 from uplang.probes import Segment, interpret, parse_int
 from uplang.terminals import describe_expected, describe_token
-
-# DTrace spellings of builtins accepted as aliases (documented in docs/language.md).
-BUILTIN_ALIASES = {"execname": "comm"}
+from uplang.vocab.calls import BUILTIN_ALIASES
 
 _ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a",

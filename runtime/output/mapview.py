@@ -9,15 +9,9 @@ that order, i.e. the largest.
 
 from __future__ import annotations
 
-from runtime.maps import (
-    AvgState,
-    BpfMap,
-    HistState,
-    Key,
-    LhistState,
-    key_sort_key,
-    wrap_u64,
-)
+from runtime.aggregations import AvgState, HistState, LhistState
+from runtime.cint import wrap_u64
+from runtime.maps import BpfMap, Key, key_sort_key
 
 VALUE_SORTED = frozenset({"count", "sum", "int", "min", "max"})
 

@@ -176,7 +176,7 @@ def test_sleep_in_begin_delays_what_follows(tmp_path) -> None:
 
 @pytest.mark.parametrize("bits", range(6))
 def test_hist_bits_buckets_hold_their_values(bits: int) -> None:
-    from runtime.maps import hist_bucket_count, hist_index
+    from runtime.aggregations import hist_bucket_count, hist_index
     from runtime.output.hist import hist_bounds
 
     values = [*range(0, 5000), *(1 << p for p in range(63)), *((1 << p) - 1 for p in range(64)),

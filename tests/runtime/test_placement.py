@@ -160,12 +160,10 @@ def test_a_strategy_that_refuses_a_site_hands_it_to_the_next(loop):
     ("{ @f[func] = count(); }", True),
     ('{ @r = sum(reg("rax")); }', True),
 ])
-def test_which_clauses_read_registers(text, reads):
-    from runtime.placement import reads_registers
-
+def test_the_plan_says_which_clauses_read_registers(text, reads):
     plan = compile_script(f"uprobe:/bin/true:main {text}", "x.up",
                           CheckOptions(unsafe=False, params=()))
-    assert reads_registers(plan.clauses[0]) is reads
+    assert plan.clauses[0].reads_regs is reads
 
 
 def test_settings_read_every_run_time_key():
