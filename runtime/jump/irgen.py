@@ -9,12 +9,13 @@ comparisons are signed, `/` and `%` follow BPF (x / 0 == 0, x % 0 == x).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llvmlite.ir as ir
 
 from runtime.jump import layout as L
-from runtime.jump.split import CAST_TYPES, ClauseSplit, Event
+from runtime.jump.split import CAST_TYPES, ClauseSplit, Event, target_nodes
 from uplang import ast
 
 I1 = ir.IntType(1)
@@ -648,6 +649,7 @@ class ClauseCode:
         elif isinstance(s, ast.ExprStmt):
             e = s.expr
             if isinstance(e, ast.Call) and e.name == "delete":
+                assert isinstance(e.args[0], ast.MapRef)  # the split admits only these
                 self.delete(e.args[0])
             else:
                 self.expr(e)
@@ -731,7 +733,7 @@ class ClauseCode:
             keys = [c64(0)]
         return self.b.call(fn, [self.shm, ir.Constant(I1, int(insert)), *keys])
 
-    def if_slot(self, slot: ir.Value, body) -> None:
+    def if_slot(self, slot: ir.Value, body: Callable[[ir.Value], None]) -> None:
         b = self.b
         yes, join = self.block("slot"), self.block("noslot")
         b.cbranch(b.icmp_unsigned("!=", b.ptrtoint(slot, I64), c64(0)), yes, join)
@@ -1111,10 +1113,4 @@ def generate(splits: dict[int, ClauseSplit], lay: L.Layout, params: tuple[str, .
 
 
 def _thread_locals(s: ClauseSplit) -> list[str]:
-    from runtime.jump.split import _walk
-
-    nodes: list[object] = [s.predicate] if s.predicate is not None else []
-    for step in s.steps:
-        nodes.extend(c.expr for c in step.captures) if isinstance(step, Event) else \
-            nodes.append(step)
-    return sorted({n.name for n in _walk(tuple(nodes)) if isinstance(n, ast.ThreadLocal)})
+    return sorted({n.name for n in target_nodes(s) if isinstance(n, ast.ThreadLocal)})

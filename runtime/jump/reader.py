@@ -18,13 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.handlers.codegen import ClauseGen, Shared, map_global
+from runtime.aggregations import new_state
+from runtime.cint import MASK64, wrap_s64
+from runtime.handlers.codegen import ClauseGen, Shared
+from runtime.handlers.compiler import bind_namespace
 from runtime.handlers.ctypes_ import INT64, STR
 from runtime.handlers.values import decode_cstr
 from runtime.jump import layout as L
 from runtime.jump.program import JumpProgram
 from runtime.jump.split import CAPTURE_PREFIX
-from runtime.maps import MASK64, MapStore, new_state, normalize_key, wrap_s64
+from runtime.maps import MapStore, normalize_key
 
 SYS_FUTEX = 202
 FUTEX_WAKE = 1
@@ -97,14 +100,7 @@ def compile_user_side(prog: JumpProgram, support: Any,
         sources[eid] = "\n".join(lines) + "\n"
         if "_print_map(" in sources[eid]:
             prints.add(eid)
-    namespace: dict[str, object] = dict(support.namespace())
-    for name, value in shared.consts.items():
-        if isinstance(value, tuple) and len(value) == 2 and value[0] == "printf":
-            namespace[name] = compile_format(str(value[1]))
-        else:
-            namespace[name] = value
-    for name in shared.map_names:
-        namespace[map_global(name)] = support.maps.map(name)
+    namespace = bind_namespace(shared, support, compile_format)
     exec(compile("\n".join(sources.values()), "<uprobe jump user side>", "exec"),  # noqa: S102
          namespace)
     funcs = {eid: namespace[f"event_{eid}"] for eid in sources}
@@ -191,7 +187,7 @@ class JumpReader:
                 break
             eid, tid = word & 0xFFFFFFFF, word >> 32
             ev = events[eid - 1]
-            caps = []
+            caps: list[int | str] = []
             for (kind, size), coff in zip(ev.caps, ev.cap_offsets, strict=True):
                 if kind == "int":
                     caps.append(wrap_s64(struct.unpack_from("<Q", view, off + coff)[0]))
@@ -269,10 +265,11 @@ def _combine(ml: L.MapLayout, vals: tuple[int, ...]) -> object:
     return tuple(sum(col) & MASK64 for col in zip(*shards, strict=True))  # hist / lhist
 
 
-def _apply(store: MapStore, ml: L.MapLayout, key: tuple, prev: object, cur: object) -> None:
+def _apply(store: MapStore, ml: L.MapLayout, key: tuple, prev: Any, cur: Any) -> None:
+    """Adds what changed between two raw readings of one element to the MapStore."""
     name, kind = ml.name, ml.kind
     if kind == "int":
-        present, value, _seq = cur  # type: ignore[misc]
+        present, value, _seq = cur
         if present:
             store.assign(name, key, value)
         else:
@@ -289,25 +286,23 @@ def _apply(store: MapStore, ml: L.MapLayout, key: tuple, prev: object, cur: obje
             m.hist_bits = ml.hist_bits
         if kind == "lhist" and m.lhist_args is None:
             m.lhist_args = ml.lhist_args
-        state = m.entries.get(k)
+        state: Any = m.entries.get(k)
         if state is None:
             if store._full(m):
                 return
             state = m.entries[k] = new_state(kind, m.lhist_args, m.hist_bits or 0)
         if kind == "count":
-            state.count = (state.count + cur - (prev or 0)) & MASK64  # type: ignore[operator]
+            state.count = (state.count + cur - (prev or 0)) & MASK64
         elif kind == "sum":
-            state.total = wrap_s64(state.total + cur - (prev or 0))  # type: ignore[operator]
+            state.total = wrap_s64(state.total + cur - (prev or 0))
         elif kind in ("avg", "stats"):
-            pc, pt = prev or (0, 0)  # type: ignore[misc]
-            cc, ct = cur  # type: ignore[misc]
+            pc, pt = prev or (0, 0)
+            cc, ct = cur
             state.count = (state.count + cc - pc) & MASK64
             state.total = wrap_s64(state.total + ct - pt)
         elif kind in ("min", "max"):
-            state.add(cur)  # type: ignore[arg-type]
+            state.add(cur)
         else:
-            before = prev or (0,) * len(cur)  # type: ignore[arg-type]
-            for i, (c, p) in enumerate(zip(cur, before, strict=True)):  # type: ignore[call-overload]
+            before = prev or (0,) * len(cur)
+            for i, (c, p) in enumerate(zip(cur, before, strict=True)):
                 state.buckets[i] = (state.buckets[i] + c - p) & MASK64
-
-

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from uplang import ast
-from uplang.plan import MapDecl, Plan
+from uplang.plan import MapDecl, Plan, PlanClause
 
 TARGET_KINDS = ("uprobe", "uretprobe")
 SHM_MAP_KINDS = frozenset({"count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "int"})
@@ -120,7 +120,7 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
             return out
 
 
-def _split_clause(clause, probe_kinds: set[str], plan: Plan, maps: dict[str, MapDecl],
+def _split_clause(clause: PlanClause, probe_kinds: set[str], plan: Plan, maps: dict[str, MapDecl],
                   max_strlen: int) -> ClauseSplit:
     kind = "return" if probe_kinds == {"uretprobe"} else "entry"
     if not probe_kinds <= set(TARGET_KINDS):
@@ -193,7 +193,8 @@ def _is_target_stmt(s: ast.Stmt, facts: _Facts, kind: str) -> bool:
             ref = e.args[0] if e.args else None
             if isinstance(ref, ast.MapRef) and len(e.args) == 1:
                 decl = facts.maps.get(ref.name)
-                if shm_map_reason(decl, ref.name) is None and decl.value_kind == "int":
+                if decl is not None and shm_map_reason(decl, ref.name) is None \
+                        and decl.value_kind == "int":
                     for k in ref.keys:
                         _int_expr(k, facts, kind)
                     return True
@@ -247,7 +248,7 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
     if isinstance(e, ast.MapRef):
         decl = facts.maps.get(e.name)
         why = shm_map_reason(decl, e.name)
-        if why is not None:
+        if why is not None or decl is None:
             raise Refuse(f"reads @{e.name}: {why}")
         if decl.value_kind not in ("int", "count", "sum", "min", "max"):
             raise Refuse(f"reads the {decl.value_kind}() map @{e.name} as a value")
@@ -263,7 +264,8 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
         t = e.target
         if isinstance(t, ast.MapRef):
             decl = facts.maps.get(t.name)
-            if shm_map_reason(decl, t.name) is not None or decl.value_kind != "int":
+            if decl is None or shm_map_reason(decl, t.name) is not None \
+                    or decl.value_kind != "int":
                 raise Refuse(f"{e.op} on @{t.name}")
             for k in t.keys:
                 _int_expr(k, facts, kind)
@@ -277,6 +279,8 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
             raise Refuse(f"operator {e.op}")
         if _is_str(e.left, facts) or _is_str(e.right, facts):
             raise Refuse("string comparison")
+        if e.op == ">>" and _has_unsigned(e.left):
+            raise Refuse(">> of an unsigned value")  # logical on the trap path
         _int_expr(e.left, facts, kind)
         _int_expr(e.right, facts, kind)
         return
@@ -285,13 +289,19 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
             _int_expr(x, facts, kind)
         return
     if isinstance(e, ast.Cast):
-        if e.type.name not in CAST_TYPES or e.type.pointer:
+        if e.type.name not in CAST_TYPES or e.type.pointer or e.type.name == "uint64":
             raise Refuse(f"cast to {e.type.name}")
         _int_expr(e.operand, facts, kind)
         return
     if isinstance(e, ast.Call):
         raise Refuse(f"handler calls {e.name}()")
     raise Refuse(f"handler uses {type(e).__name__.lower()} expressions")
+
+
+def _has_unsigned(e: ast.Expr) -> bool:
+    """True when an unsigned type takes part (the trap path then shifts logically)."""
+    return any(isinstance(n, ast.Cast) and not CAST_TYPES.get(n.type.name, (0, True))[1]
+               for n in _walk((e,)))
 
 
 def _is_str(e: ast.Expr, facts: _Facts) -> bool:
@@ -376,17 +386,22 @@ def _maps_written(body: tuple[ast.Stmt, ...]) -> set[str]:
     return out
 
 
-def _maps_read_in_target(s: ClauseSplit) -> set[str]:
-    """Maps whose values in-target code reads (a read of a map written elsewhere would see
-    only the shared area's part of it)."""
-    out: set[str] = set()
+def target_nodes(s: ClauseSplit) -> list[object]:
+    """Every AST node the in-target part evaluates (predicate, statements, captures)."""
     nodes: list[object] = [s.predicate] if s.predicate is not None else []
     for step in s.steps:
         if isinstance(step, Event):
             nodes.extend(c.expr for c in step.captures)
         else:
             nodes.append(step)
-    for node in _walk(tuple(nodes)):
+    return _walk(tuple(nodes))
+
+
+def _maps_read_in_target(s: ClauseSplit) -> set[str]:
+    """Maps whose values in-target code reads (a read of a map written elsewhere would see
+    only the shared area's part of it)."""
+    out: set[str] = set()
+    for node in target_nodes(s):
         if isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
             if node.op != "=":  # += reads the element it writes
                 out.add(node.target.name)
@@ -401,14 +416,14 @@ def _maps_read_in_target(s: ClauseSplit) -> set[str]:
 def _walk(nodes: tuple) -> list[object]:
     """Every AST node under nodes (statements and expressions), pre-order."""
     out: list[object] = []
-    stack = list(reversed(nodes))
+    stack: list[object] = list(reversed(nodes))
     while stack:
         n = stack.pop()
         if n is None or not dataclasses.is_dataclass(n):
             continue
         out.append(n)
         if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
-            kids: list[object] = list(n.target.keys) + [n.value]
+            kids: list[object] = [*n.target.keys, n.value]
         else:
             kids = []
             for f in dataclasses.fields(n):

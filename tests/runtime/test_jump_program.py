@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
+from runtime.aggregations import hist_index
 from runtime.handlers.compiler import compile_plan
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.jump.program import build_program
 from runtime.jump.reader import JumpReader, compile_user_side
-from runtime.maps import MapStore, hist_index
+from runtime.maps import MapStore
 from runtime.output.printf import PrintfFormat
 from runtime.output.text import map_text
 from uplang.planner import compile_script
