@@ -13,7 +13,7 @@ import errno
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from runtime import ptrace_ops as pt
 from runtime import rendezvous, retprobes, trapguard
@@ -24,9 +24,10 @@ from runtime.rendezvous import MappingWatch
 from runtime.semaphores import SemaphoreTable
 from runtime.threads import OneShot, Process, ReturnInstance, Thread
 from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
-from runtime.xol import REACH, XolArea, XolSpace, map_area
+from runtime.xol import AREA_SIZE, REACH, XolArea, XolSpace, map_area
 
 SIGTRAP = int(signal.SIGTRAP)
+T = TypeVar("T")
 # The wait status of a SIGTRAP signal-delivery stop (no ptrace event bits).
 TRAP_STOP = (SIGTRAP << 8) | 0x7F
 WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
@@ -421,6 +422,10 @@ class Engine:
         cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
         child.vfork = vfork
         child.trap_action = parent.trap_action
+        for name, ext in parent.extensions.items():
+            copied = ext.forked(child, th.tid)
+            if copied is not None:
+                child.extensions[name] = copied
         watch = self.watches.get(parent.pid)
         if watch is not None:
             self.watches[child_pid] = watch.copy()
@@ -462,6 +467,7 @@ class Engine:
         proc.oneshots = {}
         proc.ever_sites = {}
         proc.unwinder_hooked = False
+        proc.extensions = {}
         # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
         # entry hook's own trap on.
         proc.trap_action = trapguard.ignored_action(proc.pid)
@@ -529,9 +535,20 @@ class Engine:
             ctypes.memmove(ctypes.addressof(self.regs), saved, len(saved))
         return th.tid in self.threads
 
-    def new_area(self, proc: Process, lo: int, hi: int) -> XolArea:
-        """Inject an XOL area in [lo, hi) using a stopped thread of `proc` (one already
-        held, or one interrupted just for this and let go right after)."""
+    def new_area(self, proc: Process, lo: int, hi: int, size: int = AREA_SIZE) -> XolArea:
+        """Inject an XOL area of `size` bytes in [lo, hi) using a stopped thread of `proc`
+        (one already held, or one interrupted just for this and let go right after)."""
+
+        def inject(th: Thread) -> tuple[XolArea, list[int]]:
+            return map_area(th.tid, proc.mem, proc.xol, lo, hi, size)
+
+        return self.with_stopped_thread(proc, inject)
+
+    def with_stopped_thread(self, proc: Process,
+                            fn: Callable[[Thread], tuple[T, list[int]]]) -> T:
+        """Run `fn(thread)` (code injection) with a stopped thread of `proc`: one already
+        held, or one interrupted just for this and let go right after. `fn` returns its
+        result and the signals that arrived meanwhile, delivered later."""
         for _ in range(8):
             th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
             borrowed = th is None
@@ -539,17 +556,17 @@ class Engine:
                 leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
                 th = next((t for t in leader_first if self.stop_thread(t)), None)
                 if th is None:
-                    raise TargetError(f"pid {proc.pid}: no thread left to inject the XOL area")
+                    raise TargetError(f"pid {proc.pid}: no thread left to inject code")
                 if sigtrap_pending(th.tid):
                     # It just executed an int3: let that hit be handled, then try again.
                     self.resume(th)
                     continue
-            area, pending = map_area(th.tid, proc.mem, proc.xol, lo, hi)
+            result, pending = fn(th)
             th.pending += pending
             if borrowed:
                 self.resume(th)
-            return area
-        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject the XOL area")
+            return result
+        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject code")
 
     def install(self, probe: Probe) -> int:
         """Install one probe into every traced process; returns the number of sites."""
@@ -664,7 +681,11 @@ class Engine:
     # -- leaving ---------------------------------------------------------------------
 
     def _clean_process(self, proc: Process) -> None:
-        """Put back every byte we changed in the text (threads may keep running)."""
+        """Put back every byte we changed in the text. Threads may keep running, except
+        where an extension (the jump path) has multi-byte patches: then every thread of
+        the process is stopped (detach, or a fork child before its first instruction)."""
+        for ext in proc.extensions.values():
+            ext.clean(proc)
         for addr, orig in proc.ever_sites.items():
             try:
                 if proc.mem.read_upto(addr, 1) == b"\xcc":
