@@ -210,12 +210,12 @@ def check_site(code: bytes, address: int, func: FunctionCode | None) -> Verdict:
                              "patched bytes cannot be ruled out")
     if not func.start <= address < func.start + len(func.code):
         return Verdict(None, "the site lies outside its function's known extent")
-    if address + JMP_SIZE > func.start + len(func.code):
-        return Verdict(None, f"{func.where(address)} is less than {JMP_SIZE} bytes from "
-                             "the end of its function")
     insns, why = _displaced(code, address)
     if why:
         return Verdict(None, why)
+    if address + JMP_SIZE > func.start + len(func.code):
+        return Verdict(None, f"{func.where(address)} is less than {JMP_SIZE} bytes from "
+                             "the end of its function")
     end = address + sum(i.length for i in insns)
     why = branch_into(func, address + 1, end)
     if why:

@@ -49,6 +49,11 @@ class AreaCode:
     ret_tramp: int
 
 
+class SiteConflict(PlacementError):
+    """Another probe site lies inside the bytes the jmp would replace (or this site inside
+    another jump site's): the site keeps the trap path."""
+
+
 @dataclass(eq=False)
 class PatchedSite:
     """A site whose first bytes are our jmp: `orig` what they were."""
@@ -57,6 +62,10 @@ class PatchedSite:
     orig: bytes
     trampoline: int
     site_id: int
+
+    @property
+    def end(self) -> int:
+        return self.addr + len(self.orig)
 
 
 @dataclass(eq=False)
@@ -81,6 +90,13 @@ class JumpState:
         if self.on_fork is not None:
             self.on_fork(child, forking_tid, copy)
         return copy
+
+    def covering(self, addr: int) -> PatchedSite | None:
+        """The jump site whose replaced bytes include `addr` past their first byte."""
+        for site in self.sites.values():
+            if site.addr < addr < site.end:
+                return site
+        return None
 
     def clean(self, proc: Process) -> None:
         if self.on_clean is not None:
@@ -154,6 +170,7 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
     addr = site.address
     if addr in state.sites:
         return state.sites[addr]
+    _check_conflicts(proc, state, site)
     area, code = _program_area(engine, proc, state, program, addr)
     at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
     if at is None:
@@ -179,6 +196,20 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
     done = PatchedSite(addr, orig, at, site_id)
     state.sites[addr] = done
     return done
+
+
+def _check_conflicts(proc: Process, state: JumpState, site: JumpSite) -> None:
+    addr, end = site.address, site.resume
+    for other in state.sites.values():
+        if other.addr < end and addr < other.end:
+            raise SiteConflict(
+                f"the jump at {other.addr:#x} and the one at {addr:#x} would overlap",
+                f"another jump-path site at {other.addr:#x} overlaps the patched bytes")
+    for at in proc.sites:
+        if addr <= at < end:
+            raise SiteConflict(
+                f"a breakpoint at {at:#x} lies inside the bytes a jump at {addr:#x} replaces",
+                f"another probe at +{at - addr} lies inside the patched bytes")
 
 
 def unpatch(engine: Any, proc: Process, state: JumpState, addr: int) -> None:
