@@ -1,7 +1,7 @@
 """The shared area of the jump path: one memfd mapped in the target and in the tracer.
 
 The target is made to create it: `memfd_create`, `ftruncate` and `mmap(MAP_SHARED |
-MAP_POPULATE)` run as syscalls injected into one stopped thread (runtime/xol.py's
+MAP_POPULATE)` run as syscalls injected into one stopped thread (runtime/inject.py's
 remote_syscall), then its descriptor is closed again so the program never sees it. Before
 that close the tracer takes a duplicate with pidfd_getfd and maps the same pages, so maps,
 counters and the event ring are read without stopping the target. MAP_POPULATE faults every
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from runtime.errors import TargetError
 from runtime.memory import ProcessMemory
-from runtime.xol import remote_syscall
+from runtime.inject import remote_syscall
 
 SYS_CLOSE = 3
 SYS_MMAP = 9
@@ -57,19 +57,12 @@ class SharedArea:
             pass  # a reader still holds a memoryview: unmapped when it is released
 
 
-def _failed(result: int) -> int:
-    """errno when a raw syscall result is an error (-4095..-1 as unsigned), else 0."""
-    value = result - (1 << 64) if result >= 1 << 63 else result
-    return -value if -4096 < value < 0 else 0
-
-
 def _remote(tid: int, mem: ProcessMemory, insn: int, nr: int, args: tuple[int, ...],
             pending: list[int], what: str) -> int:
-    result, sigs = remote_syscall(tid, mem, insn, nr, args)
+    result, sigs = remote_syscall(tid, insn, nr, args)
     pending += sigs
-    err = _failed(result)
-    if err:
-        raise TargetError(f"pid {mem.pid}: {what} in the target failed: {os.strerror(err)}")
+    if -4096 < result < 0:
+        raise TargetError(f"pid {mem.pid}: {what} in the target failed: {os.strerror(-result)}")
     return result
 
 
@@ -109,6 +102,6 @@ def inject(tid: int, mem: ProcessMemory, syscall_insn: int, scratch: int,
     finally:
         if local >= 0:
             os.close(local)
-        _, sigs = remote_syscall(tid, mem, syscall_insn, SYS_CLOSE, (fd,))
+        _, sigs = remote_syscall(tid, syscall_insn, SYS_CLOSE, (fd,))
         pending += sigs
     return SharedArea(address, size, view), pending

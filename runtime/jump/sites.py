@@ -20,7 +20,7 @@ from runtime.jump.eligible import JMP_SIZE, JumpSite
 from runtime.jump.shm import SharedArea, inject
 from runtime.jump.trampoline import ProgramEntries, entry_trampoline, return_trampoline
 from runtime.threads import Process
-from runtime.xol import AREA_SIZE, PAGE, REACH, XolArea
+from runtime.xol import AREA_SIZE, PAGE, REACH, XolArea, syscall_insn
 
 INT3 = b"\xcc"
 JUMP_AREA_SPARE = AREA_SIZE
@@ -151,12 +151,8 @@ def open_state(engine: Any, proc: Process, program: Program, addr: int,
     assert scratch is not None
 
     def make(th: Any) -> tuple[SharedArea, list[int]]:
-        if not proc.xol.syscall_insn:
-            from runtime.procmaps import read_maps
-            from runtime.xol import find_syscall_insn
-
-            proc.xol.syscall_insn = find_syscall_insn(proc.mem, read_maps(proc.pid))
-        return inject(th.tid, proc.mem, proc.xol.syscall_insn, scratch, program.shm_size)
+        insn = syscall_insn(proc.mem, proc.xol)
+        return inject(th.tid, proc.mem, insn, scratch, program.shm_size)
 
     shm = engine.with_stopped_thread(proc, make)
     state = JumpState(shm)
