@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass
 
 from runtime.errors import TargetError
-from runtime.memory import ProcessMemory
 from runtime.inject import remote_syscall
+from runtime.memory import ProcessMemory
 
 SYS_CLOSE = 3
 SYS_MMAP = 9
