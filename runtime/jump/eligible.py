@@ -25,20 +25,12 @@ _ANYWHERE = {"plain", "rip_relative", "nop", "pushf", "popf", "jmp_rel", "jcc", 
 # whose successor lies at or beyond the end of the patched bytes.
 _LAST_ONLY = {"call_rel", "call_indirect", "loop", "jrcxz"}
 
-_ARITH = (
-    (cs.X86_EFLAGS_TEST_CF, cs.X86_EFLAGS_MODIFY_CF | cs.X86_EFLAGS_RESET_CF
-     | cs.X86_EFLAGS_SET_CF | cs.X86_EFLAGS_UNDEFINED_CF),
-    (cs.X86_EFLAGS_TEST_PF, cs.X86_EFLAGS_MODIFY_PF | cs.X86_EFLAGS_RESET_PF
-     | cs.X86_EFLAGS_SET_PF | cs.X86_EFLAGS_UNDEFINED_PF),
-    (cs.X86_EFLAGS_TEST_AF, cs.X86_EFLAGS_MODIFY_AF | cs.X86_EFLAGS_RESET_AF
-     | cs.X86_EFLAGS_SET_AF | cs.X86_EFLAGS_UNDEFINED_AF),
-    (cs.X86_EFLAGS_TEST_ZF, cs.X86_EFLAGS_MODIFY_ZF | cs.X86_EFLAGS_RESET_ZF
-     | cs.X86_EFLAGS_SET_ZF | cs.X86_EFLAGS_UNDEFINED_ZF),
-    (cs.X86_EFLAGS_TEST_SF, cs.X86_EFLAGS_MODIFY_SF | cs.X86_EFLAGS_RESET_SF
-     | cs.X86_EFLAGS_SET_SF | cs.X86_EFLAGS_UNDEFINED_SF),
-    (cs.X86_EFLAGS_TEST_OF, cs.X86_EFLAGS_MODIFY_OF | cs.X86_EFLAGS_RESET_OF
-     | cs.X86_EFLAGS_SET_OF | cs.X86_EFLAGS_UNDEFINED_OF),
-)
+# Per arithmetic flag: capstone's "reads it" bit, and its "writes it" bits.
+_ARITH = tuple(
+    (getattr(cs, f"X86_EFLAGS_TEST_{flag}"),
+     sum(getattr(cs, f"X86_EFLAGS_{how}_{flag}") for how in ("MODIFY", "RESET", "SET",
+                                                              "UNDEFINED")))
+    for flag in ("CF", "PF", "AF", "ZF", "SF", "OF"))
 _ALL_ARITH = (1 << len(_ARITH)) - 1
 # Instructions that read the whole flags image (capstone does not mark them as tests).
 _READS_ALL_FLAGS = {cs.X86_INS_PUSHF, cs.X86_INS_PUSHFQ, cs.X86_INS_LAHF}
