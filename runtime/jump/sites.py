@@ -35,7 +35,7 @@ class Program(Protocol):
     def code(self) -> bytes: ...
 
     @property
-    def entry_offsets(self) -> Mapping[str, int]: ...
+    def entries(self) -> Mapping[str, int]: ...
 
     @property
     def shm_size(self) -> int: ...
@@ -122,7 +122,7 @@ def _program_area(engine: Any, proc: Process, state: JumpState, program: Program
     if prog_at is None:
         raise PlacementError(f"no room for the in-target program near {addr:#x}")
     proc.mem.write(prog_at, program.code)
-    off = program.entry_offsets
+    off = program.entries
     entries = ProgramEntries(prog_at + off["jp_hit"], prog_at + off["jp_ret_enter"],
                              prog_at + off["jp_ret_exit"], state.shm.address)
     ret_at = area.take(TRAMPOLINE_MAX, area.start, area.end)

@@ -20,7 +20,7 @@ PER_THREAD = 0x5000
 @dataclass(frozen=True)
 class FakeProgram:
     code: bytes
-    entry_offsets: dict[str, int] = field(default_factory=dict)
+    entries: dict[str, int] = field(default_factory=dict)
     shm_size: int = SHM_SIZE
 
 
