@@ -53,8 +53,12 @@ def restore_text(proc: Process) -> None:
 
 
 def clean_process(proc: Process, semaphores: SemaphoreTable) -> None:
-    """Everything of ours out of one process (threads may keep running): text, pending
-    return addresses, raised semaphores."""
+    """Everything of ours out of one process: text, pending return addresses, raised
+    semaphores. Threads may keep running, except where an extension (the jump path) has
+    multi-byte patches: then every thread of the process is stopped (detach, or a fork
+    child before its first instruction)."""
+    for ext in proc.extensions.values():
+        ext.clean(proc)
     restore_text(proc)
     proc.sites = {}
     proc.oneshots = {}

@@ -13,6 +13,7 @@ import errno
 import os
 import signal
 from collections.abc import Callable
+from typing import TypeVar
 
 from runtime import procfs, retprobes, trapguard
 from runtime import ptrace_ops as pt
@@ -25,6 +26,7 @@ from runtime.threads import Process, ReturnInstance, Thread
 from runtime.xol import XolSpace
 
 SIGTRAP = int(signal.SIGTRAP)
+T = TypeVar("T")
 # The wait status of a SIGTRAP signal-delivery stop (no ptrace event bits).
 TRAP_STOP = (SIGTRAP << 8) | 0x7F
 WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
@@ -388,6 +390,10 @@ class Engine:
         cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
         child.vfork = vfork
         child.trap_action = parent.trap_action
+        for name, ext in parent.extensions.items():
+            copied = ext.forked(child, th.tid)
+            if copied is not None:
+                child.extensions[name] = copied
         watch = self.installer.watches.get(parent.pid)
         if watch is not None:
             self.installer.watches[child_pid] = watch.copy()
@@ -433,6 +439,7 @@ class Engine:
         proc.oneshots = {}
         proc.ever_sites = {}
         proc.unwinder_hooked = False
+        proc.extensions = {}
         # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
         # entry hook's own trap on.
         proc.trap_action = trapguard.ignored_action(proc.pid)
@@ -478,6 +485,30 @@ class Engine:
         finally:
             ctypes.memmove(ctypes.addressof(self.regs), saved, len(saved))
         return th.tid in self.threads
+
+    def with_stopped_thread(self, proc: Process,
+                            fn: Callable[[Thread], tuple[T, list[int]]]) -> T:
+        """Run `fn(thread)` (code injection) with a stopped thread of `proc`: one already
+        held, or one interrupted just for this and let go right after. `fn` returns its
+        result and the signals that arrived meanwhile, delivered later."""
+        for _ in range(8):
+            th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
+            borrowed = th is None
+            if th is None:
+                leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
+                th = next((t for t in leader_first if self.stop_thread(t)), None)
+                if th is None:
+                    raise TargetError(f"pid {proc.pid}: no thread left to inject code")
+                if procfs.sigtrap_pending(th.tid):
+                    # It just executed an int3: let that hit be handled, then try again.
+                    self.resume(th)
+                    continue
+            result, pending = fn(th)
+            th.pending += pending
+            if borrowed:
+                self.resume(th)
+            return result
+        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject code")
 
     # -- exec ------------------------------------------------------------------------
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from runtime import procfs, rendezvous, retprobes
-from runtime.errors import MemoryReadError, TargetError, UprobeError
+from runtime.errors import MemoryReadError, UprobeError
 from runtime.procmaps import Mapping, read_maps
 from runtime.rendezvous import MappingWatch
 from runtime.semaphores import SemaphoreTable
 from runtime.threads import OneShot, Process, Thread
 from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
-from runtime.xol import REACH, XolArea, map_area
+from runtime.xol import AREA_SIZE, REACH, XolArea, map_area
+
+T = TypeVar("T")
 
 
 class ThreadControl(Protocol):
@@ -32,6 +34,9 @@ class ThreadControl(Protocol):
     def stop_thread(self, th: Thread) -> bool: ...
 
     def resume(self, th: Thread) -> None: ...
+
+    def with_stopped_thread(self, proc: Process,
+                            fn: Callable[[Thread], tuple[T, list[int]]]) -> T: ...
 
 
 class Installer:
@@ -73,27 +78,14 @@ class Installer:
         proc.ever_sites.setdefault(entry, orig)
         proc.mem.write(entry, b"\xcc")
 
-    def new_area(self, proc: Process, lo: int, hi: int) -> XolArea:
-        """Inject an XOL area in [lo, hi) using a stopped thread of `proc` (one already
-        held, or one interrupted just for this and let go right after)."""
-        for _ in range(8):
-            th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
-            borrowed = th is None
-            if th is None:
-                leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
-                th = next((t for t in leader_first if self.control.stop_thread(t)), None)
-                if th is None:
-                    raise TargetError(f"pid {proc.pid}: no thread left to inject the XOL area")
-                if procfs.sigtrap_pending(th.tid):
-                    # It just executed an int3: let that hit be handled, then try again.
-                    self.control.resume(th)
-                    continue
-            area, pending = map_area(th.tid, proc.mem, proc.xol, lo, hi)
-            th.pending += pending
-            if borrowed:
-                self.control.resume(th)
-            return area
-        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject the XOL area")
+    def new_area(self, proc: Process, lo: int, hi: int, size: int = AREA_SIZE) -> XolArea:
+        """Inject an XOL area of `size` bytes in [lo, hi) using a stopped thread of `proc`
+        (one already held, or one interrupted just for this and let go right after)."""
+
+        def inject(th: Thread) -> tuple[XolArea, list[int]]:
+            return map_area(th.tid, proc.mem, proc.xol, lo, hi, size)
+
+        return self.control.with_stopped_thread(proc, inject)
 
     def install(self, probe: Probe) -> int:
         """Install one probe into every traced process; returns the number of sites."""
