@@ -1,2 +1,3 @@
-"""The in-target program of the jump path: clause split, shared-memory layout, LLVM code
-generation, and the tracer-side readers (see docs/jump-path.md)."""
+"""The jump path: probe sites patched with a `jmp rel32` into in-target trampolines that
+run the in-target program (clause split, shared-memory layout, LLVM code generation) and
+tracer-side readers that turn the shared area into maps and output (docs/jump-path.md)."""
