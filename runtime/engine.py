@@ -462,6 +462,7 @@ class Engine:
         proc.oneshots = {}
         proc.ever_sites = {}
         proc.unwinder_hooked = False
+        proc.maps_generation += 1
         # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
         # entry hook's own trap on.
         proc.trap_action = trapguard.ignored_action(proc.pid)
@@ -605,6 +606,7 @@ class Engine:
         """Bring the process's probes in line with /proc/PID/maps: forget sites whose
         mapping is gone (their int3 went with it: nothing is written there), then install
         pending probes into new mappings and raise their semaphores."""
+        proc.maps_generation += 1
         maps = read_maps(proc.pid)
         now = rendezvous.executable_file_maps(maps)
         watch = self.watches.setdefault(proc.pid, MappingWatch())

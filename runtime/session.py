@@ -24,8 +24,8 @@ from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
 from runtime.engine import TRACE_OPTIONS, Engine
 from runtime.errors import PlacementError, TargetError, TracePermissionError, UprobeError
-from runtime.procmaps import read_maps
 from runtime.sampler import Sampler
+from runtime.stacks import Stacks
 from runtime.threads import Process, Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
@@ -95,7 +95,7 @@ class Session:
         self.engine = engine
         self.effects = EffectRunner()
         self.symbols = SymbolCache()
-        self._maps_cache: dict[int, list[Any]] = {}
+        self.stacks = Stacks(self.symbols)
         self._stop_requested = False
         self._detached = False
         self._waker = Waker()
@@ -440,15 +440,14 @@ class Session:
         return self.engine.main_pid
 
     def symbolize(self, pid: int, addr: int) -> str:
-        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss)."""
-        maps = self._maps_cache.get(pid)
-        if maps is None or not any(m.contains(addr) for m in maps):
-            try:
-                maps = read_maps(pid)
-            except UprobeError:
-                maps = []
-            self._maps_cache[pid] = maps
-        return self.symbols.symbolize(maps, addr)
+        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss or
+        after the process's mappings changed), else the hex address."""
+        proc = self.engine.procs.get(pid)
+        hit = self.stacks.symbolize(pid, addr, proc.maps_generation if proc else 0)
+        if hit is None:
+            return f"{addr:#x}"
+        name, off = hit
+        return f"{name}+{off}" if off else name
 
 
 class InjectedFault(RuntimeError):

@@ -464,8 +464,11 @@ class ClauseGen:
         return f"_s64(_ctx.regs.{name})", INT64
 
     def f_ustack(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
+        mode = None
+        if args and isinstance(args[0], ast.Builtin) and args[0].name in ("bpftrace", "perf", "raw"):
+            mode, args = args[0].name, args[1:]
         limit = self.const_int(args[0]) if args else self.shared.max_ustack
-        return f"_ustack(_ctx, {limit})", STACK
+        return (f"_ustack(_ctx, {limit}, {mode!r})" if mode else f"_ustack(_ctx, {limit})"), STACK
 
     def f_time(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         fmt = self.const_str(args[0]) if args else "%H:%M:%S\n"

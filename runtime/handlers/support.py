@@ -151,12 +151,19 @@ class HandlerSupport:
             self.error(ctx, f"buf(): failed to read {n} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
             return Buf(b"")
 
-    def ustack(self, ctx: Any, limit: int) -> Stack:
+    def ustack(self, ctx: Any, limit: int, mode: str | None = None) -> Stack:
+        mode = mode or self.stack_mode
+        capture = getattr(ctx, "stack_value", None)
+        if capture is not None:
+            try:
+                return capture(limit, mode)
+            except (UprobeError, OSError):
+                return Stack((), mode)
         try:
             addrs = ctx.ustack(limit)
         except (UprobeError, OSError):
             addrs = []
-        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), self.stack_mode)
+        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), mode)
 
     def frame(self, ctx: Any, addr: int) -> Frame:
         """Symbolised once per (process, address): stacks repeat, symbolising is not cheap."""
