@@ -13,7 +13,8 @@ class ExprError(Exception):
     """An expression that cannot be evaluated here (unknown op, missing register)."""
 
 
-def _uleb(code: bytes, i: int) -> tuple[int, int]:
+def _leb(code: bytes, i: int, signed: bool) -> tuple[int, int]:
+    """A LEB128 number at code[i]: (value, index after it)."""
     value = shift = 0
     while True:
         b = code[i]
@@ -21,20 +22,17 @@ def _uleb(code: bytes, i: int) -> tuple[int, int]:
         value |= (b & 0x7F) << shift
         shift += 7
         if b < 0x80:
+            if signed and b & 0x40:
+                value -= 1 << shift
             return value, i
+
+
+def _uleb(code: bytes, i: int) -> tuple[int, int]:
+    return _leb(code, i, False)
 
 
 def _sleb(code: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        b = code[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            if b & 0x40:
-                value -= 1 << shift
-            return value, i
+    return _leb(code, i, True)
 
 
 def _signed(v: int) -> int:
