@@ -87,11 +87,9 @@ class _Section:
     def _build(self, offset: int) -> FdeRows | None:
         if offset in self.built:
             return self.built[offset]
-        entry = self.fdes.get(offset)
         rows: FdeRows | None = None
         try:
-            if entry is None:
-                entry = self.cfi._parse_entry_at(offset)
+            entry = self.fdes.get(offset) or self.cfi._parse_entry_at(offset)
             if isinstance(entry, FDE):
                 rows = build_rows(entry)
         except (ELFError, ValueError, KeyError, AssertionError, IndexError, struct.error):
@@ -103,7 +101,8 @@ class _Section:
 def build_rows(fde: FDE) -> FdeRows:
     """Run the CIE's initial instructions, then the FDE's, recording a row at each
     location change (DWARF 5, section 6.4.2)."""
-    cie: CIE = fde.cie
+    cie = fde.cie
+    assert isinstance(cie, CIE)
     caf = cie.header["code_alignment_factor"]
     daf = cie.header["data_alignment_factor"]
     aug = cie.header.get("augmentation", b"") or b""

@@ -45,8 +45,9 @@ class MapSnapshot:
         m = self.maps[i]
         if addr >= m.end:
             return None
-        elf = self._elves.get(i, False)
-        if elf is False:
+        if i in self._elves:
+            elf = self._elves[i]
+        else:
             elf = self._elves[i] = self._open(m)
         if elf is None:
             return None
