@@ -121,5 +121,7 @@ class Stacks:
         loc = snap.locate(addr)
         if loc is None:
             return None
-        name, off = self.names(RawFrame(addr, loc[0], loc[1], True, "top"))[-1]
-        return None if name is None else (name, off)
+        # The function itself, not inlined calls: func and usym name the symbol, and
+        # reading DWARF is too slow for a hit.
+        hit = loc[0].symbolize(loc[1])
+        return None if hit is None else (demangle(hit[0]), hit[1])
