@@ -255,17 +255,17 @@ class Session:
         self._clock.remove(timer)
 
     def add_sampler(self, hz: int, handler: Callable[[HitContext], Any],
-                    label: str = "") -> Sampler:
-        """Call `handler(ctx)` `hz` times a second for every running thread of every traced
-        process, each stopped meanwhile (see runtime/sampler.py: threads blocked in a
-        system call are sampled too, unlike bpftrace's on-CPU profile)."""
+                    label: str = "", on_cpu: bool = True) -> Sampler:
+        """Call `handler(ctx)` `hz` times a second for every thread of every traced process
+        that is on a CPU (as bpftrace's profile), or for every thread when `on_cpu` is
+        false (a wall-clock profile); each is stopped meanwhile (runtime/sampler.py)."""
         if hz <= 0:
             raise UprobeError("a sampling rate must be positive")
 
         def context(th: Thread, regs: Any, probe: Any) -> HitContext:
             return HitContext(self, th, regs, probe)
 
-        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}")
+        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}", on_cpu)
         sampler.timer = self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
         return sampler
 
