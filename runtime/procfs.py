@@ -11,6 +11,7 @@ callers cannot go on without them.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 
 from runtime.errors import TargetError, TracePermissionError
@@ -34,6 +35,12 @@ def signal_mask(pid: int | str, field: str) -> int:
         return int(status(pid).get(field, "0"), 16)
     except ValueError:
         return 0
+
+
+def sigtrap_pending(tid: int) -> bool:
+    """Whether a SIGTRAP is queued for the thread (an int3 it executed whose stop the
+    kernel has not reported yet: interrupt traps are reported before queued signals)."""
+    return bool(signal_mask(tid, "SigPnd") & (1 << (signal.SIGTRAP - 1)))
 
 
 def state(pid: int | str) -> str:

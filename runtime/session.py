@@ -19,6 +19,7 @@ from typing import Any
 from runtime import trapguard
 from runtime.attach import attach_failure, exe_or_empty, seize_all_threads, seize_process
 from runtime.context import HitContext
+from runtime.detach import detach_all
 from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
 from runtime.engine import Engine
@@ -108,8 +109,8 @@ class Session:
 
         try:
             # From the start: probes on libraries follow every dlopen, even before main.
-            engine.watch_mappings(proc)
-            engine.set_entry_hook(proc, at_entry)
+            engine.installer.watch_mappings(proc)
+            engine.installer.set_entry_hook(proc, at_entry)
             engine.resume(th)
             engine.run(lambda: bool(reached) or not engine.procs)
         except BaseException:
@@ -134,12 +135,12 @@ class Session:
             seize_all_threads(engine, proc)
             # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
             engine.guard_traps(proc)
-            engine.watch_mappings(proc)
+            engine.installer.watch_mappings(proc)
             return cls(engine)
         except BaseException as exc:
             # Let go of whatever was seized before failing.
             with contextlib.suppress(Exception):
-                engine.detach_all()
+                detach_all(engine)
             failure = attach_failure(pid, exe, exc)
             if failure is exc:
                 raise
@@ -177,23 +178,11 @@ class Session:
         probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label,
                       semaphore=semaphore, reads_regs=reads_regs)
         probe.call = self._caller(probe)
-        self.engine.registry.add(probe)
-        try:
-            self.engine.install(probe)
-        except BaseException:
-            self.engine.uninstall(probe)
-            self.engine.registry.remove(probe)
-            if semaphore is not None:
-                with contextlib.suppress(UprobeError):
-                    self.engine.sync_semaphores()
-            raise
+        self.engine.installer.add(probe)
         return probe
 
     def remove_probe(self, probe: Probe) -> None:
-        self.engine.uninstall(probe)
-        self.engine.registry.remove(probe)
-        if probe.semaphore is not None:
-            self.engine.sync_semaphores()
+        self.engine.installer.remove(probe)
 
     def on_exec(self, callback: Callable[[int], None]) -> None:
         """Call `callback(pid)` on the tracer thread when traced process `pid` has exec'd
@@ -350,7 +339,7 @@ class Session:
             return
         try:
             if self.engine.procs:
-                self.engine.detach_all()
+                detach_all(self.engine)
         finally:
             self._close()
 

@@ -1,0 +1,1 @@
+"""The jump path: probe sites patched with a `jmp rel32` into in-target trampolines."""
