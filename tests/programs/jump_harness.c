@@ -4,7 +4,7 @@
  * usage: jump_harness CODE_FILE SHM_FD HIT RET_ENTER RET_EXIT MODE THREADS CALLS
  *   MODE hit:  jp_hit(f, shm, 0) with rdi = i, rsi = thread index, rdx = 3*i,
  *              rcx = "thread-<index>", r8 = NULL, r9 = 1 (a bad pointer)
- *   MODE ret:  jp_ret_enter(f, shm, 1, TRAMP) on a real stack slot, then
+ *   MODE ret:  jp_hit(f, shm, 1) and jp_ret_enter(f, shm, 1, TRAMP) on a real stack slot, then
  *              jp_ret_exit with rax = i; checks the slot and the returned address
  *   MODE none: the loop without calls (the baseline of the timing)
  * prints "ns_per_call=X" (wall time of the whole run / calls of one thread). */
@@ -60,6 +60,7 @@ static void *worker(void *arg) {
             slot[0] = REAL_RA;
             f.rsp = (uint64_t)(uintptr_t)&slot[0];
             f.rdi = (uint64_t)i;
+            jp_hit(&f, shm, 1);
             jp_ret_enter(&f, shm, 1, TRAMP);
             if (slot[0] != TRAMP) failures++;
             f.rax = (uint64_t)i;
