@@ -488,7 +488,7 @@ class Gen:
     def ret_enter_fn(self) -> None:
         """Arms a return probe: pushes (return address, its slot, site) on this thread's
         shadow stack and aims the slot at the return trampoline. Entries whose slot lies
-        below this rsp belong to frames that are gone (longjmp, exceptions)."""
+        at or below this rsp belong to frames that are gone (longjmp, exceptions)."""
         fn = self.entry("jp_ret_enter", [PTR, PTR, I64, I64])
         f, shm, site, tramp = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
@@ -500,7 +500,12 @@ class Gen:
         b.ret(c64(0))
         b.position_at_end(ok)
         rsp = self.ld(b, f, FRAME["rsp"])
-        depth = self.prune(fn, b, thr, rsp)
+        # A slot that already holds the trampoline is a tail call chaining onto an armed
+        # frame: keep that frame's entries (drop only those below). Otherwise an entry
+        # with this very slot is stale (its frame was left by longjmp) and goes too.
+        chained = b.icmp_unsigned("==", b.load(b.inttoptr(rsp, PTR), typ=I64), tramp)
+        limit = b.add(rsp, b.select(chained, c64(0), c64(1)))
+        depth = self.prune(fn, b, thr, limit)
         full = fn.append_basic_block("full")
         push = fn.append_basic_block("push")
         b.cbranch(b.icmp_unsigned(">=", depth, c64(L.SHADOW_DEPTH)), full, push)
