@@ -233,10 +233,6 @@ class Placer:
         if group in self.groups:
             self.groups.remove(group)
 
-    def remove_all(self) -> None:
-        for group in list(self.groups):
-            self.remove(group)
-
     def site_count(self) -> int:
         """Sites placed for uprobe, uretprobe and usdt probes (what max_probes limits)."""
         return sum(len(g.parts) for g in self.groups if g.probe.kind in TRACE_KINDS)
