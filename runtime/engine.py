@@ -439,6 +439,7 @@ class Engine:
         proc.oneshots = {}
         proc.ever_sites = {}
         proc.unwinder_hooked = False
+        proc.maps_generation += 1
         proc.extensions = {}
         # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
         # entry hook's own trap on.

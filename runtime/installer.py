@@ -141,6 +141,7 @@ class Installer:
         """Bring the process's probes in line with /proc/PID/maps: forget sites whose
         mapping is gone (their int3 went with it: nothing is written there), then install
         pending probes into new mappings and raise their semaphores."""
+        proc.maps_generation += 1
         maps = read_maps(proc.pid)
         now = rendezvous.executable_file_maps(maps)
         watch = self.watches.setdefault(proc.pid, MappingWatch())

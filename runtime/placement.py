@@ -98,7 +98,8 @@ class ProbeHost(Protocol):
 
     def remove_timer(self, timer: Any) -> None: ...
 
-    def add_sampler(self, hz: int, handler: Handler, label: str = ...) -> Any: ...
+    def add_sampler(self, hz: int, handler: Handler, label: str = ...,
+                    on_cpu: bool = ...) -> Any: ...
 
     def remove_sampler(self, sampler: Any) -> None: ...
 
@@ -324,7 +325,8 @@ class Placer:
 
     def _place_sampler(self, group: PlacedProbe) -> None:
         host = self.host
-        sampler = host.add_sampler(sampling_hz(group.probe), group.handler, group.probe.spec)
+        sampler = host.add_sampler(sampling_hz(group.probe), group.handler, group.probe.spec,
+                                   on_cpu=not group.probe.offcpu)
         group.parts.append(Placed(group.probe.spec, "sampler", sampler,
                                   lambda: host.remove_sampler(sampler)))
 

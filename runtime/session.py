@@ -24,10 +24,10 @@ from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
 from runtime.engine import Engine
 from runtime.errors import PlacementError, TargetError, UprobeError
-from runtime.procmaps import read_maps
 from runtime.sampler import Sampler
 from runtime.spawn import StdStream, pin_tracer, start_traced
 from runtime.spawn import kill as kill_child
+from runtime.stacks import Stacks
 from runtime.threads import Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
@@ -51,7 +51,7 @@ class Session:
         self.engine = engine
         self.effects = EffectRunner()
         self.symbols = SymbolCache()
-        self._maps_cache: dict[int, list[Any]] = {}
+        self.stacks = Stacks(self.symbols)
         self._stop_requested = False
         self._detached = False
         self._waker = Waker()
@@ -244,17 +244,17 @@ class Session:
         self._clock.remove(timer)
 
     def add_sampler(self, hz: int, handler: Callable[[HitContext], Any],
-                    label: str = "") -> Sampler:
-        """Call `handler(ctx)` `hz` times a second for every running thread of every traced
-        process, each stopped meanwhile (see runtime/sampler.py: threads blocked in a
-        system call are sampled too, unlike bpftrace's on-CPU profile)."""
+                    label: str = "", on_cpu: bool = True) -> Sampler:
+        """Call `handler(ctx)` `hz` times a second for every thread of every traced process
+        that is on a CPU (as bpftrace's profile), or for every thread when `on_cpu` is
+        false (a wall-clock profile); each is stopped meanwhile (runtime/sampler.py)."""
         if hz <= 0:
             raise UprobeError("a sampling rate must be positive")
 
         def context(th: Thread, regs: Any, probe: Any) -> HitContext:
             return HitContext(self, th, regs, probe)
 
-        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}")
+        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}", on_cpu)
         sampler.timer = self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
         return sampler
 
@@ -364,15 +364,14 @@ class Session:
         return self.engine.main_pid
 
     def symbolize(self, pid: int, addr: int) -> str:
-        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss)."""
-        maps = self._maps_cache.get(pid)
-        if maps is None or not any(m.contains(addr) for m in maps):
-            try:
-                maps = read_maps(pid)
-            except UprobeError:
-                maps = []
-            self._maps_cache[pid] = maps
-        return self.symbols.symbolize(maps, addr)
+        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss or
+        after the process's mappings changed), else the hex address."""
+        proc = self.engine.procs.get(pid)
+        hit = self.stacks.symbolize(pid, addr, proc.maps_generation if proc else 0)
+        if hit is None:
+            return f"{addr:#x}"
+        name, off = hit
+        return f"{name}+{off}" if off else name
 
 
 class InjectedFault(RuntimeError):
