@@ -58,7 +58,8 @@ class Run:
         self.code = Path(self.exe).parent / f"code-{os.getpid()}-{id(self)}.bin"
         self.code.write_bytes(self.prog.code)
         self.out, self.err = io.StringIO(), io.StringIO()
-        self.store = MapStore(self.plan.maps)
+        self.store = MapStore(self.plan.maps,
+                              max_keys=int(self.plan.config.get("max_map_keys", 4096) or 0))
         self.support = HandlerSupport(self.store, Emitter("text", self.out, self.err),
                                       stop=lambda: None)
         user = compile_user_side(self.prog, self.support, PrintfFormat.parse)
@@ -110,7 +111,7 @@ def oracle(script: str, inputs) -> tuple[str, str]:
     """The trap path's handlers over the same hits: (maps printed, output)."""
     plan = compile_script(script)
     out, err = io.StringIO(), io.StringIO()
-    store = MapStore(plan.maps)
+    store = MapStore(plan.maps, max_keys=int(plan.config.get("max_map_keys", 4096) or 0))
     support = HandlerSupport(store, Emitter("text", out, err), stop=lambda: None)
     handlers = compile_plan(plan, support, PrintfFormat.parse)
 
@@ -191,6 +192,20 @@ def test_return_probes_restore_and_count(builder, reaper):
         run.close()
     want, _ = oracle(script, [(i,) for _ in range(4) for i in range(20000)])
     assert got == want
+
+
+def test_max_map_keys_as_the_trap_path(builder, reaper):
+    script = "config = { max_map_keys = 8 } uprobe:/bin/true:f { @t[arg0 % 100] = count(); }"
+    run = Run(builder, script)
+    try:
+        run.run("hit", 1, 1000, reaper)
+        got = run.maps_text()
+        dropped = dict(run.store.dropped)
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 3 * i) for i in range(1000)])
+    assert got == want
+    assert dropped == {"t": 1000 - 8 * 10}
 
 
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
