@@ -208,6 +208,24 @@ def test_max_map_keys_as_the_trap_path(builder, reaper):
     assert dropped == {"t": 1000 - 8 * 10}
 
 
+def test_latency_idiom_with_a_map_of_start_times(builder, reaper):
+    script = ("uprobe:/bin/true:f { @start[tid] = nsecs; } "
+              "uretprobe:/bin/true:f /@start[tid]/ { @lat = hist(nsecs - @start[tid]); "
+              "@n = count(); delete(@start[tid]); }")
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0) and run.prog.in_target(1)
+        run.run("ret", 3, 5000, reaper)
+        run.reader.merge_maps()
+        lat = run.store.map("lat").entries[()]
+        assert sum(lat.buckets) == 3 * 5000
+        assert lat.buckets[0] == 0  # no negative latency: one monotonic clock
+        assert run.store.map("n").entries[()].count == 3 * 5000
+        assert run.store.map("start").entries == {}  # every key deleted again
+    finally:
+        run.close()
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
@@ -283,6 +301,10 @@ def test_full_ring_does_not_block_when_the_tracer_is_gone(builder, reaper):
     ("sync uprobe:/bin/true:f { @c = count(); }", "sync"),
     ("uprobe:/bin/true:f { @x = *(int32 *)arg0; }", "dereferences memory"),
     ("usdt:/bin/true:p:n { @c = count(); }", "usdt"),
+    ("uprobe:/bin/true:f { @m = min(arg0); } interval:s:1 { print(@m); clear(@m); }",
+     "cleared on the user side"),
+    ("uprobe:/bin/true:g { @x = @s[tid]; } uprobe:/bin/true:f { @s[tid] = arg0; } "
+     "END { @s[1] = 5; }", "also written on the user side"),
 ])
 def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     prog = build_program(compile_script(script))
