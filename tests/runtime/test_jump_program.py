@@ -305,6 +305,9 @@ def test_full_ring_does_not_block_when_the_tracer_is_gone(builder, reaper):
      "cleared on the user side"),
     ("uprobe:/bin/true:g { @x = @s[tid]; } uprobe:/bin/true:f { @s[tid] = arg0; } "
      "END { @s[1] = 5; }", "also written on the user side"),
+    ("uprobe:/bin/true:f { @c = count(); } uprobe:/bin/true:g { printf(\"%d %s\\n\", @c, func); }",
+     "also read by a clause on the trap path"),
+    ("uprobe:/bin/true:f { @c = count(); print(@c); }", "print(@c) at a hit"),
 ])
 def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     prog = build_program(compile_script(script))
