@@ -113,6 +113,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", type=_cpu, metavar="N",
                    help="pin the tracer to CPU N; with -c the program starts pinned there too "
                    "(its own affinity changes); -p targets are never re-pinned")
+    p.add_argument("--debug-dir", dest="debug_dirs", action="append", default=[], metavar="DIR",
+                   help="look for separate debug files (DIR/.build-id/xx/yyyy.debug) here "
+                   "before /usr/lib/debug; repeatable (also: UPROBE_DEBUG_DIRS=DIR:DIR)")
+    p.add_argument("--no-demangle", dest="demangle", action="store_false",
+                   help="show C++ names mangled, as the symbol table spells them")
     p.add_argument("args", nargs="*", metavar="FILE|ARG",
                    help="the script file (unless -e), then its positional parameters")
 
@@ -143,6 +148,10 @@ def _list_parser() -> _Parser:
                    help="resolve targets in this process")
     p.add_argument("-v", dest="verbose", action="store_true", help="show details")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("--debug-dir", dest="debug_dirs", action="append", default=[], metavar="DIR",
+                   help="look for separate debug files here before /usr/lib/debug")
+    p.add_argument("--no-demangle", dest="demangle", action="store_false",
+                   help="list C++ names mangled")
     return p
 
 
@@ -226,7 +235,18 @@ def plan_from_options(opts: argparse.Namespace) -> Plan:
         has_command=None if opts.dry_run and not has_process else opts.command is not None,
         params=params,
     )
-    return compile_script(text, filename, options)
+    return compile_script(text, filename, options, types_for=_program_types(opts))
+
+
+def _program_types(opts: argparse.Namespace):  # noqa: ANN202 - a runtime type, imported late
+    """A factory of the checks' TypeSource: the program's DWARF, read through the runtime
+    only where the script asks (args, casts to its types); None without the runtime."""
+    try:
+        from runtime.dwarf.source import DwarfTypes
+    except ImportError:
+        return None
+    return lambda program: DwarfTypes.for_program(
+        program, pid=opts.pid, command=opts.command, roots=tuple(opts.debug_dirs))
 
 
 def run_command(opts: argparse.Namespace, streams: Streams) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from runtime.errors import UprobeError
 from runtime.handlers.mapops import MapOps, snapshot
+from runtime.handlers.records import decode_array, decode_record
 from runtime.handlers.values import (
     cast,
     decode_cstr,
@@ -32,7 +33,8 @@ from runtime.handlers.values import (
     wrap64,
 )
 from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
-from runtime.output.values import Buf, Frame, Pointer, Stack, Timestamp, Usym
+from runtime.output.values import Buf, CArray, Frame, Pointer, Record, Stack, Timestamp, Usym
+from uplang.plan import MemberLayout, TypeLayout
 
 
 @dataclass
@@ -118,6 +120,35 @@ class HandlerSupport:
             self.error(ctx, f"failed to read {size} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
             return 0
         return int.from_bytes(raw, "little", signed=signed)
+
+    def rd_record(self, ctx: Any, addr: int, layout: TypeLayout,
+                  layouts: dict[str, TypeLayout]) -> Record:
+        """A struct/union value: one read of its bytes at the hit, decoded."""
+        try:
+            raw = ctx.read(addr, layout.size)
+        except (UprobeError, OSError):
+            self.error(ctx, f"failed to read {layout.size} bytes at "
+                            f"0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
+            raw = bytes(layout.size)
+        return decode_record(raw, layout, layouts)
+
+    def rd_array(self, ctx: Any, addr: int, elem: MemberLayout, count: int,
+                 layouts: dict[str, TypeLayout]) -> CArray:
+        size = elem.size * count
+        try:
+            raw = ctx.read(addr, size)
+        except (UprobeError, OSError):
+            self.error(ctx, f"failed to read {size} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
+            raw = bytes(size)
+        return decode_array(raw, elem, count, layouts)
+
+    def rd_bits(self, ctx: Any, addr: int, size: int, bit_offset: int, bits: int,
+                signed: bool) -> int:
+        raw = self.rd_int(ctx, addr, size, False) >> bit_offset
+        raw &= (1 << bits) - 1
+        if signed and raw >> (bits - 1):
+            raw -= 1 << bits
+        return raw
 
     def rd_str(self, ctx: Any, addr: int, size: int) -> str:
         try:
@@ -288,6 +319,8 @@ class HandlerSupport:
             "_w": wrap64, "_s64": s64, "_div": div, "_mod": mod, "_cast": cast,
             "_strncmp": strncmp, "_str_index": str_index,
             "_rd_int": self.rd_int, "_rd_str": self.rd_str, "_str": self.str_,
+            "_rd_record": self.rd_record, "_rd_array": self.rd_array, "_rd_bits": self.rd_bits,
+            "_Record": Record,
             "_buf": self.buf, "_ustack": self.ustack, "_usym": self.usym,
             "_uaddr": self.uaddr, "_proc_field": self.proc_field, "_join": self.join,
             "_printf": self.printf, "_print_value": self.print_value,
