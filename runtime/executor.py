@@ -53,6 +53,8 @@ class RunOptions:
     verbose: bool = False
     # --cpu: pin the tracer (and a -c program's first thread) to this CPU.
     cpu: int | None = None
+    # --no-demangle: func, usym and ustack show C++ names as the symbol table spells them.
+    demangle: bool = True
 
 
 class ExecutorError(UprobeError):
@@ -106,6 +108,7 @@ class PlanRun:
             params=self.plan.params, max_strlen=int(max_strlen or DEFAULT_MAX_STRLEN),
             unsafe=self.options.unsafe or self.plan.unsafe, uaddr_lookup=uaddr_lookup,
             stack_mode=str(self.plan.config.get("stack_mode", "bpftrace")),
+            demangle=self.options.demangle,
         )
         try:
             self.handlers = compile_plan(self.plan, self.support, PrintfFormat.parse)

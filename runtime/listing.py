@@ -3,34 +3,45 @@
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass, field
 
+from runtime.demangle import demangle
+from runtime.dwarf.source import DwarfTypes
 from runtime.elfsyms import ElfFile, Symbol
-from runtime.errors import ResolveError, TargetError
+from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.procmaps import mapped_files, read_maps
-from runtime.resolve import is_glob, open_targets
+from runtime.resolve import open_targets
 from runtime.usdt import UsdtProbe, read_probes
 
 _FUNCTION_KINDS = ("uprobe", "uretprobe")
 
 
-def list_probes(pattern: str, pid: int | None = None, verbose: bool = False) -> list[str]:
+def list_probes(pattern: str, pid: int | None = None, verbose: bool = False,
+                demangle: bool = True, debug_dirs: tuple[str, ...] = ()) -> list[str]:
     """Sorted probe lines for `pattern`:
 
     `uprobe:TARGET:FUNCGLOB`, `uretprobe:...`, `usdt:TARGET[:PROVIDER]:NAMEGLOB`,
     `usdt:TARGET`, a bare path or library (all its uprobes and USDT probes), or `*` / ""
     with `pid`: every file mapped executable in the process. `verbose` appends the
-    function's address and size, or the USDT site, argument specs and semaphore.
+    function's address and size (and IFUNCs marked), or the USDT site, argument specs and
+    semaphore, and under a function its parameters from DWARF, as bpftrace -lv prints them.
+    C++ names are shown demangled (quoted, ready to paste) unless `demangle` is False.
     """
+    shown = _Shown(verbose, demangle, debug_dirs)
     kind, sep, rest = pattern.partition(":")
     if not sep or kind not in (*_FUNCTION_KINDS, "usdt"):
-        return _list_everything(pattern, pid, verbose)
+        return _list_everything(pattern, pid, shown)
     if kind == "usdt":
         target, provider, name = _split_usdt(rest)
         return sorted({line for elf in open_targets(target, pid)
                        for line in _usdt_lines(elf, provider, name, verbose)})
     target, _, func = rest.partition(":")
+    if func.startswith(("cpp:", "c:")):  # bpftrace's language prefix
+        func = func.partition(":")[2]
+    if len(func) >= 2 and func[0] == func[-1] == '"':
+        func = func[1:-1]
     return sorted({line for elf in open_targets(target, pid)
-                   for line in _function_lines(elf, kind, func or "*", verbose)})
+                   for line in _function_lines(elf, kind, func or "*", shown)})
 
 
 def _split_usdt(rest: str) -> tuple[str, str, str]:
@@ -43,7 +54,7 @@ def _split_usdt(rest: str) -> tuple[str, str, str]:
     return ":".join(parts[:-2]), parts[-2], parts[-1] or "*"
 
 
-def _list_everything(target: str, pid: int | None, verbose: bool) -> list[str]:
+def _list_everything(target: str, pid: int | None, shown: _Shown) -> list[str]:
     if target in ("", "*"):
         if pid is None:
             raise ResolveError("listing every probe needs a process: add -p PID")
@@ -57,16 +68,54 @@ def _list_everything(target: str, pid: int | None, verbose: bool) -> list[str]:
         elfs = open_targets(target, pid)
     lines: set[str] = set()
     for elf in elfs:
-        lines.update(_function_lines(elf, "uprobe", "*", verbose))
-        lines.update(_usdt_lines(elf, "", "*", verbose))
+        lines.update(_function_lines(elf, "uprobe", "*", shown))
+        lines.update(_usdt_lines(elf, "", "*", shown.verbose))
     return sorted(lines)
 
 
-def _function_lines(elf: ElfFile, kind: str, func: str, verbose: bool) -> list[str]:
-    syms = elf.match(func) if is_glob(func) else elf.functions_named(func)
-    if not verbose:
-        return [f"{kind}:{elf.path}:{sym.name}" for sym in syms]
-    return [f"{kind}:{elf.path}:{sym.name}  {_function_detail(sym)}" for sym in syms]
+@dataclass
+class _Shown:
+    """How listed functions are shown; `params` reads DWARF once per file, lazily."""
+
+    verbose: bool
+    demangle: bool
+    debug_dirs: tuple[str, ...]
+    _types: dict[str, object] = field(default_factory=dict)
+
+    def name(self, sym: Symbol) -> str:
+        if not self.demangle:
+            return sym.name
+        name = demangle(sym.name)
+        return name if name == sym.name else '"' + name + '"'
+
+    def params(self, elf: ElfFile, sym: Symbol) -> list[str]:
+        """`    TYPE NAME` per parameter, or nothing when the file has no DWARF for it."""
+        if elf.path not in self._types:
+            self._types[elf.path] = DwarfTypes([], roots=self.debug_dirs)
+        types = self._types[elf.path]
+        assert isinstance(types, DwarfTypes)
+        try:
+            info = types.info(elf.path)
+        except UprobeError:
+            return []
+        if info is None:
+            return []
+        fn = info.function_at(sym.vaddr)
+        if fn is None:
+            return []
+        return [f"    {info.types.spelling(info.param_type(p))} {info.param_name(p)}".rstrip()
+                for p in info.params(fn)]
+
+
+def _function_lines(elf: ElfFile, kind: str, func: str, shown: _Shown) -> list[str]:
+    syms = elf.match(func)
+    if not shown.verbose:
+        return [f"{kind}:{elf.path}:{shown.name(sym)}" for sym in syms]
+    out = []
+    for sym in syms:
+        head = f"{kind}:{elf.path}:{shown.name(sym)}  {_function_detail(sym)}"
+        out.append("\n".join([head, *shown.params(elf, sym)]))
+    return out
 
 
 def _function_detail(sym: Symbol) -> str:

@@ -184,15 +184,19 @@ def _dispatch(args: list[str], streams: Streams) -> int:
         command, rest = args[0], args[1:]
         if command == "list":
             opts = _list_parser().parse_args(rest)
-            return list_command(opts.pattern, opts.pid, opts.verbose, opts.debug, streams)
+            return list_command(opts.pattern, opts.pid, opts.verbose, opts.debug, streams,
+                                opts.demangle, opts.debug_dirs)
         if command == "repl":
             return repl_command(rest, streams)
         return run_command(_run_parser().parse_intermixed_args(rest), streams)
+    # bpftrace's `-lv PATTERN` (argparse would read it as -l with the pattern "v").
+    args = [part for a in args for part in (("-v", "-l") if a == "-lv" else (a,))]
     opts = _main_parser().parse_intermixed_args(args)
     if opts.list_pattern is not None:
         if opts.program is not None or opts.args:
             raise UsageError("-l takes a pattern and no script")
-        return list_command(opts.list_pattern, opts.pid, opts.verbose, opts.debug, streams)
+        return list_command(opts.list_pattern, opts.pid, opts.verbose, opts.debug, streams,
+                            opts.demangle, opts.debug_dirs)
     return run_command(opts, streams)
 
 
@@ -273,6 +277,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         follow_forks=opts.follow_forks,
         verbose=opts.verbose,
         cpu=opts.cpu,
+        demangle=opts.demangle,
     )
     try:
         return run_plan(plan, options)
@@ -283,14 +288,15 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
 
 
 def list_command(pattern: str, pid: int | None, verbose: bool, debug: bool,
-                 streams: Streams) -> int:
+                 streams: Streams, demangle: bool = True,
+                 debug_dirs: Sequence[str] = ()) -> int:
     try:
         from runtime.listing import list_probes
     except ImportError as exc:
         print(f"uprobe: the runtime is not available: {exc}", file=streams.err)
         return EXIT_USAGE
     try:
-        lines = list_probes(pattern, pid, verbose)
+        lines = list_probes(pattern, pid, verbose, demangle, tuple(debug_dirs))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001

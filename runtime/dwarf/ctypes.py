@@ -259,6 +259,8 @@ class TypeBuilder:
                 "&&" if tag == "DW_TAG_rvalue_reference_type" else "*")
             return self.spelling(inner, depth + 1) + mark
         if tag == "DW_TAG_const_type":
+            if inner is not None and inner.tag in _POINTER_TAGS:
+                return self.spelling(inner, depth + 1) + " const"
             return "const " + self.spelling(inner, depth + 1)
         if tag == "DW_TAG_volatile_type":
             return "volatile " + self.spelling(inner, depth + 1)

@@ -17,7 +17,7 @@ from runtime.dwarf.debugfile import DebugLocation, how_to_get, locate
 from runtime.dwarf.info import DebugInfo, FunctionDie
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import UprobeError
-from runtime.resolve import find_targets, is_glob
+from runtime.resolve import find_targets
 from uplang import ast
 from uplang.plan import Param, TypeLayout
 from uplang.typeenv import FunctionSig, TypeError_
@@ -68,8 +68,7 @@ class DwarfTypes:
         sigs: list[tuple[str, FunctionSig]] = []
         for path in self._files(probe.target):
             elf = ElfFile.open(path)
-            syms = elf.match(probe.func) if is_glob(probe.func) else elf.functions_named(
-                probe.func)
+            syms = elf.match(probe.func)
             for sym in _unique_sites(syms):
                 sigs.append((sym.name, self._signature(path, sym)))
         if not sigs:

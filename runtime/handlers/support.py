@@ -9,6 +9,7 @@ capture their inputs at the hit and queue the slow part with ctx.defer().
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal as signals
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from runtime.demangle import demangle
 from runtime.errors import UprobeError
 from runtime.handlers.mapops import MapOps, snapshot
 from runtime.handlers.records import decode_array, decode_record
@@ -63,6 +65,7 @@ class HandlerSupport:
     uaddr_lookup: Callable[[int, str], int] | None = None
     stack_mode: str = "bpftrace"  # config stack_mode: how ustack values print
     exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
+    demangle: bool = True  # C++ names in func/usym/ustack readable (--no-demangle: raw)
 
     # ------------------------------------------------------------------ thread-locals
 
@@ -98,7 +101,8 @@ class HandlerSupport:
             except (UprobeError, AttributeError):
                 return ""
             return self.frame(ctx, rip).symbol or ""
-        return getattr(probe, "symbol", "") or ""
+        name = getattr(probe, "symbol", "") or ""
+        return demangle(name) if self.demangle else name
 
     @staticmethod
     def tl_add(tl: dict[str, object], name: str, delta: int, post: bool) -> int:
@@ -194,7 +198,10 @@ class HandlerSupport:
         key = (ctx.pid, addr)
         f = self.frame_cache.get(key)
         if f is None:
-            f = self.frame_cache[key] = frame_of(ctx, addr)
+            f = frame_of(ctx, addr)
+            if self.demangle and f.symbol is not None and f.symbol.startswith("_Z"):
+                f = dataclasses.replace(f, symbol=demangle(f.symbol))
+            self.frame_cache[key] = f
         return f
 
     def usym(self, ctx: Any, addr: int) -> Usym:
