@@ -9,6 +9,7 @@ from runtime.demangle import demangle
 from runtime.dwarf.source import DwarfTypes
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError, UprobeError
+from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
 from runtime.resolve import open_targets
 from runtime.usdt import UsdtProbe, read_probes
@@ -27,7 +28,7 @@ def list_probes(pattern: str, pid: int | None = None, verbose: bool = False,
     semaphore, and under a function its parameters from DWARF, as bpftrace -lv prints them.
     C++ names are shown demangled (quoted, ready to paste) unless `demangle` is False.
     """
-    shown = _Shown(verbose, demangle, debug_dirs)
+    shown = _Shown(verbose, demangle, debug_dirs, pid)
     kind, sep, rest = pattern.partition(":")
     if not sep or kind not in (*_FUNCTION_KINDS, "usdt"):
         return _list_everything(pattern, pid, shown)
@@ -80,6 +81,7 @@ class _Shown:
     verbose: bool
     demangle: bool
     debug_dirs: tuple[str, ...]
+    pid: int | None = None
     _types: dict[str, object] = field(default_factory=dict)
 
     def name(self, sym: Symbol) -> str:
@@ -113,14 +115,19 @@ def _function_lines(elf: ElfFile, kind: str, func: str, shown: _Shown) -> list[s
         return [f"{kind}:{elf.path}:{shown.name(sym)}" for sym in syms]
     out = []
     for sym in syms:
-        head = f"{kind}:{elf.path}:{shown.name(sym)}  {_function_detail(sym)}"
+        head = f"{kind}:{elf.path}:{shown.name(sym)}  {_function_detail(elf, sym, shown)}"
         out.append("\n".join([head, *shown.params(elf, sym)]))
     return out
 
 
-def _function_detail(sym: Symbol) -> str:
+def _function_detail(elf: ElfFile, sym: Symbol, shown: _Shown) -> str:
     extra = "" if sym.binding == "global" else f" {sym.binding}"
-    extra += " ifunc" if sym.kind == "ifunc" else ""
+    if sym.kind == "ifunc":
+        # Probes go to the implementation; say which one, as far as a process shows it.
+        impl = implementation(elf, sym, shown.pid)
+        hit = elf.symbolize(impl) if impl is not None else None
+        target = (hit[0] if hit and not hit[1] else f"{impl:#x}") if impl is not None else "?"
+        extra += f" ifunc -> {target}; resolver: {sym.name}{RESOLVER_SUFFIX}"
     return f"[{sym.vaddr:#x}, {sym.size} bytes{extra}]"
 
 
