@@ -15,8 +15,8 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from runtime import procfs, rendezvous, retprobes, trapguard
 from runtime import ptrace_ops as pt
-from runtime import rendezvous, retprobes, trapguard
 from runtime.errors import MemoryReadError, TargetError, UprobeError
 from runtime.memory import ProcessMemory
 from runtime.procmaps import Mapping, read_maps
@@ -31,44 +31,16 @@ SIGTRAP = int(signal.SIGTRAP)
 TRAP_STOP = (SIGTRAP << 8) | 0x7F
 WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-AT_ENTRY = 9
 SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
 TRACE_OPTIONS = (
     pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
 )
 
 
-def read_entry(pid: int) -> int:
-    """AT_ENTRY from /proc/PID/auxv: where the program starts after the dynamic linker."""
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
-    for i in range(0, len(data) - 15, 16):
-        key = int.from_bytes(data[i : i + 8], "little")
-        if key == AT_ENTRY:
-            return int.from_bytes(data[i + 8 : i + 16], "little")
-    raise TargetError(f"pid {pid}: no AT_ENTRY in the auxiliary vector")
-
-
 def sigtrap_pending(tid: int) -> bool:
     """Whether a SIGTRAP is queued for the thread (an int3 it executed whose stop the
     kernel has not reported yet: interrupt traps are reported before queued signals)."""
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("SigPnd:"):
-                    return bool(int(line.split()[1], 16) & SIGTRAP_BIT)
-    except OSError:
-        pass
-    return False
-
-
-def thread_alive(tid: int) -> bool:
-    try:
-        with open(f"/proc/{tid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] not in "ZX"
+    return bool(procfs.signal_mask(tid, "SigPnd") & SIGTRAP_BIT)
 
 
 class Engine:
@@ -247,7 +219,7 @@ class Engine:
                 return False
             th.stopped = False
             return True
-        if isinstance(exc, MemoryReadError) and not thread_alive(th.tid):
+        if isinstance(exc, MemoryReadError) and not procfs.alive(th.tid):
             th.stopped = False
             return True
         # A handler failed (or Ctrl-C) mid-hit: detach must finish this stop.
@@ -329,6 +301,7 @@ class Engine:
                 return
         # The program's own int3 or a SIGTRAP it raised: it uses SIGTRAP, so from now on
         # keep its disposition safe from our hits (see runtime/trapguard.py).
+        action: bytes | None
         try:
             action, deferred = trapguard.read_action(th.tid, proc.mem, proc.xol, self.regs.rsp,
                                                      delivering=True)
@@ -507,7 +480,7 @@ class Engine:
 
     def set_entry_hook(self, proc: Process, callback: Callable[[Thread], None]) -> None:
         """A one-shot int3 at the program's entry point (AT_ENTRY)."""
-        entry = read_entry(proc.pid)
+        entry = procfs.entry_point(proc.pid)
         orig = proc.mem.read(entry, 1)[0]
         proc.oneshots[entry] = OneShot(entry, orig, callback)
         proc.ever_sites.setdefault(entry, orig)
@@ -650,7 +623,7 @@ class Engine:
         """Internal probes on the C++ unwinder, so that return trampolines are out of the
         stack whenever it walks it (see runtime/retprobes.py). Per process: fork children
         inherit the sites, an exec hooks the new image again."""
-        exe = os.path.realpath(f"/proc/{proc.pid}/exe")
+        exe = os.path.realpath(procfs.exe(proc.pid))
         for placement, starts in retprobes.unwinder_sites(maps, exe):
             call = retprobes.on_unwind_start if starts else retprobes.on_catch
             hook = Probe(placement=placement, handler=None, kind="internal",

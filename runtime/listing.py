@@ -1,4 +1,9 @@
-"""`uprobe -l`: the probes a pattern names, one per line, spelled as a user would paste them."""
+"""`uprobe -l`: the probes a query names, one per line, spelled as a user would paste them.
+
+The query arrives normalised: the command line parses the pattern with the language's own
+probe spellings (uplang.probes.interpret_listing), so every alias a script accepts
+(`u:`, `ur:`, `U:`, `pid$target`) lists too, and this module never sees a spelling.
+"""
 
 from __future__ import annotations
 
@@ -14,45 +19,40 @@ from runtime.procmaps import mapped_files, read_maps
 from runtime.resolve import open_targets
 from runtime.usdt import UsdtProbe, read_probes
 
-_FUNCTION_KINDS = ("uprobe", "uretprobe")
 
+@dataclass(frozen=True)
+class ProbeQuery:
+    """What to list.
 
-def list_probes(pattern: str, pid: int | None = None, verbose: bool = False,
-                demangle: bool = True, debug_dirs: tuple[str, ...] = ()) -> list[str]:
-    """Sorted probe lines for `pattern`:
-
-    `uprobe:TARGET:FUNCGLOB`, `uretprobe:...`, `usdt:TARGET[:PROVIDER]:NAMEGLOB`,
-    `usdt:TARGET`, a bare path or library (all its uprobes and USDT probes), or `*` / ""
-    with `pid`: every file mapped executable in the process. `verbose` appends the
-    function's address and size (and IFUNCs marked), or the USDT site, argument specs and
-    semaphore, and under a function its parameters from DWARF, as bpftrace -lv prints them.
-    C++ names are shown demangled (quoted, ready to paste) unless `demangle` is False.
+    kind: 'uprobe', 'uretprobe' or 'usdt' (a PlanProbe kind), or "" for every uprobe and
+    USDT probe of `target` (a path, a library, or ""/"*" with a pid: every file mapped
+    executable in the process). func: a function name or glob; usdt_provider ("" = any)
+    and usdt_name (a glob) for usdt.
     """
+
+    kind: str
+    target: str
+    func: str = "*"
+    usdt_provider: str = ""
+    usdt_name: str = "*"
+
+
+def list_probes(query: ProbeQuery, pid: int | None = None, verbose: bool = False,
+                demangle: bool = True, debug_dirs: tuple[str, ...] = ()) -> list[str]:
+    """Sorted probe lines for `query`. `verbose` appends the function's address and size
+    (IFUNCs marked with the implementation the process uses), or the USDT site, argument
+    specs and semaphore, and under a function its parameters from DWARF, as bpftrace -lv
+    prints them. C++ names show demangled (quoted, ready to paste) unless `demangle` is
+    False."""
     shown = _Shown(verbose, demangle, debug_dirs, pid)
-    kind, sep, rest = pattern.partition(":")
-    if not sep or kind not in (*_FUNCTION_KINDS, "usdt"):
-        return _list_everything(pattern, pid, shown)
-    if kind == "usdt":
-        target, provider, name = _split_usdt(rest)
-        return sorted({line for elf in open_targets(target, pid)
-                       for line in _usdt_lines(elf, provider, name, verbose)})
-    target, _, func = rest.partition(":")
-    if func.startswith(("cpp:", "c:")):  # bpftrace's language prefix
-        func = func.partition(":")[2]
-    if len(func) >= 2 and func[0] == func[-1] == '"':
-        func = func[1:-1]
-    return sorted({line for elf in open_targets(target, pid)
-                   for line in _function_lines(elf, kind, func or "*", shown)})
-
-
-def _split_usdt(rest: str) -> tuple[str, str, str]:
-    """TARGET, PROVIDER ("" = any) and NAME of `usdt:TARGET[:[PROVIDER:]NAME]`."""
-    parts = rest.split(":")
-    if len(parts) == 1:
-        return parts[0], "", "*"
-    if len(parts) == 2:
-        return parts[0], "", parts[1] or "*"
-    return ":".join(parts[:-2]), parts[-2], parts[-1] or "*"
+    if not query.kind:
+        return _list_everything(query.target, pid, shown)
+    if query.kind == "usdt":
+        return sorted({line for elf in open_targets(query.target, pid)
+                       for line in _usdt_lines(elf, query.usdt_provider, query.usdt_name,
+                                               verbose)})
+    return sorted({line for elf in open_targets(query.target, pid)
+                   for line in _function_lines(elf, query.kind, query.func, shown)})
 
 
 def _list_everything(target: str, pid: int | None, shown: _Shown) -> list[str]:
@@ -82,7 +82,7 @@ class _Shown:
     demangle: bool
     debug_dirs: tuple[str, ...]
     pid: int | None = None
-    _types: dict[str, object] = field(default_factory=dict)
+    _types: dict[str, DwarfTypes] = field(default_factory=dict)
 
     def name(self, sym: Symbol) -> str:
         if not self.demangle:
@@ -92,18 +92,13 @@ class _Shown:
 
     def params(self, elf: ElfFile, sym: Symbol) -> list[str]:
         """`    TYPE NAME` per parameter, or nothing when the file has no DWARF for it."""
-        if elf.path not in self._types:
-            self._types[elf.path] = DwarfTypes([], roots=self.debug_dirs)
-        types = self._types[elf.path]
-        assert isinstance(types, DwarfTypes)
+        types = self._types.setdefault(elf.path, DwarfTypes([], roots=self.debug_dirs))
         try:
             info = types.info(elf.path)
         except UprobeError:
             return []
-        if info is None:
-            return []
-        fn = info.function_at(sym.vaddr)
-        if fn is None:
+        fn = info.function_at(sym.vaddr) if info is not None else None
+        if info is None or fn is None:
             return []
         return [f"    {info.types.spelling(info.param_type(p))} {info.param_name(p)}".rstrip()
                 for p in info.params(fn)]

@@ -41,6 +41,14 @@ class Param:
 
 
 @dataclass(frozen=True)
+class FunctionSig:
+    """The DWARF parameters and return type (None: void) of the functions one probe names."""
+
+    params: tuple[Param, ...]
+    ret: ast.TypeRef | None
+
+
+@dataclass(frozen=True)
 class TypeLayout:
     """A struct/union from the script, laid out; enums carry their enumerators."""
 
@@ -105,6 +113,10 @@ class PlanClause:
     predicate: ast.Expr | None
     body: tuple[ast.Stmt, ...]
     sync: bool = False
+    # Whether the handler may read the hit thread's registers (arg*, retval, reg(), ustack,
+    # func: the `reads_regs` column of uplang.vocab.calls). False lets the runtime skip
+    # GETREGS at a hit; a hand-written plan that leaves it True is merely slower.
+    reads_regs: bool = True
     # From DWARF, when the clause uses `args` or a typed `retval`: the parameters of its
     # functions and their return type (None: void or not known).
     args: tuple[Param, ...] | None = None

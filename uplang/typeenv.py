@@ -9,23 +9,10 @@ script win over the program's: the checks ask the source only for names the scri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from uplang import ast
-from uplang.plan import Param, TypeLayout
-
-
-@dataclass(frozen=True)
-class FunctionSig:
-    """The parameters and return type (None: void) of the functions one probe names."""
-
-    params: tuple[Param, ...]
-    ret: ast.TypeRef | None
-
-
-class TypeError_(Exception):
-    """What a TypeSource could not provide, as one user-facing sentence."""
+from uplang.plan import FunctionSig, TypeLayout
 
 
 class TypeSource(Protocol):
@@ -33,8 +20,9 @@ class TypeSource(Protocol):
         """The struct/union/enum called `name` ('struct Foo'), or None if the program's
         debug info has no such type."""
 
-    def signature(self, probe: ast.ProbeSpec) -> FunctionSig:
-        """The DWARF signature of the function(s) `probe` names; raises TypeError_."""
+    def signature(self, probe: ast.ProbeSpec) -> FunctionSig | str:
+        """The DWARF signature of the function(s) `probe` names, or why there is none (one
+        user-facing sentence: no debug info and how to get it, no such function, ...)."""
 
     def searched(self) -> str:
         """The files whose DWARF was searched, for 'type not found' messages."""

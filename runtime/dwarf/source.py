@@ -19,10 +19,13 @@ from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import UprobeError
 from runtime.resolve import find_targets
 from uplang import ast
-from uplang.plan import Param, TypeLayout
-from uplang.typeenv import FunctionSig, TypeError_
+from uplang.plan import FunctionSig, Param, TypeLayout
 
 _INT_REGS = 6
+
+
+class SignatureError(UprobeError):
+    """No signature for a probe; the message goes into the script's error report."""
 
 
 @dataclass
@@ -62,9 +65,16 @@ class DwarfTypes:
         files = [loc.path or loc.binary for loc in self._where.values()]
         return ", ".join(files) if files else "no file (the script probes no function)"
 
-    def signature(self, probe: ast.ProbeSpec) -> FunctionSig:
+    def signature(self, probe: ast.ProbeSpec) -> FunctionSig | str:
+        """uplang.typeenv.TypeSource.signature: the signature, or why there is none."""
+        try:
+            return self._probe_signature(probe)
+        except SignatureError as e:
+            return e.message
+
+    def _probe_signature(self, probe: ast.ProbeSpec) -> FunctionSig:
         if probe.address is not None or probe.offset:
-            raise TypeError_("'args' needs a probe on a function entry, not an address or offset")
+            raise SignatureError("'args' needs a probe on a function entry, not an address or offset")
         sigs: list[tuple[str, FunctionSig]] = []
         for path in self._files(probe.target):
             elf = ElfFile.open(path)
@@ -72,11 +82,11 @@ class DwarfTypes:
             for sym in _unique_sites(syms):
                 sigs.append((sym.name, self._signature(path, sym)))
         if not sigs:
-            raise TypeError_(f"no function '{probe.func}' to read 'args' from")
+            raise SignatureError(f"no function '{probe.func}' to read 'args' from")
         first_name, first = sigs[0]
         for name, sig in sigs[1:]:
             if sig != first:
-                raise TypeError_(f"'{first_name}' and '{name}' (both matched by "
+                raise SignatureError(f"'{first_name}' and '{name}' (both matched by "
                                  f"'{probe.func}') have different parameters: 'args' needs "
                                  f"one signature per clause")
         return first
@@ -89,18 +99,18 @@ class DwarfTypes:
                 argv = shlex.split(self.command)
                 exe = shutil.which(argv[0]) if argv else None
                 if exe is None:
-                    raise TypeError_(f"cannot find the program of -c '{self.command}'")
+                    raise SignatureError(f"cannot find the program of -c '{self.command}'")
                 return [os.path.realpath(exe)]
             return [os.path.realpath(p) for p in find_targets(target, self.pid)]
         except UprobeError as e:
-            raise TypeError_(e.message) from None
+            raise SignatureError(e.message) from None
 
     def _all_files(self) -> list[str]:
         out: list[str] = []
         for target in self.targets:
             try:
                 files = self._files(target)
-            except TypeError_:
+            except SignatureError:
                 continue
             out.extend(p for p in files if p not in out)
         return out
@@ -121,10 +131,10 @@ class DwarfTypes:
     def _signature(self, path: str, sym: Symbol) -> FunctionSig:
         info = self.info(path)
         if info is None:
-            raise TypeError_(how_to_get(self._where[path]))
+            raise SignatureError(how_to_get(self._where[path]))
         fn = info.function_at(sym.vaddr)
         if fn is None:
-            raise TypeError_(f"the DWARF of {path} ({self._where[path].path}) does not "
+            raise SignatureError(f"the DWARF of {path} ({self._where[path].path}) does not "
                              f"describe '{sym.name}'; was its object file built with -g?")
         return signature_of(info, fn)
 

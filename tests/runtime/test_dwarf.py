@@ -13,7 +13,6 @@ from runtime.dwarf.info import DebugInfo
 from runtime.dwarf.source import DwarfTypes, signature_of
 from runtime.elfsyms import ElfFile
 from uplang import ast
-from uplang.typeenv import TypeError_
 
 FLAGS = ("-O1", "-fno-omit-frame-pointer")
 
@@ -118,5 +117,5 @@ def test_separate_debug_file_by_build_id(builder, tmp_path):
     assert [p.name for p in sig.params] == ["item", "depth"]
     assert types.layout("struct lib_item").members[1].array_len == 8
     without = DwarfTypes([str(stripped)])
-    with pytest.raises(TypeError_, match="no DWARF debug info"):
-        without.signature(ast.ProbeSpec("uprobe", str(stripped), "lib_visit"))
+    problem = without.signature(ast.ProbeSpec("uprobe", str(stripped), "lib_visit"))
+    assert isinstance(problem, str) and "no DWARF debug info" in problem
