@@ -329,7 +329,7 @@ def _parse(path: str, identity: FileIdentity) -> ElfFile:
                 for s in elf.iter_sections()
             }
             raw = list(_function_entries(elf))
-            build_id = _build_id(elf)
+            build_id = build_id_of(elf)
             is_pie = elf["e_type"] == "ET_DYN"
             entry = elf["e_entry"]
         except ELFError as e:
@@ -384,7 +384,7 @@ def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
         )
 
 
-def _build_id(elf: ELFFile) -> str | None:
+def build_id_of(elf: ELFFile) -> str | None:
     sec = elf.get_section_by_name(".note.gnu.build-id")
     if not isinstance(sec, NoteSection):
         return None

@@ -529,6 +529,9 @@ class Checker:
                 return Ty("tuple", items=tuple(self.expr(i) for i in e.items))
             case ast.TupleIndex():
                 return self.tuple_index(e)
+            case ast.Offsetof():
+                self.offsetof(e)
+                return INT
             case ast.Sizeof():
                 if isinstance(e.target, ast.TypeRef):
                     self.type_ref(e.target, e.span)
@@ -755,6 +758,27 @@ class Checker:
         else:
             self.error(span, f"unknown type '{ref.name}'", hint)
         return False
+
+    def offsetof(self, e: ast.Offsetof) -> int | None:
+        """The byte offset of a member path, or None after reporting why not."""
+        if not self.type_ref(e.type, e.span):
+            return None
+        aggregate = e.type.name
+        offset = 0
+        for name in e.members:
+            if e.type.pointer or not aggregate.startswith(("struct ", "union ")):
+                self.error(e.span, f"offsetof() needs a struct or union, not {aggregate}")
+                return None
+            member = self.layouts.member(aggregate, name)
+            if member is None:
+                layout = self.layouts.get(aggregate)
+                names = [m.name for m in layout.members] if layout is not None else []
+                self.error(e.span, f"{aggregate} has no member '{name}'",
+                           did_you_mean(name, names))
+                return None
+            offset += member.offset
+            aggregate = member.type.name if not member.type.pointer else ""
+        return offset
 
     def cast(self, e: ast.Cast) -> Ty:
         ty = self.expr(e.operand)

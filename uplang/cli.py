@@ -9,17 +9,19 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from uplang import ast
 from uplang.checks import CheckOptions
 from uplang.diagnostics import UplangError
 from uplang.plan import Plan
 from uplang.planner import compile_script
 from uplang.planprint import format_plan
 from uplang.probes import interpret_listing
+from uplang.typeenv import TypeSource
 
 if TYPE_CHECKING:
     from runtime.listing import ProbeQuery
@@ -234,7 +236,7 @@ def plan_from_options(opts: argparse.Namespace) -> Plan:
     return compile_script(text, filename, options, types_for=_program_types(opts))
 
 
-def _program_types(opts: argparse.Namespace):  # noqa: ANN202 - a runtime type, imported late
+def _program_types(opts: argparse.Namespace) -> Callable[[ast.Program], TypeSource] | None:
     """A factory of the checks' TypeSource: the program's DWARF, read through the runtime
     only where the script asks (args, casts to its types); None without the runtime."""
     try:

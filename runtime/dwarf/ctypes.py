@@ -112,7 +112,7 @@ class TypeBuilder:
         name = self._names.get(die.offset)
         if name is not None:
             return name
-        kind = _KIND[die.tag]
+        kind = _KIND[str(die.tag)]
         plain = _name(die)
         if plain:
             name = f"{kind} {qualified_name(die)}"
@@ -168,7 +168,7 @@ class TypeBuilder:
         return self.layout_of(die, name)
 
     def layout_of(self, die: DIE, name: str) -> TypeLayout:
-        kind = _KIND[die.tag]
+        kind = _KIND[str(die.tag)]
         size = self.byte_size(die)
         if kind == "enum":
             enumerators = tuple(

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from runtime.elfsyms import build_id_of as _build_id
+
 DEFAULT_ROOT = "/usr/lib/debug"
 ROOTS_ENV = "UPROBE_DEBUG_DIRS"
 
@@ -82,16 +84,6 @@ def _usable(path: str, build_id: str | None) -> bool:
             return build_id is None or theirs is None or theirs == build_id
     except (OSError, ELFError):
         return False
-
-
-def _build_id(elf: ELFFile) -> str | None:
-    sec = elf.get_section_by_name(".note.gnu.build-id")
-    if sec is None:
-        return None
-    for note in sec.iter_notes():
-        if note["n_type"] == "NT_GNU_BUILD_ID":
-            return str(note["n_desc"])
-    return None
 
 
 def _debuglink(elf: ELFFile) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from elftools.common.exceptions import DWARFError, ELFError
 from elftools.dwarf.compileunit import CompileUnit
@@ -50,7 +51,7 @@ class DebugInfo:
     _names: dict[str, int] = field(default_factory=dict)  # 'struct Foo' -> DIE offset
     _indexed: set[int] = field(default_factory=set)  # CU offsets already indexed
     _touched: list[int] = field(default_factory=list)  # CUs parsed for functions
-    _aranges: object = None
+    _aranges: Any = None
     cus_parsed: int = 0
 
     def __post_init__(self) -> None:
@@ -78,10 +79,42 @@ class DebugInfo:
                 if die.tag != "DW_TAG_subprogram":
                     continue
                 low = die.attributes.get("DW_AT_low_pc")
-                if low is None or low.value != vaddr:
-                    continue
-                return FunctionDie(die, self.origin(die), vaddr)
+                if low is not None and low.value == vaddr:
+                    return FunctionDie(die, self.origin(die), vaddr)
+                # Optimised code split into hot and cold parts has ranges, not low_pc.
+                if "DW_AT_ranges" in die.attributes and vaddr in self._range_starts(cu, die):
+                    return FunctionDie(die, self.origin(die), vaddr)
         return None
+
+    def _range_starts(self, cu: CompileUnit, die: DIE) -> set[int]:
+        entry = die.attributes.get("DW_AT_entry_pc")
+        if entry is not None and entry.form == "DW_FORM_addr":
+            return {entry.value}
+        return {lo for lo, _hi in self._ranges(cu, die)}
+
+    def _ranges(self, cu: CompileUnit, die: DIE) -> list[tuple[int, int]]:
+        """The [low, high) address ranges of a DIE's DW_AT_ranges."""
+        lists = self.dwarf.range_lists()
+        if lists is None:
+            return []
+        top = cu.get_top_DIE()
+        base_attr = top.attributes.get("DW_AT_low_pc")
+        base = base_attr.value if base_attr is not None else 0
+        try:
+            entries = lists.get_range_list_at_offset(die.attributes["DW_AT_ranges"].value,
+                                                     cu=cu)
+        except (DWARFError, ValueError, KeyError):
+            return []
+        out = []
+        for r in entries:
+            start = getattr(r, "begin_offset", None)
+            end = getattr(r, "end_offset", None)
+            if start is None or end is None:
+                base = getattr(r, "base_address", base)  # a base address selection entry
+                continue
+            absolute = getattr(r, "is_absolute", False)
+            out.append((start, end) if absolute else (base + start, base + end))
+        return out
 
     def _cus_for(self, vaddr: int) -> Iterator[CompileUnit]:
         if self._aranges is None:
@@ -116,24 +149,9 @@ class DebugInfo:
             if low.value <= vaddr < end:
                 return True
         if "DW_AT_ranges" in top.attributes:
-            ranges = self.dwarf.range_lists()
-            if ranges is None:
+            if self.dwarf.range_lists() is None:
                 return True  # cannot tell: look inside
-            base = low.value if low is not None else 0
-            try:
-                entries = ranges.get_range_list_at_offset(top.attributes["DW_AT_ranges"].value,
-                                                          cu=cu)
-            except (DWARFError, ValueError, KeyError):
-                return True
-            for r in entries:
-                start = getattr(r, "begin_offset", None)
-                if start is None:
-                    continue
-                rb = getattr(r, "is_absolute", False)
-                lo = start if rb else base + start
-                hi = r.end_offset if rb else base + r.end_offset
-                if lo <= vaddr < hi:
-                    return True
+            return any(lo <= vaddr < hi for lo, hi in self._ranges(cu, top))
         return False
 
     def origin(self, die: DIE) -> DIE:
@@ -189,7 +207,7 @@ class DebugInfo:
 
     def _index_scope(self, cu: CompileUnit, scope: DIE, prefix: str) -> None:
         for die in cu.iter_DIE_children(scope):
-            kind = _AGGREGATE_TAGS.get(die.tag)
+            kind = _AGGREGATE_TAGS.get(str(die.tag))
             name = name_of(die)
             if kind and name and "DW_AT_declaration" not in die.attributes:
                 self._names.setdefault(f"{kind} {prefix}{name}", die.offset)

@@ -297,6 +297,18 @@ class ClauseGen:
             t = self.expr(e.target)[1]
         return repr(size_of(t)), UINT64
 
+    def e_Offsetof(self, e: ast.Offsetof) -> tuple[str, VType]:
+        offset = 0
+        t = resolve_typeref(e.type, self.shared.layouts)
+        for name in e.members:
+            layout = t.layout if t.kind == "record" else None
+            member = next((m for m in layout.members if m.name == name), None) if layout else None
+            if member is None:
+                raise CompileError(f"offsetof: no member '{name}'")
+            offset += member.offset
+            t = resolve_typeref(member.type, self.shared.layouts)
+        return repr(offset), UINT64
+
     def e_Unary(self, e: ast.Unary) -> tuple[str, VType]:
         src, t = self.expr(e.operand)
         if e.op == "-":

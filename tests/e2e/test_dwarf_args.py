@@ -75,12 +75,13 @@ def test_json_struct_values(uprobe, prog):
 
 def test_casts_dot_on_pointer_sizeof_and_script_types_win(uprobe, prog):
     script = (f"struct inner {{ int32 n; int32 m; }}; uprobe:{prog}:take_req "
-              "{ $r = (struct req *)arg0; printf(\"%d %s %d %d %d\\n\", $r.id, $r.next.name, "
-              "sizeof(struct req), sizeof(union val), $r->in.m); }")
+              "{ $r = (struct req *)arg0; printf(\"%d %s %d %d %d %d %d\\n\", $r.id, "
+              "$r.next.name, sizeof(struct req), sizeof(union val), $r->in.m, "
+              "offsetof(struct req, u2), offsetof(struct req, fl)); }")
     r = uprobe.run("-e", script, "-c", f"{prog} 1")
     assert r.returncode == 0, r.stderr
     # The script's struct inner swaps m and n: its layout wins over the program's.
-    assert r.out == "7 second 96 8 3\n\n\n"
+    assert r.out == "7 second 96 8 3 88 56\n\n\n"
 
 
 def test_typed_retval(uprobe, prog):

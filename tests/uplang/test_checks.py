@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from uplang import ast
 from uplang.checks import CheckOptions, check
 from uplang.diagnostics import UplangCheckError, UplangSyntaxError
 from uplang.parser import parse
@@ -272,3 +273,16 @@ def test_map_written_after_it_is_read_in_file_order() -> None:
 def test_syntax_errors_are_not_check_errors() -> None:
     with pytest.raises(UplangSyntaxError):
         parse("BEGIN {")
+
+
+def test_offsetof_member_paths_and_errors() -> None:
+    from uplang.planner import compile_script
+
+    text = ("struct In { int8 a; int64 b; }; struct S { int32 x; struct In in; };\n"
+            "BEGIN { printf(\"%d %d\\n\", offsetof(struct S, in.b), offsetof(struct S, x)); }")
+    plan = compile_script(text)
+    call = plan.clauses[0].body[0].expr
+    assert call.args[1] == ast.Offsetof(ast.TypeRef("struct S"), ("in", "b"))
+    with pytest.raises(UplangCheckError) as info:
+        compile_script("struct S { int32 x; };\nBEGIN { @ = offsetof(struct S, y); }")
+    assert "struct S has no member 'y'" in info.value.render()
