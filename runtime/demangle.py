@@ -21,7 +21,7 @@ def demangle(name: str) -> str:
         return name
     try:
         return cxxfilt.demangle(name, external_only=False)
-    except (cxxfilt.InvalidName, UnicodeDecodeError, ValueError):
+    except (cxxfilt.InvalidName, UnicodeError, ValueError, OSError):
         return name
 
 

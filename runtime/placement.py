@@ -98,7 +98,8 @@ class ProbeHost(Protocol):
 
     def remove_timer(self, timer: Any) -> None: ...
 
-    def add_sampler(self, hz: int, handler: Handler, label: str = ...) -> Any: ...
+    def add_sampler(self, hz: int, handler: Handler, label: str = ...,
+                    on_cpu: bool = ...) -> Any: ...
 
     def remove_sampler(self, sampler: Any) -> None: ...
 
@@ -233,10 +234,6 @@ class Placer:
         if group in self.groups:
             self.groups.remove(group)
 
-    def remove_all(self) -> None:
-        for group in list(self.groups):
-            self.remove(group)
-
     def site_count(self) -> int:
         """Sites placed for uprobe, uretprobe and usdt probes (what max_probes limits)."""
         return sum(len(g.parts) for g in self.groups if g.probe.kind in TRACE_KINDS)
@@ -328,7 +325,8 @@ class Placer:
 
     def _place_sampler(self, group: PlacedProbe) -> None:
         host = self.host
-        sampler = host.add_sampler(sampling_hz(group.probe), group.handler, group.probe.spec)
+        sampler = host.add_sampler(sampling_hz(group.probe), group.handler, group.probe.spec,
+                                   on_cpu=not group.probe.offcpu)
         group.parts.append(Placed(group.probe.spec, "sampler", sampler,
                                   lambda: host.remove_sampler(sampler)))
 

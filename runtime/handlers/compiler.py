@@ -38,6 +38,21 @@ def plan_kind(plan: Plan, clause_index: int) -> str:
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
+def bind_namespace(shared: Shared, support: HandlerSupport,
+                   compile_format: Callable[[str], object]) -> dict[str, object]:
+    """Globals of generated handler code: the support's helpers, the constants the
+    generator bound (printf formats parsed once here) and the map objects."""
+    namespace: dict[str, object] = dict(support.namespace())
+    for name, value in shared.consts.items():
+        if isinstance(value, tuple) and len(value) == 2 and value[0] == "printf":
+            namespace[name] = compile_format(str(value[1]))
+        else:
+            namespace[name] = value
+    for name in shared.map_names:
+        namespace[map_global(name)] = support.maps.map(name)
+    return namespace
+
+
 def compile_plan(plan: Plan, support: HandlerSupport,
                  compile_format: Callable[[str], object]) -> dict[int, CompiledClause]:
     """Handlers by clause index. compile_format turns a printf format into the object the
@@ -58,14 +73,7 @@ def compile_plan(plan: Plan, support: HandlerSupport,
             src = gen.function(f"clause_{clause.index}", clause.predicate, clause.body)
             if final:
                 sources[clause.index] = src
-    namespace: dict[str, object] = dict(support.namespace())
-    for name, value in shared.consts.items():
-        if isinstance(value, tuple) and len(value) == 2 and value[0] == "printf":
-            namespace[name] = compile_format(str(value[1]))
-        else:
-            namespace[name] = value
-    for name in shared.map_names:
-        namespace[map_global(name)] = support.maps.map(name)
+    namespace = bind_namespace(shared, support, compile_format)
     module = "\n".join(sources.values())
     try:
         code = compile(module, "<uprobe handlers>", "exec")

@@ -179,12 +179,20 @@ class HandlerSupport:
             return Buf(b"")
 
     def ustack(self, ctx: Any, limit: int, mode: str | None = None) -> Stack:
-        """ustack, ustack(N), ustack(MODE[, N]): MODE overrides config stack_mode."""
+        """ustack, ustack(N), ustack(MODE[, N]): MODE overrides config stack_mode. A hit
+        context captures the stack now and names its frames when printed."""
+        mode = mode or self.stack_mode
+        capture = getattr(ctx, "stack_value", None)
+        if capture is not None:
+            try:
+                return capture(limit, mode)
+            except (UprobeError, OSError):
+                return Stack((), mode)
         try:
             addrs = ctx.ustack(limit)
         except (UprobeError, OSError):
             addrs = []
-        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), mode or self.stack_mode)
+        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), mode)
 
     def frame(self, ctx: Any, addr: int) -> Frame:
         """Symbolised once per (process, address): stacks repeat, symbolising is not cheap."""

@@ -286,3 +286,52 @@ def test_offsetof_member_paths_and_errors() -> None:
     with pytest.raises(UplangCheckError) as info:
         compile_script("struct S { int32 x; };\nBEGIN { @ = offsetof(struct S, y); }")
     assert "struct S has no member 'y'" in info.value.render()
+
+
+def errors_of(text: str, options: CheckOptions | None = None) -> list[str]:
+    try:
+        check(parse(text, "t.up"), options or CheckOptions(), text)
+    except UplangCheckError as exc:
+        return [d.message for d in exc.diagnostics]
+    return []
+
+
+def test_sleep_is_a_function_of_the_language() -> None:
+    assert errors_of("BEGIN { sleep(10); }") == []
+    assert errors_of('BEGIN { sleep("x"); }') == ["sleep() needs an integer here, not a string"]
+    assert errors_of("BEGIN { sleep(-1); }") == [
+        "sleep() needs a duration in ms, not negative"]
+    assert errors_of("BEGIN { sleep(); }") == ["sleep() takes 1 argument, got 0"]
+    assert "sleep() returns no value" in errors_of("BEGIN { $x = sleep(1); }")
+
+
+def test_exit_code_range() -> None:
+    assert errors_of("BEGIN { exit(0); exit(255); exit(); }") == []
+    assert errors_of("BEGIN { exit(256); }") == ["exit code 256 is out of range (0-255)"]
+    assert errors_of("BEGIN { exit(-1); }") == ["exit code -1 is out of range (0-255)"]
+
+
+def test_hist_bits() -> None:
+    assert errors_of("BEGIN { @h = hist(1, 0); @g = hist(1, 5); }") == []
+    assert errors_of("BEGIN { @h = hist(1, 6); }") == ["hist() bits must be between 0 and 5"]
+    assert errors_of("BEGIN { @h = hist(1, $x); }") != []
+
+
+def test_check_options_carry_known_thread_locals_and_maps() -> None:
+    first = check(parse("uprobe:a:f { self->p = arg0; @m[1] = count(); }", "a.up"),
+                  CheckOptions())
+    assert set(first.thread_locals) == {"p"}
+    assert set(first.map_states) == {"m"}
+    later = "uprobe:a:g { printf(\"%d\\n\", self->p); @m[2, 3] = count(); }"
+    # Alone, the later clause reads a thread-local nobody assigns; with what the first
+    # check learnt it does not, and the map's key shape is held to the first clause's.
+    alone = errors_of(later)
+    assert any("self->p" in e for e in alone)
+    known = CheckOptions(known_thread_locals=first.thread_locals,
+                         known_maps=first.map_states)
+    with_known = errors_of(later, known)
+    assert not any("self->p" in e for e in with_known)
+    assert any("@m" in e for e in with_known)
+    # The caller's states are not changed by a later check.
+    check(parse("uprobe:a:g { @n = count(); }", "b.up"), known)
+    assert set(first.map_states) == {"m"} and first.map_states["m"].key_kinds == ["int"]

@@ -24,7 +24,8 @@ from typing import Any
 
 from uplang.vocab.probetypes import THREAD_KINDS
 
-ALL_KINDS = frozenset({"uprobe", "uretprobe", "usdt", "BEGIN", "END", "interval", "profile"})
+ALL_KINDS = frozenset({"uprobe", "uretprobe", "usdt", "BEGIN", "END", "interval", "profile",
+                       "wallclock"})
 
 
 @dataclass(frozen=True)
