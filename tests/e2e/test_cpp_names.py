@@ -50,3 +50,13 @@ def test_listing(uprobe, prog):
     # What -l prints can be pasted back as a probe.
     r = uprobe.run("-e", f'uprobe:{prog}:"ns::K::f(int)" {{ @ = count(); }}', "-c", str(prog))
     assert r.out == "\n\n@: 4\n"
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_stacks_and_symbols_demangled_unless_raw(uprobe, prog, raw):
+    flags = ["--no-demangle"] if raw else []
+    r = uprobe.run(*flags, "-e", f'uprobe:{prog}:"ns::biggest<int>" '
+                   '{ @[ustack(1), usym(reg("rip"))] = count(); }', "-c", str(prog))
+    assert r.returncode == 0, r.stderr
+    name = "_ZN2ns7biggestIiEET_S1_S1_" if raw else "int ns::biggest<int>(int, int)"
+    assert r.out == f"\n\n@[\n        {name}+0\n, {name}]: 4\n"
