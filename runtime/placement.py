@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.errors import ResolveError, TargetError, UprobeError
-from runtime.handlers.contexts import ManualContext, ProbeInfo, UsdtContext
+from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo, UsdtContext
 from runtime.resolve import Placement, UsdtPlacement, resolve_uprobe, resolve_usdt
 from uplang.plan import Config, PlanClause, PlanProbe
 from uplang.vocab.probetypes import PROBE_TYPES
-
-Handler = Callable[[Any], None]
 
 # Plan kinds placed at sites in files (in placing order), and those placed as timers.
 TRACE_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution in ("symbol", "usdt"))
@@ -352,7 +350,7 @@ def usdt_handler(handler: Handler, up: UsdtPlacement) -> Handler:
     elf = ElfFile.open(up.placement.path)
     note = up.probe
 
-    def on_hit(ctx: Any) -> None:
+    def on_hit(ctx: Hit) -> None:
         # At the hit rip is the probe's runtime pc: that gives the load bias of this very
         # mapping, right after an exec or a second dlopen at another address too.
         handler(UsdtContext(ctx, note, elf, note.bias_at(ctx.regs.rip)))

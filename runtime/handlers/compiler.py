@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from runtime.handlers.codegen import ClauseGen, CompileError, Shared, map_global
+from runtime.handlers.contexts import Handler
 from runtime.handlers.support import HandlerSupport
 from uplang.plan import Plan
 
@@ -27,7 +27,7 @@ class CompiledClause:
     """One clause's handler: `handler(ctx)` evaluates predicate and body at the hit."""
 
     index: int
-    handler: Callable[[Any], None]
+    handler: Handler
     source: str
 
 

@@ -95,6 +95,13 @@ CORPUS = [
     ("uprobe:a:f { signal(\"SIGKIL\"); }", "unknown signal 'SIGKIL'", 1, 21,
      "did you mean 'SIGKILL'?", CheckOptions(unsafe=True)),
     ("uprobe:a:f { @ = ustack(perff, 3); }", "unknown stack mode 'perff'", 1, 25, "", None),
+    # found by tests/runtime/test_handlers_accepted.py: accepted, then failed at the hit
+    ('BEGIN { @ = strlen(strftime("%H", 1)); }', "strlen() needs a string, not a timestamp",
+     1, 20, "", None),
+    ('BEGIN { @ = strftime("%H", 1) == "12"; }', "cannot compare a timestamp", 1, 13, "",
+     None),
+    ("BEGIN { @h = hist(1); }\nEND { @h = hist(2, 3); }",
+     "map @h uses hist() with 3 bits here but 0 at line 1", 2, 7, "", None),
     ("BEGIN { @ = strlen(1); }", "strlen() needs a string", 1, 20, "", None),
     ("BEGIN { clear(1); }", "clear() needs a map", 1, 15, "", None),
     ("BEGIN { print(pid, 10); }", "print() with a limit needs a whole map", 1, 15, "", None),
