@@ -72,9 +72,10 @@ class HandlerSupport:
         return d
 
     def prune_threads(self, pid: int) -> None:
-        """Drops thread-locals of threads that no longer exist. The session reports no
-        thread exits, so this runs when the table has doubled since the last pass: the
-        cost stays amortised O(1) per new thread and the table bounded by live threads."""
+        """Drops thread-locals of threads that no longer exist. Both drivers hook
+        `thread_exited` to Session.on_thread_exit; this is the safety net for a session
+        that reports no exits (a library user's), run when the table has doubled since
+        the last pass: amortised O(1) per new thread, the table bounded by live threads."""
         for tid in list(self.tls):
             if not procfs.has_task(pid, tid) and not procfs.alive(tid):
                 del self.tls[tid]

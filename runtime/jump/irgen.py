@@ -429,6 +429,11 @@ class Gen:
         f, shm, thr = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         cg = ClauseCode(self, fn, b, f, shm, thr)
+        if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
+               for n in target_nodes(s)):
+            # One clock read per hit, as the trap path's context caches it: the TSC read
+            # is the dearest instruction here (~20 ns under a hypervisor).
+            cg.hit_ns = cg.b.call(self.fn_clock, [shm])
         if s.predicate is not None:
             cond = cg.expr(s.predicate)
             go = fn.append_basic_block("go")
@@ -483,7 +488,7 @@ class Gen:
     def ret_enter_fn(self) -> None:
         """Arms a return probe: pushes (return address, its slot, site) on this thread's
         shadow stack and aims the slot at the return trampoline. Entries whose slot lies
-        below this rsp belong to frames that are gone (longjmp, exceptions)."""
+        at or below this rsp belong to frames that are gone (longjmp, exceptions)."""
         fn = self.entry("jp_ret_enter", [PTR, PTR, I64, I64])
         f, shm, site, tramp = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
@@ -495,7 +500,12 @@ class Gen:
         b.ret(c64(0))
         b.position_at_end(ok)
         rsp = self.ld(b, f, FRAME["rsp"])
-        depth = self.prune(fn, b, thr, rsp)
+        # A slot that already holds the trampoline is a tail call chaining onto an armed
+        # frame: keep that frame's entries (drop only those below). Otherwise an entry
+        # with this very slot is stale (its frame was left by longjmp) and goes too.
+        chained = b.icmp_unsigned("==", b.load(b.inttoptr(rsp, PTR), typ=I64), tramp)
+        limit = b.add(rsp, b.select(chained, c64(0), c64(1)))
+        depth = self.prune(fn, b, thr, limit)
         full = fn.append_basic_block("full")
         push = fn.append_basic_block("push")
         b.cbranch(b.icmp_unsigned(">=", depth, c64(L.SHADOW_DEPTH)), full, push)
@@ -612,7 +622,7 @@ class ClauseCode:
                  thr: ir.Value) -> None:
         self.g, self.fn, self.b, self.f, self.shm, self.thr = g, fn, b, f, shm, thr
         self.vars: dict[str, ir.Value] = {}
-        self._nsecs: ir.Value | None = None
+        self.hit_ns: ir.Value = c64(0)  # the hit's timestamp when the clause reads one
         entry = fn.entry_basic_block
         self.alloca_b = ir.IRBuilder(entry)
         self.n = 0
@@ -749,7 +759,7 @@ class ClauseCode:
         ordn = g.ld(b, self.thr, L.T_ORDINAL)
         shard = b.and_(ordn, c64(L.SHARDS - 1))
         excl = b.icmp_unsigned("<", ordn, c64(L.SHARDS))
-        base = g.at(b, slot, b.add(c64(ml.values_off), b.mul(shard, c64(8 * ml.words))))
+        base = g.at(b, slot, b.add(c64(ml.values_off), b.mul(shard, c64(8 * ml.stride))))
         k = ml.kind
         if k == "count":
             self.add(base, 0, c64(1), excl)
@@ -842,7 +852,7 @@ class ClauseCode:
         tid = g.ld(b, self.thr, L.T_TID)
         word = b.or_(c64(eid), b.shl(tid, c64(32)))
         g.st(b, rec, L.R_EVENT, word)
-        g.st(b, rec, L.R_NSECS, self.nsecs())
+        g.st(b, rec, L.R_NSECS, self.hit_ns)
         g.st(b, rec, L.R_PID, g.ld(b, self.thr, L.T_PID))
         layout_ev = lay.events[eid - 1]
         for cap, off, v in zip(ev.captures, layout_ev.cap_offsets, vals, strict=True):
@@ -894,7 +904,7 @@ class ClauseCode:
     # ------------------------------------------------------------------ expressions
 
     def nsecs(self) -> ir.Value:
-        return self.b.call(self.g.fn_clock, [self.shm])
+        return self.hit_ns
 
     def expr(self, e: ast.Expr) -> ir.Value:
         b, g = self.b, self.g
@@ -1076,13 +1086,13 @@ class ClauseCode:
         elif ml.kind in ("count", "sum"):
             v = c64(0)
             for s in range(L.SHARDS):
-                v = b.add(v, g.ld(b, slot, vo + 8 * s * ml.words, "monotonic"))
+                v = b.add(v, g.ld(b, slot, vo + 8 * s * ml.stride, "monotonic"))
         else:  # min / max: combine the shards' encoded values
             enc = c64(0)
             seen = c64(0)
             for s in range(L.SHARDS):
-                w = g.ld(b, slot, vo + 8 * s * ml.words + 8, "monotonic")
-                sn = g.ld(b, slot, vo + 8 * s * ml.words, "monotonic")
+                w = g.ld(b, slot, vo + 8 * s * ml.stride + 8, "monotonic")
+                sn = g.ld(b, slot, vo + 8 * s * ml.stride, "monotonic")
                 w = b.select(b.icmp_unsigned("!=", sn, c64(0)), w, c64(0))
                 enc = b.select(b.icmp_unsigned(">", w, enc), w, enc)
                 seen = b.or_(seen, sn)

@@ -107,9 +107,18 @@ class MapLayout:
         return self.kind != "int"
 
     @property
+    def stride(self) -> int:
+        """Words from one shard to the next. A scalar map's shards get a cache line each:
+        every thread hits the same slot, and shards on one line would bounce it between
+        CPUs (a keyed map's threads mostly hit different slots; it stays dense)."""
+        if self.arity == 0 and self.sharded:
+            return _align(self.words, LINE // 8)
+        return self.words
+
+    @property
     def slot_size(self) -> int:
-        values = self.words * (SHARDS if self.sharded else 1)
-        return 8 * (1 + max(self.arity, 1) + values)
+        values = self.stride * (SHARDS if self.sharded else 1)
+        return self.values_off + 8 * values
 
     @property
     def size(self) -> int:
@@ -118,6 +127,8 @@ class MapLayout:
     @property
     def values_off(self) -> int:
         """Byte offset of the value words inside a slot."""
+        if self.arity == 0 and self.sharded:
+            return LINE  # the state and key words own the first line
         return 8 * (1 + max(self.arity, 1))
 
 

@@ -25,9 +25,12 @@ from runtime.handlers.compiler import bind_namespace
 from runtime.handlers.ctypes_ import INT64, STR
 from runtime.handlers.values import decode_cstr
 from runtime.jump import layout as L
+from runtime.jump.fastprintf import compile_fast_printf
 from runtime.jump.program import JumpProgram
-from runtime.jump.split import CAPTURE_PREFIX
+from runtime.jump.split import CAPTURE_PREFIX, Event
 from runtime.maps import MapStore, normalize_key
+from runtime.output.text import TextOutput
+from uplang import ast
 
 SYS_FUTEX = 202
 FUTEX_WAKE = 1
@@ -67,11 +70,20 @@ class ReplayContext:
 
 @dataclass
 class UserSide:
-    """Python functions, one per event id, built with the trap path's code generator."""
+    """Python functions, one per event id, built with the trap path's code generator;
+    printf events with simple formats also get a direct formatter (runtime.jump.fastprintf)."""
 
     functions: dict[int, Callable[[Any, tuple], None]]
     prints_maps: frozenset[int]  # event ids whose statement prints a map
     sources: dict[int, str] = field(default_factory=dict)
+    fast: dict[int, Callable[[tuple], str]] = field(default_factory=dict)
+    sink: Any = None  # the output sink the fast formatters write to
+    stopped: list[bool] = field(default_factory=lambda: [False])
+
+    @property
+    def batches(self) -> bool:
+        """Text output takes many printf lines in one write; JSON needs one per event."""
+        return isinstance(self.sink, TextOutput)
 
 
 def compile_user_side(prog: JumpProgram, support: Any,
@@ -82,6 +94,7 @@ def compile_user_side(prog: JumpProgram, support: Any,
     kinds = {p.id: p.kind for p in plan.probes}
     sources: dict[int, str] = {}
     prints: set[int] = set()
+    fast: dict[int, Callable[[tuple], str]] = {}
     for eid, ev in prog.program.events.items():
         lay_ev = prog.layout.events[eid - 1]
         clause = plan.clauses[lay_ev.clause]
@@ -100,11 +113,34 @@ def compile_user_side(prog: JumpProgram, support: Any,
         sources[eid] = "\n".join(lines) + "\n"
         if "_print_map(" in sources[eid]:
             prints.add(eid)
+        direct = _direct_printf(ev, compile_format)
+        if direct is not None:
+            fast[eid] = direct
     namespace = bind_namespace(shared, support, compile_format)
     exec(compile("\n".join(sources.values()), "<uprobe jump user side>", "exec"),  # noqa: S102
          namespace)
-    funcs = {eid: namespace[f"event_{eid}"] for eid in sources}
-    return UserSide(funcs, frozenset(prints), sources)  # type: ignore[arg-type]
+    funcs: dict[int, Callable[[Any, tuple], None]] = {
+        eid: namespace[f"event_{eid}"] for eid in sources  # type: ignore[misc]
+    }
+    sink = getattr(getattr(support, "emitter", None), "sink", None)
+    return UserSide(funcs, frozenset(prints), sources, fast if sink is not None else {}, sink,
+                    support.stopped)
+
+
+def _direct_printf(ev: Event, compile_format: Callable[[str], object]
+                   ) -> Callable[[tuple], str] | None:
+    """A formatter for `printf("...", captures in order)`, or None."""
+    stmt = ev.stmt
+    if not (isinstance(stmt, ast.ExprStmt) and isinstance(stmt.expr, ast.Call)
+            and stmt.expr.name == "printf" and stmt.expr.args
+            and isinstance(stmt.expr.args[0], ast.Str)):
+        return None
+    args = stmt.expr.args[1:]
+    if [a.name if isinstance(a, ast.Var) else None for a in args] != \
+            [f"{CAPTURE_PREFIX}{i}" for i in range(len(ev.captures))]:
+        return None
+    fmt = compile_format(stmt.expr.args[0].value)
+    return compile_fast_printf(fmt, tuple(c.kind for c in ev.captures))
 
 
 class JumpReader:
@@ -118,6 +154,7 @@ class JumpReader:
         self.user = user
         self.lay = prog.layout
         self._last: dict[str, dict[tuple, object]] = {}
+        self._structs: dict[int, tuple[struct.Struct, tuple[int, ...] | None]] | None = None
         self._addr = ctypes.addressof(ctypes.c_char.from_buffer(view)) \
             if not isinstance(view, memoryview) else None
         self._syscall = ctypes.CDLL(None, use_errno=True).syscall
@@ -169,43 +206,81 @@ class JumpReader:
     def pending(self) -> int:
         return self._u64(L.H_RING_HEAD) - self._u64(L.H_RING_TAIL)
 
+    def _record_structs(self) -> dict[int, tuple[struct.Struct, tuple[int, ...] | None]]:
+        """Per event id: the captures' struct (from R_CAPS) and the sizes of its strings
+        (0 for an integer; None when it has no strings), built once."""
+        out = {}
+        for ev in self.lay.events:
+            fmt = "<" + "".join("q" if k == "int" else f"{(n + 7) // 8 * 8}s"
+                                for k, n in ev.caps)
+            sizes = tuple(0 if k == "int" else n for k, n in ev.caps)
+            out[ev.id] = (struct.Struct(fmt), sizes if any(sizes) else None)
+        return out
+
     def drain(self, limit: int = 1 << 30) -> int:
         """Runs the user side of every committed record in order; returns how many.
-        Stops at the first record not yet committed (its writer is still filling it)."""
+        Stops at the first record not yet committed (its writer is still filling it).
+        Consecutive simple printf lines are written in one piece."""
         lay, view = self.lay, self.view
         tail = self._u64(L.H_RING_TAIL)
         mask = lay.ring_records - 1
         rs = lay.record_size
+        base = lay.ring_off
         done = 0
-        events = lay.events
-        funcs = self.user.functions if self.user else {}
-        prints = self.user.prints_maps if self.user else frozenset()
+        if self._structs is None:
+            self._structs = self._record_structs()
+        structs = self._structs
+        user = self.user
+        funcs = user.functions if user else {}
+        prints = user.prints_maps if user else frozenset()
+        fast = user.fast if user else {}
+        stopped = user.stopped if user else [False]
+        batch = user.batches if user else False
+        pending: list[str] = []
+        head = struct.Struct("<QQQQ")
         while done < limit:
-            off = lay.ring_off + (tail & mask) * rs
-            commit, word, nsecs, pid = struct.unpack_from("<QQQQ", view, off)
+            off = base + (tail & mask) * rs
+            commit, word, nsecs, pid = head.unpack_from(view, off)
             if commit != tail + 1:
                 break
-            eid, tid = word & 0xFFFFFFFF, word >> 32
-            ev = events[eid - 1]
-            caps: list[int | str] = []
-            for (kind, size), coff in zip(ev.caps, ev.cap_offsets, strict=True):
-                if kind == "int":
-                    caps.append(wrap_s64(struct.unpack_from("<Q", view, off + coff)[0]))
-                else:
-                    caps.append(decode_cstr(bytes(view[off + coff: off + coff + size])))
+            eid = word & 0xFFFFFFFF
+            st, strs = structs[eid]
+            caps: tuple = st.unpack_from(view, off + L.R_CAPS)
+            if strs is not None:
+                caps = tuple(decode_cstr(c[:n]) if n else c
+                             for c, n in zip(caps, strs, strict=True))
             tail += 1
             done += 1
-            if eid in prints:
-                self.merge_maps()
-            fn = funcs.get(eid)
-            if fn is not None:
-                fn(ReplayContext(pid, tid, nsecs), tuple(caps))
-            if done & 255 == 0:
+            f = fast.get(eid)
+            if f is not None:
+                if not stopped[0]:
+                    if batch:
+                        pending.append(f(caps))
+                    else:
+                        user.sink.printf(f(caps))  # type: ignore[union-attr]
+            else:
+                if pending:
+                    user.sink.printf("".join(pending))  # type: ignore[union-attr]
+                    pending.clear()
+                if eid in prints:
+                    self.merge_maps()
+                fn = funcs.get(eid)
+                if fn is not None:
+                    fn(ReplayContext(pid, word >> 32, nsecs), caps)
+            if done & 4095 == 0:
+                if pending:
+                    user.sink.printf("".join(pending))  # type: ignore[union-attr]
+                    pending.clear()
                 self._put(L.H_RING_TAIL, tail)
-                self.wake_writers()
+                self.wake_writers(force=True)
+        if pending:
+            user.sink.printf("".join(pending))  # type: ignore[union-attr]
         if done:
             self._put(L.H_RING_TAIL, tail)
-            self.wake_writers()
+            # Unconditionally: reading the waiter count right after storing the tail could
+            # be reordered before the store (x86 store buffer) and miss a writer that just
+            # went to sleep; FUTEX_WAKE after bumping the word cannot.
+            self.wake_writers(force=True)
         return done
 
     # ---- maps
@@ -218,14 +293,14 @@ class JumpReader:
         base = ml.offset + L.MAP_HEADER
         nwords = ml.slot_size // 8
         fmt = f"<{nwords}Q"
-        ka = max(ml.arity, 1)
+        vw = ml.values_off // 8
         for i in range(ml.slots):
             soff = base + i * ml.slot_size
             if struct.unpack_from("<Q", view, soff)[0] != L.SLOT_READY:
                 continue
             w = struct.unpack_from(fmt, view, soff)
             key = tuple(wrap_s64(k) for k in w[1:1 + ml.arity])
-            vals = w[1 + ka:]
+            vals = w[vw:]
             out[key] = _combine(ml, vals)
         return out
 
@@ -246,10 +321,10 @@ class JumpReader:
 
 
 def _combine(ml: L.MapLayout, vals: tuple[int, ...]) -> object:
-    k, w = ml.kind, ml.words
+    k, w, stride = ml.kind, ml.words, ml.stride
     if k == "int":
         return (vals[0], wrap_s64(vals[1]), vals[2])  # present, value, sequence
-    shards = [vals[s * w:(s + 1) * w] for s in range(L.SHARDS)]
+    shards = [vals[s * stride:s * stride + w] for s in range(L.SHARDS)]
     if k in ("count", "sum"):
         return sum(s[0] for s in shards) & MASK64
     if k in ("avg", "stats"):

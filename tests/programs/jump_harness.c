@@ -4,8 +4,10 @@
  * usage: jump_harness CODE_FILE SHM_FD HIT RET_ENTER RET_EXIT MODE THREADS CALLS
  *   MODE hit:  jp_hit(f, shm, 0) with rdi = i, rsi = thread index, rdx = 3*i,
  *              rcx = "thread-<index>", r8 = NULL, r9 = 1 (a bad pointer)
- *   MODE ret:  jp_ret_enter(f, shm, 1, TRAMP) on a real stack slot, then
+ *   MODE ret:  jp_hit(f, shm, 1) and jp_ret_enter(f, shm, 1, TRAMP) on a real stack slot, then
  *              jp_ret_exit with rax = i; checks the slot and the returned address
+ *   MODE longjmp: as ret, but odd calls never return (their frame is abandoned)
+ *   MODE tail: two entries on one slot (a tail call), one return
  *   MODE none: the loop without calls (the baseline of the timing)
  * prints "ns_per_call=X" (wall time of the whole run / calls of one thread). */
 #define _GNU_SOURCE
@@ -60,6 +62,29 @@ static void *worker(void *arg) {
             slot[0] = REAL_RA;
             f.rsp = (uint64_t)(uintptr_t)&slot[0];
             f.rdi = (uint64_t)i;
+            jp_hit(&f, shm, 1);
+            jp_ret_enter(&f, shm, 1, TRAMP);
+            if (slot[0] != TRAMP) failures++;
+            f.rax = (uint64_t)i;
+            f.rsp = (uint64_t)(uintptr_t)&slot[1];
+            if (jp_ret_exit(&f, shm) != REAL_RA) failures++;
+        } else if (!strcmp(mode, "longjmp")) {
+            /* odd i: the frame is left without returning (longjmp); the next call
+               reuses the same stack slot with a fresh return address */
+            slot[0] = REAL_RA;
+            f.rsp = (uint64_t)(uintptr_t)&slot[0];
+            jp_ret_enter(&f, shm, 1, TRAMP);
+            if (slot[0] != TRAMP) failures++;
+            if (i & 1) continue;
+            f.rax = (uint64_t)i;
+            f.rsp = (uint64_t)(uintptr_t)&slot[1];
+            if (jp_ret_exit(&f, shm) != REAL_RA) failures++;
+        } else if (!strcmp(mode, "tail")) {
+            /* a probed function tail-calls another probed one: both entries share the
+               slot; one return runs both return probes and goes to the real caller */
+            slot[0] = REAL_RA;
+            f.rsp = (uint64_t)(uintptr_t)&slot[0];
+            jp_ret_enter(&f, shm, 1, TRAMP);
             jp_ret_enter(&f, shm, 1, TRAMP);
             if (slot[0] != TRAMP) failures++;
             f.rax = (uint64_t)i;

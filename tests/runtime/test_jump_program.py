@@ -193,6 +193,27 @@ def test_return_probes_restore_and_count(builder, reaper):
     assert got == want
 
 
+def test_frames_left_by_longjmp_are_dropped(builder, reaper):
+    run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
+    try:
+        run.run("longjmp", 2, 1000, reaper)  # checks every returned address itself
+        text = run.maps_text()
+        assert run.reader.counters["return_without_entry"] == 0
+    finally:
+        run.close()
+    assert text == "@r: 1000\n"  # the 1000 frames that returned, not the abandoned ones
+
+
+def test_tail_calls_run_both_return_probes(builder, reaper):
+    run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
+    try:
+        run.run("tail", 2, 1000, reaper)
+        text = run.maps_text()
+    finally:
+        run.close()
+    assert text == "@r: 4000\n"
+
+
 def test_events_in_order_with_strings(builder, reaper):
     script = 'uprobe:/bin/true:f { @n[arg1] = count(); ' \
              'printf("%d %d %s|%s|%s\\n", arg1, arg0, str(arg3), str(arg4), str(arg5)); }'
