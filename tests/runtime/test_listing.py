@@ -12,7 +12,7 @@ from programs.sym_process import running
 from runtime.elfsyms import ElfFile
 from runtime.errors import ResolveError
 from runtime.listing import list_probes as list_query
-from uplang.cli import listing_query
+from uplang.app.cli import listing_query
 
 pytestmark = pytest.mark.timeout(60)
 
