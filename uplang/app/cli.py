@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from uplang.app.status import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang import ast
+from uplang.app.status import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang.checks import CheckOptions
 from uplang.diagnostics import UplangError
 from uplang.plan import Plan
