@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runtime.demangle import demangle
+from runtime.demangle import demangle as demangle_name
 from runtime.elfsyms import ElfFile, FileIdentity, SymbolCache
 from runtime.errors import UprobeError
 from runtime.output.values import Frame, Stack
@@ -63,17 +63,19 @@ class Stacks:
         snap = self.snapshot(pid, generation, regs.rip)
         return self.unwinder.unwind(regs, mem, snap, limit, fix_ra)
 
-    def value(self, frames: list[RawFrame], mode: str, limit: int) -> Stack:
+    def value(self, frames: list[RawFrame], mode: str, limit: int,
+              demangle: bool = True) -> Stack:
         """A printable Stack that names its frames only when printed; inlined calls
-        count toward `limit` like any frame."""
+        count toward `limit` like any frame; C++ names demangled unless asked not to."""
         raw = tuple(frames)
         key = tuple((f.pc, f.elf.identity if f.elf is not None else None) for f in raw)
         inlined = mode != "raw"
-        return Stack(mode=mode, key=key, resolve=lambda: self.frames(raw, inlined)[:limit])
+        return Stack(mode=mode, key=key, resolve=lambda: self.frames(raw, inlined, demangle)[:limit])
 
     # -- symbolising -----------------------------------------------------------------
 
-    def frames(self, raw: tuple[RawFrame, ...], inlined: bool = True) -> tuple[Frame, ...]:
+    def frames(self, raw: tuple[RawFrame, ...], inlined: bool = True,
+               demangle: bool = True) -> tuple[Frame, ...]:
         """Frames to print: inlined calls as frames of their own (gdb's view), unless
         `inlined` is false (raw mode: one line per address)."""
         out: list[Frame] = []
@@ -81,6 +83,8 @@ class Stacks:
             module = f.elf.path if f.elf is not None else None
             names = self.names(f)
             for name, off in (names if inlined else names[-1:]):
+                if demangle and name is not None:
+                    name = demangle_name(name)
                 out.append(Frame(name, off, f.pc, module))
         return tuple(out)
 
@@ -103,10 +107,8 @@ class Stacks:
         name, off = hit
         start = vaddr - off
         chain = self.inlines(elf).chain(vaddr)
-        names: list[tuple[str | None, int]] = [
-            (demangle(n), pc_vaddr - low) for n, low in chain
-        ]
-        names.append((demangle(name), pc_vaddr - start))
+        names: list[tuple[str | None, int]] = [(n, pc_vaddr - low) for n, low in chain]
+        names.append((name, pc_vaddr - start))
         return tuple(names)
 
     def inlines(self, elf: ElfFile) -> InlineIndex:
@@ -122,6 +124,5 @@ class Stacks:
         if loc is None:
             return None
         # The function itself, not inlined calls: func and usym name the symbol, and
-        # reading DWARF is too slow for a hit.
-        hit = loc[0].symbolize(loc[1])
-        return None if hit is None else (demangle(hit[0]), hit[1])
+        # reading DWARF is too slow for a hit. The name as the symbol table spells it.
+        return loc[0].symbolize(loc[1])

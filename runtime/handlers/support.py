@@ -54,6 +54,7 @@ class HandlerSupport:
     uaddr_lookup: Callable[[int, str], int] | None = None
     stack_mode: str = "bpftrace"  # config stack_mode: how ustack values print
     exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
+    demangle: bool = True  # C++ names in func/usym/ustack readable (--no-demangle: raw)
 
     # ------------------------------------------------------------------ thread-locals
 
@@ -150,7 +151,7 @@ class HandlerSupport:
         capture = getattr(ctx, "stack_value", None)
         if capture is not None:
             try:
-                return capture(limit, mode)
+                return capture(limit, mode, self.demangle)
             except (UprobeError, OSError):
                 return Stack((), mode)
         try:
