@@ -68,7 +68,9 @@ class Stacks:
         """A printable Stack that names its frames only when printed; inlined calls
         count toward `limit` like any frame; C++ names demangled unless asked not to."""
         raw = tuple(frames)
-        key = tuple((f.pc, f.elf.identity if f.elf is not None else None) for f in raw)
+        # The files by object identity: cheap to hash, and each ElfFile stays alive (and
+        # unique) as long as the raw frames that hold it.
+        key = tuple((f.pc, id(f.elf)) for f in raw)
         inlined = mode != "raw"
         return Stack(mode=mode, key=key, resolve=lambda: self.frames(raw, inlined, demangle)[:limit])
 
