@@ -36,7 +36,7 @@ from uplang.plan import Plan, PlanProbe
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The command line's run settings (uplang.cli builds this)."""
+    """The command line's run settings (uplang.app.cli builds this)."""
 
     command: str | None
     pid: int | None

@@ -61,14 +61,6 @@ def tracer_of(tid: int) -> int:
         return 0
 
 
-def status_number(pid: int, field: str) -> int:
-    """The first number of a status field (PPid, Uid, Gid, ...); 0 if gone."""
-    try:
-        return int(status(pid).get(field, "0").split()[0])
-    except (ValueError, IndexError):
-        return 0
-
-
 def tasks(pid: int) -> list[int]:
     """The thread ids of process `pid`."""
     try:

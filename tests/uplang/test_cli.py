@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.listing import ProbeQuery
-from uplang.cli import main
+from uplang.app.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "uprobe:libc:malloc /arg0 > $1/ { @bytes = hist(arg0); }"
@@ -211,9 +211,9 @@ def test_list_forms(runtime, capsys) -> None:
 
 def test_repl_gets_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("uplang.repl")
+    fake = types.ModuleType("uplang.app.repl")
     fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "uplang.repl", fake)
+    monkeypatch.setitem(sys.modules, "uplang.app.repl", fake)
     assert main(["repl", "-p", "12", "--unsafe", "x"]) == 0
     assert seen == [["-p", "12", "--unsafe", "x"]]
 
