@@ -1,8 +1,8 @@
-"""Where the symbols and DWARF of a stripped binary are: its separate debug file, found as
-gdb finds it (by build-id under /usr/lib/debug/.build-id/, else by `.gnu_debuglink` next to
-the file, in its `.debug/` directory or under /usr/lib/debug, the link's CRC32 checked),
-or its MiniDebugInfo: `.gnu_debugdata`, an xz-compressed ELF holding the function symbols
-that .dynsym lacks (Fedora, RHEL and others ship binaries so)."""
+"""Where the symbols and DWARF of a stripped binary are: its separate debug file (found by
+runtime.dwarf.debugfile as gdb finds it: build-id, then `.gnu_debuglink`; a file found by
+the link's name must also have the link's CRC32), or its MiniDebugInfo: `.gnu_debugdata`,
+an xz-compressed ELF holding the function symbols that .dynsym lacks (Fedora, RHEL and
+others ship binaries so)."""
 
 from __future__ import annotations
 
@@ -16,37 +16,36 @@ import zlib
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-DEBUG_ROOT = "/usr/lib/debug"
+ROOTS_ENV = "UPROBE_DEBUG_DIRS"  # as runtime.dwarf.debugfile reads it
+
 MAX_MINIDEBUGINFO = 64 << 20  # decompressed bytes we accept from .gnu_debugdata
 
 
 def debug_file(path: str, build_id: str | None) -> str | None:
     """The separate debug file of `path` (a real path), or None; looked up once per
-    version of the file (a rebuilt file may link another)."""
+    version of the file (a rebuilt file may link another) and of the debug roots."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return _debug_file(path, build_id, st.st_ino, st.st_mtime_ns, DEBUG_ROOT)
+    return _debug_file(path, build_id, st.st_ino, st.st_mtime_ns,
+                       os.environ.get(ROOTS_ENV, ""))
 
 
 @functools.lru_cache(maxsize=256)
 def _debug_file(path: str, build_id: str | None, ino: int, mtime_ns: int,
-                root: str) -> str | None:
-    if build_id:
-        cand = os.path.join(root, ".build-id", build_id[:2], build_id[2:] + ".debug")
-        if os.path.isfile(cand):
-            return cand
-    link = debuglink(path)
-    if link is None:
+                roots_env: str) -> str | None:
+    # Imported here: runtime.dwarf reads symbols through runtime.elfsyms, which reads us.
+    from runtime.dwarf.debugfile import locate
+
+    found = locate(path).path
+    if found is None or found == path:
         return None
-    name, crc = link
-    here = os.path.dirname(path)
-    for cand in (os.path.join(here, name), os.path.join(here, ".debug", name),
-                 os.path.join(root, here.lstrip("/"), name)):
-        if os.path.isfile(cand) and os.path.realpath(cand) != path and _crc32(cand) == crc:
-            return cand
-    return None
+    link = debuglink(path)
+    if link is not None and os.path.basename(found) == link[0] and _crc32(found) != link[1]:
+        # Found by the link's name but not the file the link describes (gdb's check).
+        return None
+    return found
 
 
 def debuglink(path: str) -> tuple[str, int] | None:

@@ -49,6 +49,8 @@ class RunOptions:
     verbose: bool = False
     # --cpu: pin the tracer (and a -c program's first thread) to this CPU.
     cpu: int | None = None
+    # --no-demangle: func, usym and ustack show C++ names as the symbol table spells them.
+    demangle: bool = True
     # --trace FILE: a Chrome JSON trace for Perfetto UI / chrome://tracing.
     trace: str | None = None
 
@@ -105,7 +107,7 @@ class PlanRun:
         self.support = HandlerSupport(
             maps=self.store, emitter=self.emitter, stop=self.request_stop,
             params=self.plan.params, unsafe=self.options.unsafe or self.plan.unsafe,
-            uaddr_lookup=uaddr_lookup,
+            uaddr_lookup=uaddr_lookup, demangle=self.options.demangle,
         )
         self.settings.apply(self.store, self.support)
         try:
@@ -244,6 +246,7 @@ class PlanRun:
                                      cpu=self.options.cpu)
         # `self->` variables die with their thread.
         session.on_thread_exit(self.support.thread_exited)
+        session.stacks.demangle = self.options.demangle
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
                              note=self.emitter.stderr if self.options.verbose else None)
         session.on_exec(self.placer.after_exec)

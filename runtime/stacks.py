@@ -37,6 +37,7 @@ class Stacks:
         self._snaps: dict[int, tuple[int, MapSnapshot]] = {}
         self._names: dict[tuple[FileIdentity, int, bool], Names] = {}
         self._inlines: dict[FileIdentity, InlineIndex] = {}
+        self.demangle = True  # False (--no-demangle): C++ names as the symbol table has them
 
     # -- capture ---------------------------------------------------------------------
 
@@ -64,9 +65,12 @@ class Stacks:
         return self.unwinder.unwind(regs, mem, snap, limit, fix_ra)
 
     def value(self, frames: list[RawFrame], mode: str, limit: int,
-              demangle: bool = True) -> Stack:
+              demangle: bool | None = None) -> Stack:
         """A printable Stack that names its frames only when printed; inlined calls
-        count toward `limit` like any frame; C++ names demangled unless asked not to."""
+        count toward `limit` like any frame; C++ names demangled unless asked not to
+        (`demangle` None: the session's setting, `self.demangle`)."""
+        if demangle is None:
+            demangle = self.demangle
         raw = tuple(frames)
         # The files by object identity: cheap to hash, and each ElfFile stays alive (and
         # unique) as long as the raw frames that hold it.
@@ -126,5 +130,9 @@ class Stacks:
         if loc is None:
             return None
         # The function itself, not inlined calls: func and usym name the symbol, and
-        # reading DWARF is too slow for a hit. The name as the symbol table spells it.
-        return loc[0].symbolize(loc[1])
+        # reading DWARF is too slow for a hit.
+        hit = loc[0].symbolize(loc[1])
+        return None if hit is None else (self._readable(hit[0]), hit[1])
+
+    def _readable(self, name: str) -> str:
+        return demangle_name(name) if self.demangle else name

@@ -68,7 +68,8 @@ def compile_plan(plan: Plan, support: HandlerSupport,
     sources: dict[int, str] = {}
     for final in (False, True):
         for clause in plan.clauses:
-            gen = ClauseGen(shared, plan_kind(plan, clause.index))
+            gen = ClauseGen(shared, plan_kind(plan, clause.index), args=clause.args,
+                            ret=clause.ret)
             src = gen.function(f"clause_{clause.index}", clause.predicate, clause.body)
             if final:
                 sources[clause.index] = src

@@ -154,6 +154,7 @@ class JumpReader:
         self.user = user
         self.lay = prog.layout
         self._last: dict[str, dict[tuple, object]] = {}
+        self._drops: dict[str, int] = {}
         self._structs: dict[int, tuple[struct.Struct, tuple[int, ...] | None]] | None = None
         self._addr = ctypes.addressof(ctypes.c_char.from_buffer(view)) \
             if not isinstance(view, memoryview) else None
@@ -311,6 +312,11 @@ class JumpReader:
         """Folds every shared map into the MapStore (what changed since the last merge)."""
         store = store or self.store
         for name, ml in self.lay.maps.items():
+            drops = self.map_drops(name)
+            new = drops - self._drops.get(name, 0)
+            if new:  # the shared table was full: reported like MapStore's own drops
+                self._drops[name] = drops
+                store.dropped[name] = store.dropped.get(name, 0) + new
             last = self._last.setdefault(name, {})
             for key, cur in self.read_map(name).items():
                 prev = last.get(key)

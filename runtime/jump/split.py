@@ -99,22 +99,29 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
         out[clause.index] = _split_clause(clause, ck, plan, facts_maps, max_strlen)
     while True:
         user_written: set[str] = set()
+        user_reset: set[str] = set()
         for clause in plan.clauses:
             s = out.get(clause.index)
             if s is None or s.reason is not None:
-                user_written |= _maps_written(clause.body)
+                stmts: tuple = clause.body
             else:
-                for step in s.steps:
-                    if isinstance(step, Event):
-                        user_written |= _maps_written((step.stmt,))
+                stmts = tuple(step.stmt for step in s.steps if isinstance(step, Event))
+            user_written |= _maps_written(stmts)
+            user_reset |= _maps_written(stmts, resets_only=True)
         changed = False
         for idx, s in list(out.items()):
             if s.reason is not None:
                 continue
             bad = sorted(_maps_read_in_target(s) & user_written)
-            if bad:
-                out[idx] = ClauseSplit(idx, s.kind, f"reads @{bad[0]} in the target, which "
-                                       "is also written on the user side")
+            reason = f"reads @{bad[0]} in the target, which is also written on the user side" \
+                if bad else None
+            # The merge adds what changed since the last look; a min or max cannot be
+            # taken back, so one that the user side resets must stay on one side.
+            extremes = sorted(_extremes_in_target(s) & user_reset)
+            if extremes and reason is None:
+                reason = f"@{extremes[0]} (min/max) is cleared on the user side"
+            if reason is not None:
+                out[idx] = ClauseSplit(idx, s.kind, reason)
                 changed = True
         if not changed:
             return out
@@ -372,14 +379,19 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
     return Event(new, tuple(caps))
 
 
-def _maps_written(body: tuple[ast.Stmt, ...]) -> set[str]:
+def _maps_written(body: tuple[ast.Stmt, ...], resets_only: bool = False) -> set[str]:
+    """Maps the statements write (or, with resets_only, delete/clear/zero)."""
     out: set[str] = set()
     for node in _walk(body):
-        if isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
+        if resets_only:
+            pass
+        elif isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
             out.add(node.target.name)
+            continue
         elif isinstance(node, ast.IncDec) and isinstance(node.target, ast.MapRef):
             out.add(node.target.name)
-        elif isinstance(node, ast.Call) and node.name in ("delete", "clear", "zero"):
+            continue
+        if isinstance(node, ast.Call) and node.name in ("delete", "clear", "zero"):
             for a in node.args[:1]:
                 if isinstance(a, ast.MapRef):
                     out.add(a.name)
@@ -395,6 +407,13 @@ def target_nodes(s: ClauseSplit) -> list[object]:
         else:
             nodes.append(step)
     return _walk(tuple(nodes))
+
+
+def _extremes_in_target(s: ClauseSplit) -> set[str]:
+    """Maps the in-target part updates with min() or max()."""
+    return {n.target.name for n in target_nodes(s)
+            if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef)
+            and isinstance(n.value, ast.Call) and n.value.name in ("min", "max")}
 
 
 def _maps_read_in_target(s: ClauseSplit) -> set[str]:

@@ -187,7 +187,7 @@ def test_stripped_binary_uses_build_id_debug_file(builder, tmp_path: Path, monke
     debug = tmp_path / "debug" / ".build-id" / build_id[:2] / (build_id[2:] + ".debug")
     debug.parent.mkdir(parents=True)
     subprocess.run(["objcopy", "--only-keep-debug", str(exe), str(debug)], check=True)
-    monkeypatch.setattr(debugsyms, "DEBUG_ROOT", str(tmp_path / "debug"))
+    monkeypatch.setenv(debugsyms.ROOTS_ENV, str(tmp_path / "debug"))
     os.utime(stripped, ns=(1, 1))  # a new identity, so the cached load is not reused
     elf = ElfFile.open(str(stripped))
     helper = elf.function("sym_static_helper")

@@ -26,7 +26,7 @@ from uplang.vocab.calls import BUILTIN_BY_NAME, FUNCTION_BY_NAME
 from uplang.vocab.probetypes import DTRACE_PID, PROBE_TYPES, PROVIDER_ALIASES
 
 KEYWORDS = ("if", "else", "while", "for", "unroll", "return", "break", "continue",
-            "config", "sizeof", "sync")
+            "config", "sizeof", "offsetof", "sync")
 TYPE_WORDS = (
     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t",
