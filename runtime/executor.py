@@ -47,6 +47,8 @@ class RunOptions:
     verbose: bool = False
     # --cpu: pin the tracer (and a -c program's first thread) to this CPU.
     cpu: int | None = None
+    # --no-demangle: func, usym and ustack show C++ names as the symbol table spells them.
+    demangle: bool = True
 
 
 class ExecutorError(UprobeError):
@@ -93,7 +95,7 @@ class PlanRun:
         self.support = HandlerSupport(
             maps=self.store, emitter=self.emitter, stop=self.request_stop,
             params=self.plan.params, unsafe=self.options.unsafe or self.plan.unsafe,
-            uaddr_lookup=uaddr_lookup,
+            uaddr_lookup=uaddr_lookup, demangle=self.options.demangle,
         )
         self.settings.apply(self.store, self.support)
         try:
@@ -183,6 +185,7 @@ class PlanRun:
                                      cpu=self.options.cpu)
         # `self->` variables die with their thread.
         session.on_thread_exit(self.support.thread_exited)
+        session.stacks.demangle = self.options.demangle
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
                              note=self.emitter.stderr if self.options.verbose else None)
         session.on_exec(self.placer.after_exec)

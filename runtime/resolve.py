@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from runtime import procfs
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
+from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
 from runtime.usdt import UsdtProbe, read_probes
 from runtime.x86.decode import instruction_boundaries
@@ -250,8 +251,9 @@ def resolve_uprobe(
     `func` may be a glob; every matching defined function (aliases collapse onto one site)
     is placed, including zero-size ones, as bpftrace skips nothing. `FUNC+OFFSET` must lie
     inside the function and on an instruction boundary. `address` is a link-time vaddr in
-    an executable PT_LOAD. A return probe (`want_return`) takes no offset. Note that an
-    IFUNC symbol's address is its resolver, which runs once at relocation.
+    an executable PT_LOAD. A return probe (`want_return`) takes no offset. An IFUNC
+    symbol's entry is probed where the process's relocations point (the implementation it
+    really calls, see runtime.ifunc); `FUNC@resolver` probes the resolver itself.
     """
     if want_return and (offset or address is not None):
         raise ResolveError("a return probe goes on a function entry: no offset or address")
@@ -262,6 +264,9 @@ def resolve_uprobe(
         return [_place_address(elf, address) for elf in elfs]
     if not func:
         raise ResolveError("probe names no function and no address")
+    resolver = func.endswith(RESOLVER_SUFFIX)
+    if resolver:
+        func = func[: -len(RESOLVER_SUFFIX)]
     wildcard = is_glob(func)
     # One placement per site; its symbol is the matched alias the user would call it by
     # (`malloc`, not the internal `__GI___libc_malloc` that sorts first).
@@ -270,7 +275,10 @@ def resolve_uprobe(
     for elf in elfs:
         for sym in elf.match(func):
             try:
-                placement = _place_function(elf, sym, offset)
+                if sym.kind == "ifunc" and not resolver and not offset:
+                    placement = _place_ifunc(elf, sym, pid)
+                else:
+                    placement = _place_function(elf, sym, offset)
             except ResolveError as e:
                 if not wildcard:
                     raise
@@ -323,6 +331,19 @@ def _place_function(elf: ElfFile, sym: Symbol, offset: int) -> Placement:
         file_offset=sym.offset + offset, symbol=sym.name, sym_offset=offset,
         vaddr=sym.vaddr + offset,
     )
+
+
+def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:
+    """The implementation the resolver chose, named as the user called it."""
+    impl = implementation(elf, sym, pid)
+    offset = elf.vaddr_to_offset(impl) if impl is not None else None
+    if impl is None or offset is None:
+        raise ResolveError(
+            f"'{sym.name}' in {elf.path} is an IFUNC and no process at hand shows which "
+            f"implementation it resolved to; probe a running process (-p/-c), or the "
+            f"resolver itself as '{sym.name}{RESOLVER_SUFFIX}'")
+    return Placement(path=elf.path, dev=elf.identity.dev, ino=elf.identity.ino,
+                     file_offset=offset, symbol=sym.name, sym_offset=0, vaddr=impl)
 
 
 def _check_boundary(elf: ElfFile, sym: Symbol, vaddr: int) -> None:

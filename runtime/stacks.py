@@ -37,6 +37,7 @@ class Stacks:
         self._snaps: dict[int, tuple[int, MapSnapshot]] = {}
         self._names: dict[tuple[FileIdentity, int, bool], Names] = {}
         self._inlines: dict[FileIdentity, InlineIndex] = {}
+        self.demangle = True  # False (--no-demangle): C++ names as the symbol table has them
 
     # -- capture ---------------------------------------------------------------------
 
@@ -104,9 +105,9 @@ class Stacks:
         start = vaddr - off
         chain = self.inlines(elf).chain(vaddr)
         names: list[tuple[str | None, int]] = [
-            (demangle(n), pc_vaddr - low) for n, low in chain
+            (self._readable(n), pc_vaddr - low) for n, low in chain
         ]
-        names.append((demangle(name), pc_vaddr - start))
+        names.append((self._readable(name), pc_vaddr - start))
         return tuple(names)
 
     def inlines(self, elf: ElfFile) -> InlineIndex:
@@ -124,4 +125,7 @@ class Stacks:
         # The function itself, not inlined calls: func and usym name the symbol, and
         # reading DWARF is too slow for a hit.
         hit = loc[0].symbolize(loc[1])
-        return None if hit is None else (demangle(hit[0]), hit[1])
+        return None if hit is None else (self._readable(hit[0]), hit[1])
+
+    def _readable(self, name: str) -> str:
+        return demangle(name) if self.demangle else name

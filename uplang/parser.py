@@ -424,5 +424,8 @@ class AstBuilder(Transformer):
     def sizeof_expr(self, meta: Meta, expr: ast.Expr) -> ast.Sizeof:
         return ast.Sizeof(expr, span=self.sp(meta))
 
+    def offsetof(self, meta: Meta, type_: ast.TypeRef, *members: Token) -> ast.Offsetof:
+        return ast.Offsetof(type_, tuple(m.value for m in members), span=self.sp(meta))
+
     def tuple(self, meta: Meta, *items: ast.Expr | None) -> ast.Tuple:
         return ast.Tuple(tuple(i for i in items if i is not None), span=self.sp(meta))

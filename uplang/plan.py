@@ -23,6 +23,29 @@ class MemberLayout:
     size: int
     type: ast.TypeRef
     array_len: int | None = None
+    # A bitfield: `bit_size` bits starting `bit_offset` bits into the `size` bytes at offset.
+    bit_size: int = 0
+    bit_offset: int = 0
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a probed function, from DWARF: `args.NAME` reads integer argument
+    `index` (arg0, arg1, ...) as `type`; index None means it is not passed in an integer
+    register or stack word (a float, a struct by value) and `note` says so."""
+
+    name: str
+    type: ast.TypeRef
+    index: int | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class FunctionSig:
+    """The DWARF parameters and return type (None: void) of the functions one probe names."""
+
+    params: tuple[Param, ...]
+    ret: ast.TypeRef | None
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,7 @@ class TypeLayout:
     align: int
     members: tuple[MemberLayout, ...] = ()
     enumerators: tuple[tuple[str, int], ...] = ()
+    signed: bool = True  # enums: whether the underlying integer is signed
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,10 @@ class PlanClause:
     # func: the `reads_regs` column of uplang.vocab.calls). False lets the runtime skip
     # GETREGS at a hit; a hand-written plan that leaves it True is merely slower.
     reads_regs: bool = True
+    # From DWARF, when the clause uses `args` or a typed `retval`: the parameters of its
+    # functions and their return type (None: void or not known).
+    args: tuple[Param, ...] | None = None
+    ret: ast.TypeRef | None = None
 
 
 @dataclass(frozen=True)

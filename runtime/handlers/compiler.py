@@ -64,7 +64,7 @@ def compile_plan(plan: Plan, support: HandlerSupport,
                        max_ustack=int(plan.config.get("max_ustack", 127) or 127))
     sources: dict[int, str] = {}
     for clause in plan.clauses:
-        gen = ClauseGen(shared, plan_kind(plan, clause.index))
+        gen = ClauseGen(shared, plan_kind(plan, clause.index), args=clause.args, ret=clause.ret)
         sources[clause.index] = gen.function(f"clause_{clause.index}", clause.predicate,
                                              clause.body)
     namespace = bind_namespace(shared, support, compile_format)

@@ -58,7 +58,10 @@ def resolve_typeref(ref: ast.TypeRef, layouts: dict[str, TypeLayout]) -> VType:
         base = int_type(size, signed)
     elif bare in layouts:
         lay = layouts[bare]
-        base = int_type(4, True) if lay.kind == "enum" else VType("record", lay.size, layout=lay)
+        if lay.kind == "enum":
+            base = int_type(lay.size, lay.signed)
+        else:
+            base = VType("record", lay.size, layout=lay)
     else:
         base = INT64
     for _ in range(ref.pointer):

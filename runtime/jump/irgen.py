@@ -403,10 +403,31 @@ class Gen:
         b.position_at_end(nokey)
         b.ret(ir.Constant(PTR, None))
         b.position_at_end(claim)
-        res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
         won = fn.append_basic_block("won")
-        b.cbranch(b.extract_value(res, 1), won, loop)
-        i.add_incoming(i, claim)
+        if ml.max_keys:
+            # max_map_keys, as the trap path's MapStore: the first keys are kept, later new
+            # keys are dropped and counted. A key is reserved before its slot is claimed.
+            keysp = self.at(b, shm, ml.offset + L.M_KEYS)
+            n = b.atomic_rmw("add", keysp, c64(1), "monotonic")
+            over = fn.append_basic_block("over")
+            cas = fn.append_basic_block("cas")
+            lost = fn.append_basic_block("lostslot")
+            b.cbranch(b.icmp_unsigned("<", n, c64(ml.max_keys)), cas, over)
+            b.position_at_end(over)
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.atomic_rmw("add", self.at(b, shm, ml.offset + L.M_DROPS), c64(1), "monotonic")
+            b.ret(ir.Constant(PTR, None))
+            b.position_at_end(cas)
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, lost)
+            b.position_at_end(lost)  # another thread took the slot: give the key back
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.branch(loop)
+            i.add_incoming(i, lost)
+        else:
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, loop)
+            i.add_incoming(i, claim)
         b.position_at_end(won)
         for n, k in enumerate(keys):
             self.st(b, slot, 8 + 8 * n, k)

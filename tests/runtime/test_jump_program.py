@@ -58,7 +58,8 @@ class Run:
         self.code = Path(self.exe).parent / f"code-{os.getpid()}-{id(self)}.bin"
         self.code.write_bytes(self.prog.code)
         self.out, self.err = io.StringIO(), io.StringIO()
-        self.store = MapStore(self.plan.maps)
+        self.store = MapStore(self.plan.maps,
+                              max_keys=int(self.plan.config.get("max_map_keys", 4096) or 0))
         self.support = HandlerSupport(self.store, Emitter("text", self.out, self.err),
                                       stop=lambda: None)
         user = compile_user_side(self.prog, self.support, PrintfFormat.parse)
@@ -110,7 +111,7 @@ def oracle(script: str, inputs) -> tuple[str, str]:
     """The trap path's handlers over the same hits: (maps printed, output)."""
     plan = compile_script(script)
     out, err = io.StringIO(), io.StringIO()
-    store = MapStore(plan.maps)
+    store = MapStore(plan.maps, max_keys=int(plan.config.get("max_map_keys", 4096) or 0))
     support = HandlerSupport(store, Emitter("text", out, err), stop=lambda: None)
     handlers = compile_plan(plan, support, PrintfFormat.parse)
 
@@ -193,6 +194,38 @@ def test_return_probes_restore_and_count(builder, reaper):
     assert got == want
 
 
+def test_max_map_keys_as_the_trap_path(builder, reaper):
+    script = "config = { max_map_keys = 8 } uprobe:/bin/true:f { @t[arg0 % 100] = count(); }"
+    run = Run(builder, script)
+    try:
+        run.run("hit", 1, 1000, reaper)
+        got = run.maps_text()
+        dropped = dict(run.store.dropped)
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 3 * i) for i in range(1000)])
+    assert got == want
+    assert dropped == {"t": 1000 - 8 * 10}
+
+
+def test_latency_idiom_with_a_map_of_start_times(builder, reaper):
+    script = ("uprobe:/bin/true:f { @start[tid] = nsecs; } "
+              "uretprobe:/bin/true:f /@start[tid]/ { @lat = hist(nsecs - @start[tid]); "
+              "@n = count(); delete(@start[tid]); }")
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0) and run.prog.in_target(1)
+        run.run("ret", 3, 5000, reaper)
+        run.reader.merge_maps()
+        lat = run.store.map("lat").entries[()]
+        assert sum(lat.buckets) == 3 * 5000
+        assert lat.buckets[0] == 0  # no negative latency: one monotonic clock
+        assert run.store.map("n").entries[()].count == 3 * 5000
+        assert run.store.map("start").entries == {}  # every key deleted again
+    finally:
+        run.close()
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
@@ -268,6 +301,13 @@ def test_full_ring_does_not_block_when_the_tracer_is_gone(builder, reaper):
     ("sync uprobe:/bin/true:f { @c = count(); }", "sync"),
     ("uprobe:/bin/true:f { @x = *(int32 *)arg0; }", "dereferences memory"),
     ("usdt:/bin/true:p:n { @c = count(); }", "usdt"),
+    ("uprobe:/bin/true:f { @m = min(arg0); } interval:s:1 { print(@m); clear(@m); }",
+     "cleared on the user side"),
+    ("uprobe:/bin/true:g { @x = @s[tid]; } uprobe:/bin/true:f { @s[tid] = arg0; } "
+     "END { @s[1] = 5; }", "also written on the user side"),
+    ("uprobe:/bin/true:f { @c = count(); } uprobe:/bin/true:g { printf(\"%d %s\\n\", @c, func); }",
+     "also read by a clause on the trap path"),
+    ("uprobe:/bin/true:f { @c = count(); print(@c); }", "print(@c) at a hit"),
 ])
 def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     prog = build_program(compile_script(script))

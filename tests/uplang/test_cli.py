@@ -30,6 +30,7 @@ class FakeRunOptions:
     follow_forks: bool = True
     verbose: bool = False
     cpu: int | None = None
+    demangle: bool = True
 
 
 class FakeUprobeError(Exception):
@@ -50,7 +51,7 @@ def runtime(monkeypatch: pytest.MonkeyPatch):
             raise behaviour["raise"]
         return behaviour["result"]
 
-    def list_probes(pattern, pid, verbose):
+    def list_probes(pattern, pid, verbose, demangle=True, debug_dirs=()):
         calls["list"] = (pattern, pid, verbose)
         if behaviour["raise"] is not None:
             raise behaviour["raise"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from uplang import ast
 from uplang.app.status import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang.checks import CheckOptions
 from uplang.diagnostics import UplangError
@@ -21,6 +22,7 @@ from uplang.plan import Plan
 from uplang.planner import compile_script
 from uplang.planprint import format_plan
 from uplang.probes import interpret_listing
+from uplang.typeenv import TypeSource
 
 if TYPE_CHECKING:
     from runtime.listing import ProbeQuery
@@ -114,6 +116,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", type=_cpu, metavar="N",
                    help="pin the tracer to CPU N; with -c the program starts pinned there too "
                    "(its own affinity changes); -p targets are never re-pinned")
+    p.add_argument("--debug-dir", dest="debug_dirs", action="append", default=[], metavar="DIR",
+                   help="look for separate debug files (DIR/.build-id/xx/yyyy.debug) here "
+                   "before /usr/lib/debug; repeatable (also: UPROBE_DEBUG_DIRS=DIR:DIR)")
+    p.add_argument("--no-demangle", dest="demangle", action="store_false",
+                   help="show C++ names mangled, as the symbol table spells them")
     p.add_argument("args", nargs="*", metavar="FILE|ARG",
                    help="the script file (unless -e), then its positional parameters")
 
@@ -144,6 +151,10 @@ def _list_parser() -> _Parser:
                    help="resolve targets in this process")
     p.add_argument("-v", dest="verbose", action="store_true", help="show details")
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("--debug-dir", dest="debug_dirs", action="append", default=[], metavar="DIR",
+                   help="look for separate debug files here before /usr/lib/debug")
+    p.add_argument("--no-demangle", dest="demangle", action="store_false",
+                   help="list C++ names mangled")
     return p
 
 
@@ -168,15 +179,19 @@ def _dispatch(args: list[str], streams: Streams) -> int:
         command, rest = args[0], args[1:]
         if command == "list":
             opts = _list_parser().parse_args(rest)
-            return list_command(opts.pattern, opts.pid, opts.verbose, opts.debug, streams)
+            return list_command(opts.pattern, opts.pid, opts.verbose, opts.debug, streams,
+                                opts.demangle, opts.debug_dirs)
         if command == "repl":
             return repl_command(rest, streams)
         return run_command(_run_parser().parse_intermixed_args(rest), streams)
+    # bpftrace's `-lv PATTERN` (argparse would read it as -l with the pattern "v").
+    args = [part for a in args for part in (("-v", "-l") if a == "-lv" else (a,))]
     opts = _main_parser().parse_intermixed_args(args)
     if opts.list_pattern is not None:
         if opts.program is not None or opts.args:
             raise UsageError("-l takes a pattern and no script")
-        return list_command(opts.list_pattern, opts.pid, opts.verbose, opts.debug, streams)
+        return list_command(opts.list_pattern, opts.pid, opts.verbose, opts.debug, streams,
+                            opts.demangle, opts.debug_dirs)
     return run_command(opts, streams)
 
 
@@ -215,7 +230,18 @@ def plan_from_options(opts: argparse.Namespace) -> Plan:
         has_command=None if opts.dry_run and not has_process else opts.command is not None,
         params=params,
     )
-    return compile_script(text, filename, options)
+    return compile_script(text, filename, options, types_for=_program_types(opts))
+
+
+def _program_types(opts: argparse.Namespace) -> Callable[[ast.Program], TypeSource] | None:
+    """A factory of the checks' TypeSource: the program's DWARF, read through the runtime
+    only where the script asks (args, casts to its types); None without the runtime."""
+    try:
+        from runtime.dwarf.source import DwarfTypes
+    except ImportError:
+        return None
+    return lambda program: DwarfTypes.for_program(
+        program, pid=opts.pid, command=opts.command, roots=tuple(opts.debug_dirs))
 
 
 def run_command(opts: argparse.Namespace, streams: Streams) -> int:
@@ -239,6 +265,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         follow_forks=opts.follow_forks,
         verbose=opts.verbose,
         cpu=opts.cpu,
+        demangle=opts.demangle,
     )
     try:
         return run_plan(plan, options)
@@ -269,12 +296,13 @@ def listing_query(pattern: str) -> ProbeQuery:
 
 
 def list_command(pattern: str, pid: int | None, verbose: bool, debug: bool,
-                 streams: Streams) -> int:
+                 streams: Streams, demangle: bool = True,
+                 debug_dirs: Sequence[str] = ()) -> int:
     query = listing_query(pattern)
     from runtime.listing import list_probes
 
     try:
-        lines = list_probes(query, pid, verbose)
+        lines = list_probes(query, pid, verbose, demangle, tuple(debug_dirs))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001

@@ -27,7 +27,7 @@ from uplang.vocab.ctypes import TYPE_WORDS
 from uplang.vocab.probetypes import DTRACE_PID, PROBE_TYPES, PROVIDER_ALIASES
 
 KEYWORDS = ("if", "else", "while", "for", "unroll", "return", "break", "continue",
-            "config", "sizeof", "sync")
+            "config", "sizeof", "offsetof", "sync")
 DECL_WORDS = ("struct", "union", "enum")
 # Longest first, so that `uretprobe` is not lexed as `u` followed by junk.
 PROVIDER_WORDS = tuple(sorted(set(PROVIDER_ALIASES) | {DTRACE_PID}, key=len, reverse=True))
