@@ -76,8 +76,7 @@ class UserSide:
 def compile_user_side(prog: JumpProgram, support: Any,
                       compile_format: Callable[[str], object]) -> UserSide:
     plan = prog.plan
-    shared = Shared(layouts={t.name: t for t in plan.types}, maps={m.name: m for m in plan.maps},
-                    params=plan.params)
+    shared = Shared.of(plan)
     kinds = {p.id: p.kind for p in plan.probes}
     sources: dict[int, str] = {}
     prints: set[int] = set()
