@@ -876,20 +876,25 @@ class ClauseCode:
             if cap.kind == "int":
                 g.st(b, rec, off, v)
             elif cap.kind == "comm":  # 16 bytes, NUL-terminated by the kernel
-                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME), b.ptrtoint(g.at(b, rec, off), I64))
+                g.st(b, rec, off, c64(0))
+                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME),
+                          b.ptrtoint(g.at(b, rec, off + 8), I64))
             else:
-                self.copy_str(g.at(b, rec, off), v, cap.size)
+                self.copy_str(g.at(b, rec, off + 8), v, cap.size, g.at(b, rec, off))
         g.st(b, rec, L.R_COMMIT, b.add(pos, c64(1)), "release")
         b.branch(skip)
         b.position_at_end(skip)
 
-    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int) -> None:
+    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int, fault: ir.Value) -> None:
         """Copies n bytes from addr with process_vm_readv on our own process: a bad
-        pointer makes the syscall fail instead of faulting the target. The remote range
-        is split at the page boundary so a string near the end of a mapping still reads
-        up to it. The first byte not read is zeroed (the user side stops at a NUL)."""
+        pointer makes the syscall fail instead of faulting the target, and its address
+        goes into the fault word (the user side reports it as the trap path does). The
+        remote range is split at the page boundary so a string near the end of a mapping
+        still reads up to it. The first byte not read is zeroed (the user side stops at a
+        NUL)."""
         b, g = self.b, self.g
         b.store(ir.Constant(I8, 0), dst)
+        g.st(b, fault, 0, c64(0))
         if n == 0:
             return
         go, done = self.block("copy"), self.block("copied")
@@ -908,10 +913,12 @@ class ClauseCode:
         pid = g.ld(b, self.thr, L.T_PID)
         got = g.syscall(b, SYS_PROCESS_VM_READV, pid, b.ptrtoint(iov, I64), c64(1),
                         b.ptrtoint(g.at(b, iov, 16), I64), nrem, c64(0))
+        fault_word = fault
         fault, part, whole = self.block("fault"), self.block("part"), self.block("whole")
         b.cbranch(b.icmp_signed("<", got, c64(0)), fault, part)
         b.position_at_end(fault)
         b.atomic_rmw("add", g.at(b, self.shm, L.H_STR_FAULTS), c64(1), "monotonic")
+        g.st(b, fault_word, 0, addr)
         b.branch(done)
         b.position_at_end(part)
         b.cbranch(b.icmp_signed("<", got, c64(n)), whole, done)

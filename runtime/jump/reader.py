@@ -195,11 +195,12 @@ class JumpReader:
         return self._u64(L.H_RING_HEAD) - self._u64(L.H_RING_TAIL)
 
     def _record_structs(self) -> dict[int, tuple[struct.Struct, tuple[int, ...] | None]]:
-        """Per event id: the captures' struct (from R_CAPS) and the sizes of its strings
-        (0 for an integer; None when it has no strings), built once."""
+        """Per event id: the captures' struct (from R_CAPS; a string is its fault word and
+        its bytes) and the bounds of its strings (0 for an integer; None when it has no
+        strings), built once."""
         out = {}
         for ev in self.lay.events:
-            fmt = "<" + "".join("q" if k == "int" else f"{(n + 7) // 8 * 8}s"
+            fmt = "<" + "".join("q" if k == "int" else f"Q{(n + 7) // 8 * 8}s"
                                 for k, n in ev.caps)
             sizes = tuple(0 if k == "int" else n for k, n in ev.caps)
             out[ev.id] = (struct.Struct(fmt), sizes if any(sizes) else None)
@@ -271,6 +272,29 @@ class JumpReader:
                 break
         return done
 
+    def _strings(self, raw: tuple, strs: tuple[int, ...], pending: list[str]) -> tuple:
+        """Captured strings decoded; one that could not be read is "" and reported with
+        the trap path's message, in order with the output."""
+        user = self.user
+        out: list = []
+        it = iter(raw)
+        for n in strs:
+            if not n:
+                out.append(next(it))
+                continue
+            fault, data = next(it), next(it)
+            if fault:
+                if pending and user is not None:
+                    user.sink.printf("".join(pending))
+                    pending.clear()
+                if user is not None:
+                    user.sink.error("str(): failed to read a string at "
+                                    f"0x{fault & 0xFFFFFFFFFFFFFFFF:x}")
+                out.append("")
+            else:
+                out.append(decode_cstr(data[:n]))
+        return tuple(out)
+
     def _one(self, off: int, eid: int, tid: int, nsecs: int, pid: int,
              pending: list[str], batch: bool) -> None:
         """One record through its generic path (strings decoded, the statement's code)."""
@@ -280,7 +304,7 @@ class JumpReader:
         st, strs = self._structs[eid]  # type: ignore[index]
         caps: tuple = st.unpack_from(self.view, off + L.R_CAPS)
         if strs is not None:
-            caps = tuple(decode_cstr(c[:n]) if n else c for c, n in zip(caps, strs, strict=True))
+            caps = self._strings(caps, strs, pending)
         f = user.fast.get(eid)
         if f is not None:
             if not user.stopped[0]:

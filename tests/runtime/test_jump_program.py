@@ -286,10 +286,13 @@ def test_events_in_order_with_strings(builder, reaper):
         out = run.drain_while(run.start("hit", 4, 20000, reaper))
         assert "failures=0" in out
         lines = run.out.getvalue().splitlines()
+        errors = run.err.getvalue().splitlines()
         assert run.reader.lost == 0
     finally:
         run.close()
     assert len(lines) == 4 * 20000
+    # the bad pointer is reported as the trap path reports it, once per hit
+    assert errors == ["ERROR: str(): failed to read a string at 0x1"] * (4 * 20000)
     seen: dict[int, int] = {}
     for line in lines:
         nums, strs = line.split(" ", 2)[:2], line.split(" ", 2)[2]
