@@ -87,7 +87,7 @@ class Gen:
         for idx, s in self.splits.items():
             for step in s.steps:
                 if isinstance(step, Event):
-                    ev = self.lay.add_event(idx, tuple(("int" if c.kind == "int" else "str",
+                    ev = self.lay.add_event(idx, tuple(("str" if c.kind == "comm" else c.kind,
                                                         c.size) for c in step.captures))
                     self.events[ev.id] = step
                     self.event_ids[id(step)] = ev.id
@@ -457,7 +457,8 @@ class Gen:
         for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
             cg.vars[name] = b.alloca(I64, name=f"v_{name}")
             b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
-        if any(c.kind == "str" for st in s.steps if isinstance(st, Event) for c in st.captures):
+        if any(c.kind in ("str", "buf")
+               for st in s.steps if isinstance(st, Event) for c in st.captures):
             cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
                for n in target_nodes(s)):
@@ -879,11 +880,28 @@ class ClauseCode:
                 g.st(b, rec, off, c64(0))
                 g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME),
                           b.ptrtoint(g.at(b, rec, off + 8), I64))
+            elif cap.kind == "buf":
+                self.copy_buf(g.at(b, rec, off), v, cap.size)
             else:
                 self.copy_str(g.at(b, rec, off + 8), v, cap.size, g.at(b, rec, off))
         g.st(b, rec, L.R_COMMIT, b.add(pos, c64(1)), "release")
         b.branch(skip)
         b.position_at_end(skip)
+
+    def copy_buf(self, at: ir.Value, addr: ir.Value, n: int) -> None:
+        """buf(addr, n): exactly n bytes or nothing (the trap path reads all or fails):
+        status word (0 read, 1 failed), the address, the bytes."""
+        b, g = self.b, self.g
+        g.st(b, at, 8, addr)
+        iov = self.iov
+        g.st(b, iov, 0, b.ptrtoint(g.at(b, at, 16), I64))
+        g.st(b, iov, 8, c64(n))
+        g.st(b, iov, 16, addr)
+        g.st(b, iov, 24, c64(n))
+        got = g.syscall(b, SYS_PROCESS_VM_READV, g.ld(b, self.thr, L.T_PID),
+                        b.ptrtoint(iov, I64), c64(1), b.ptrtoint(g.at(b, iov, 16), I64),
+                        c64(1), c64(0))
+        g.st(b, at, 0, self.z64(b.icmp_signed("!=", got, c64(n))))
 
     def copy_str(self, dst: ir.Value, addr: ir.Value, n: int, fault: ir.Value) -> None:
         """Copies n bytes from addr with process_vm_readv on our own process: a bad

@@ -155,8 +155,8 @@ def value_words(kind: str, hist_bits: int = 0,
 class EventLayout:
     """One kind of event record: which clause's user-side part it feeds, and the captures.
 
-    caps: ('int', 8) or ('str', n) per captured value, at offsets `cap_offsets` (a string:
-    its fault word, then n bytes)."""
+    caps: ('int', 8), ('str', n) or ('buf', n) per captured value, at offsets
+    `cap_offsets` (see cap_bytes)."""
 
     id: int
     clause: int
@@ -176,9 +176,12 @@ class EventLayout:
 
 
 def cap_bytes(kind: str, size: int) -> int:
-    """Record bytes of one capture: an int, or a string's fault word (the address that
-    could not be read, 0 when fine) and its bytes."""
-    return 8 if kind == "int" else 8 + _align(size, 8)
+    """Record bytes of one capture: an int; a string's fault word (the address that could
+    not be read, 0 when fine) and its bytes; a buffer's status word (0 read, 1 not), its
+    address and its bytes."""
+    if kind == "int":
+        return 8
+    return (16 if kind == "buf" else 8) + _align(size, 8)
 
 
 @dataclass

@@ -41,7 +41,7 @@ class Refuse(Exception):
 class Capture:
     """One input of an event, evaluated in the target: an integer, or str(addr[, n])."""
 
-    kind: str  # 'int', 'str' (bounded copy from an address) or 'comm' (the thread's name)
+    kind: str  # 'int', 'str' / 'buf' (bounded copies from an address), 'comm' (thread name)
     expr: ast.Expr
     size: int = 8  # bytes in the record (str: the bound)
 
@@ -346,6 +346,13 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
                     raise Refuse("str() with a non-constant length")
                 n = max(0, min(e.args[1].value, facts.max_strlen))
             caps.append(Capture("str", e.args[0], n))
+            return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
+        if isinstance(e, ast.Call) and e.name == "buf":
+            if len(e.args) != 2 or not isinstance(e.args[1], ast.Int):
+                raise Refuse("buf() without a constant length")
+            _int_expr(e.args[0], facts, kind)
+            caps.append(Capture("buf", e.args[0], max(0, min(e.args[1].value,
+                                                             facts.max_strlen))))
             return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         try:
             _int_expr(e, facts, kind)

@@ -349,6 +349,19 @@ def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     assert not prog.in_target(0)
 
 
+def test_buffers_as_the_trap_path(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%r|%rx|%r\\n", buf(arg3, 4), buf(arg3, 2), buf(arg5, 3)); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 10, reaper))
+        out, err = run.out.getvalue(), run.err.getvalue()
+    finally:
+        run.close()
+    assert out == "thre|\\x74\\x68|\n" * 10
+    assert err == "ERROR: buf(): failed to read 3 bytes at 0x1\n" * 10
+
+
 def test_comm_is_the_threads_name_at_the_hit(builder, reaper):
     script = 'uprobe:/bin/true:f { @[comm] = count(); printf("%s\\n", comm); }'
     run = Run(builder, script)
