@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import llvmlite.ir as ir
 
 from runtime.jump import layout as L
-from runtime.jump.split import CAST_TYPES, ClauseSplit, Event, target_nodes
+from runtime.jump.split import (
+    CAST_TYPES,
+    Branch,
+    ClauseSplit,
+    Event,
+    Step,
+    events_of,
+    target_nodes,
+)
 from uplang import ast
 
 I1 = ir.IntType(1)
@@ -85,12 +93,11 @@ class Gen:
 
     def build(self) -> Program:
         for idx, s in self.splits.items():
-            for step in s.steps:
-                if isinstance(step, Event):
-                    ev = self.lay.add_event(idx, tuple(("str" if c.kind == "comm" else c.kind,
-                                                        c.size) for c in step.captures))
-                    self.events[ev.id] = step
-                    self.event_ids[id(step)] = ev.id
+            for step in events_of(s.steps):
+                ev = self.lay.add_event(idx, tuple(("str" if c.kind == "comm" else c.kind,
+                                                    c.size) for c in step.captures))
+                self.events[ev.id] = step
+                self.event_ids[id(step)] = ev.id
         self.lay.finish()
         self.fn_thread = self.thread_fn()
         self.fn_reserve = self.reserve_fn()
@@ -457,8 +464,7 @@ class Gen:
         for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
             cg.vars[name] = b.alloca(I64, name=f"v_{name}")
             b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
-        if any(c.kind in ("str", "buf")
-               for st in s.steps if isinstance(st, Event) for c in st.captures):
+        if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
             cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
                for n in target_nodes(s)):
@@ -473,11 +479,7 @@ class Gen:
             cg.b.position_at_end(stop)
             cg.b.ret(c64(0))
             cg.b.position_at_end(go)
-        for step in s.steps:
-            if isinstance(step, Event):
-                cg.event(self.event_ids[id(step)], step)
-            else:
-                cg.stmt(step)
+        cg.steps(s.steps)
         cg.b.ret(c64(0))
         return fn
 
@@ -665,6 +667,25 @@ class ClauseCode:
         return self.vars[name]  # allocated at the clause's start (Gen.clause_fn)
 
     # ------------------------------------------------------------------ statements
+
+    def steps(self, steps: tuple[Step, ...]) -> None:
+        b = self.b
+        for step in steps:
+            if isinstance(step, Event):
+                self.event(self.g.event_ids[id(step)], step)
+            elif isinstance(step, Branch):
+                cond = self.expr(step.cond)
+                then, other, join = self.block("then"), self.block("else"), self.block("fi")
+                b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
+                b.position_at_end(then)
+                self.steps(step.then)
+                b.branch(join)
+                b.position_at_end(other)
+                self.steps(step.orelse)
+                b.branch(join)
+                b.position_at_end(join)
+            else:
+                self.stmt(step)
 
     def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
         for s in body:

@@ -349,6 +349,25 @@ def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     assert not prog.in_target(0)
 
 
+def test_effects_inside_if_as_the_trap_path(builder, reaper):
+    script = """uprobe:/bin/true:f {
+      if (arg0 % 3 == 0) { printf("three %d\\n", arg0); @three = count(); }
+      else { @odd[arg0 % 2] = count();
+             if (arg0 % 5 == 0) { printf("five %d %x\\n", arg0, arg2); } else { @other = sum(arg0); } }
+      printf("end %d\\n", arg0);
+    }"""
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 300, reaper))
+        got_maps, got_out = run.maps_text(), run.out.getvalue()
+    finally:
+        run.close()
+    want_maps, want_out = oracle(script, [(i, 0, 3 * i) for i in range(300)])
+    assert (got_maps, got_out) == (want_maps, want_out)
+    assert "five 5 f" in got_out
+
+
 def test_buffers_as_the_trap_path(builder, reaper):
     script = 'uprobe:/bin/true:f { printf("%r|%rx|%r\\n", buf(arg3, 4), buf(arg3, 2), buf(arg5, 3)); }'
     run = Run(builder, script)
