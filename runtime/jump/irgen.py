@@ -450,6 +450,13 @@ class Gen:
         f, shm, thr = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         cg = ClauseCode(self, fn, b, f, shm, thr)
+        # Every stack slot first: llvmlite builders keep their place by index, so nothing
+        # may be inserted ahead of a builder's position later.
+        for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
+            cg.vars[name] = b.alloca(I64, name=f"v_{name}")
+            b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
+        if any(c.kind == "str" for st in s.steps if isinstance(st, Event) for c in st.captures):
+            cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
                for n in target_nodes(s)):
             # One clock read per hit, as the trap path's context caches it: the TSC read
@@ -643,29 +650,16 @@ class ClauseCode:
                  thr: ir.Value) -> None:
         self.g, self.fn, self.b, self.f, self.shm, self.thr = g, fn, b, f, shm, thr
         self.vars: dict[str, ir.Value] = {}
+        self.iov: ir.Value = ir.Constant(PTR, None)
         self.hit_ns: ir.Value = c64(0)  # the hit's timestamp when the clause reads one
-        entry = fn.entry_basic_block
-        self.alloca_b = ir.IRBuilder(entry)
         self.n = 0
 
     def block(self, name: str) -> ir.Block:
         self.n += 1
         return self.fn.append_basic_block(f"{name}{self.n}")
 
-    def entry_alloca(self, words: int) -> ir.Value:
-        """Stack slots live in the entry block: an alloca elsewhere is a dynamic one."""
-        ab = ir.IRBuilder(self.fn.entry_basic_block)
-        ab.position_at_start(self.fn.entry_basic_block)
-        return ab.alloca(I64, size=words)
-
     def var(self, name: str) -> ir.Value:
-        if name not in self.vars:
-            ab = ir.IRBuilder(self.fn.entry_basic_block)
-            ab.position_at_start(self.fn.entry_basic_block)
-            p = ab.alloca(I64, name=f"v_{name}")
-            ab.store(c64(0), p)  # $variables start at 0 on every hit
-            self.vars[name] = p
-        return self.vars[name]
+        return self.vars[name]  # allocated at the clause's start (Gen.clause_fn)
 
     # ------------------------------------------------------------------ statements
 
@@ -897,7 +891,7 @@ class ClauseCode:
         go, done = self.block("copy"), self.block("copied")
         b.cbranch(b.icmp_unsigned("==", addr, c64(0)), done, go)
         b.position_at_end(go)
-        iov = self.entry_alloca(6)
+        iov = self.iov  # in the entry block: an alloca elsewhere would be a dynamic one
         first = b.sub(c64(L.PAGE), b.and_(addr, c64(L.PAGE - 1)))
         first = b.select(b.icmp_unsigned("<", first, c64(n)), first, c64(n))
         g.st(b, iov, 0, b.ptrtoint(dst, I64))

@@ -97,13 +97,17 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
         if not ck & {"uprobe", "uretprobe", "usdt"}:
             continue
         out[clause.index] = _split_clause(clause, ck, plan, facts_maps, max_strlen)
+    merged_before = {"begin", "end", "interval"}  # the drivers merge before these run
     while True:
         user_written: set[str] = set()
         user_reset: set[str] = set()
+        trap_read: set[str] = set()
         for clause in plan.clauses:
             s = out.get(clause.index)
             if s is None or s.reason is not None:
                 stmts: tuple = clause.body
+                if not {kinds.get(i, "") for i in clause.probes} <= merged_before:
+                    trap_read |= _maps_read(clause)
             else:
                 stmts = tuple(step.stmt for step in s.steps if isinstance(step, Event))
             user_written |= _maps_written(stmts)
@@ -120,6 +124,10 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
             extremes = sorted(_extremes_in_target(s) & user_reset)
             if extremes and reason is None:
                 reason = f"@{extremes[0]} (min/max) is cleared on the user side"
+            # A trap-path hit reads the MapStore at once; it must not miss target updates.
+            seen = sorted(_maps_updated_in_target(s) & trap_read)
+            if seen and reason is None:
+                reason = f"@{seen[0]} is also read by a clause on the trap path"
             if reason is not None:
                 out[idx] = ClauseSplit(idx, s.kind, reason)
                 changed = True
@@ -367,6 +375,11 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
         call = s.expr
         if call.name == "print" and call.args and isinstance(call.args[0], ast.MapRef) \
                 and not call.args[0].keys:
+            name = call.args[0].name
+            if shm_map_reason(facts.maps.get(name), name) is None:
+                # The trap path prints the map as it was at the hit; a drained event
+                # would print it as it is later.
+                raise Refuse(f"print(@{name}) at a hit needs the map as it was then")
             rest = tuple(cap(a) for a in call.args[1:])
             new: ast.Stmt = dataclasses.replace(
                 s, expr=dataclasses.replace(call, args=(call.args[0],) + rest))
@@ -407,6 +420,33 @@ def target_nodes(s: ClauseSplit) -> list[object]:
         else:
             nodes.append(step)
     return _walk(tuple(nodes))
+
+
+def _maps_updated_in_target(s: ClauseSplit) -> set[str]:
+    out: set[str] = set()
+    for n in target_nodes(s):
+        if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
+            out.add(n.target.name)
+        elif isinstance(n, ast.IncDec) and isinstance(n.target, ast.MapRef):
+            out.add(n.target.name)
+        elif isinstance(n, ast.Call) and n.name == "delete" and n.args and \
+                isinstance(n.args[0], ast.MapRef):
+            out.add(n.args[0].name)
+    return out
+
+
+def _maps_read(clause: PlanClause) -> set[str]:
+    """Maps a clause's predicate or body reads (print(@m), @m[k], len(@m), ...)."""
+    nodes: tuple = ((clause.predicate,) if clause.predicate is not None else ()) + clause.body
+    out: set[str] = set()
+    for n in _walk(nodes):
+        if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
+            if n.op != "=":
+                out.add(n.target.name)
+            continue
+        if isinstance(n, ast.MapRef):
+            out.add(n.name)
+    return out
 
 
 def _extremes_in_target(s: ClauseSplit) -> set[str]:

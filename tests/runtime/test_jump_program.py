@@ -116,7 +116,7 @@ def oracle(script: str, inputs) -> tuple[str, str]:
     handlers = compile_plan(plan, support, PrintfFormat.parse)
 
     class Ctx:
-        pid, tid, comm, cpu, nsecs, probe = 1, 2, "x", 0, 0, None
+        pid, tid, comm, cpu, nsecs, probe, regs = 1, 2, "x", 0, 0, None, None
 
         def __init__(self, args, retval=0):
             self.args, self.retval = args, retval
@@ -159,6 +159,37 @@ def test_maps_match_the_trap_path(builder, reaper):
         run.close()
     want, _ = oracle(AGG_SCRIPT, [(i, t, 3 * i) for t in range(2) for i in range(3000)])
     assert got == want
+
+
+EXPR_SCRIPT = """uprobe:/bin/true:f {
+  $a = arg0 - 1000; $b = arg0 % 7 - 3;
+  @div[arg0 % 5] = sum($a / $b); @mod[arg0 % 5] = sum($a % $b);
+  @shl = sum(($a << (arg0 % 70)) >> 3); @neg = sum(-$a * 3 ^ 0x5555);
+  @cmp[$a < 0, $b >= 0, $a == $b] = count();
+  @tern = sum($b ? $a / 2 : -1); @not = sum(!$a + ~$b);
+  @logic[($a > 0 && $b > 0) || arg0 == 17] = count();
+  @cast[(int8)arg0, (uint8)arg0 > 100, (int16)($a * 300)] = count();
+  @c32 = sum((int32)($a * 100000000)); @u16 = sum((uint16)$a);
+  $v = 5; $v += $b; $v *= 3; @var = sum($v);
+  self->n++; self->s += $a; @tl = sum(self->n * 2 + self->s % 11);
+  @int[arg0 % 3] = $a; @acc[arg0 % 4] += $b; @inc[arg0 % 2]++;
+  if ($b > 0) { @pos = count(); } else { @nonpos = count(); @mn = min($a); @mx = max($b); }
+  @big = sum(0x7fffffffffffffff + arg0); @minover = sum((-0x7fffffffffffffff - 1) / ($b == -1 ? -1 : 1));
+  @rd = sum(@inc[0] + @int[1]);
+}"""
+
+
+def test_expressions_as_the_trap_path(builder, reaper):
+    run = Run(builder, EXPR_SCRIPT)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.run("hit", 1, 2000, reaper)
+        got = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(EXPR_SCRIPT, [(i, 0, 3 * i) for i in range(2000)])
+    assert got == want
+    assert got.count("\n@") >= 20  # every map printed
 
 
 def test_eight_threads_million_calls_exact(builder, reaper):
@@ -305,6 +336,9 @@ def test_full_ring_does_not_block_when_the_tracer_is_gone(builder, reaper):
      "cleared on the user side"),
     ("uprobe:/bin/true:g { @x = @s[tid]; } uprobe:/bin/true:f { @s[tid] = arg0; } "
      "END { @s[1] = 5; }", "also written on the user side"),
+    ("uprobe:/bin/true:f { @c = count(); } uprobe:/bin/true:g { printf(\"%d %s\\n\", @c, func); }",
+     "also read by a clause on the trap path"),
+    ("uprobe:/bin/true:f { @c = count(); print(@c); }", "print(@c) at a hit"),
 ])
 def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     prog = build_program(compile_script(script))
