@@ -19,6 +19,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
+from runtime import debugsyms
 from runtime.demangle import demangle, without_params
 from runtime.errors import TargetError
 from runtime.procmaps import Mapping, file_mappings, read_maps
@@ -31,7 +32,6 @@ _PF_X = 1
 _BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "unique"}
 # Preferred name when several symbols share an address: exported before weak before local.
 _BIND_RANK = {"global": 0, "unique": 0, "weak": 1, "local": 2}
-DEBUG_ROOT = "/usr/lib/debug"
 # Characters only a demangled C++ name contains: such a pattern is matched demangled too.
 _CXX_CHARS = ":()<> ~,&"
 
@@ -334,8 +334,8 @@ def _parse(path: str, identity: FileIdentity) -> ElfFile:
             entry = elf["e_entry"]
         except ELFError as e:
             raise TargetError(f"{path} is not a valid ELF file ({e})") from None
-    if ".symtab" not in sections and build_id:
-        raw.extend(_debug_file_functions(build_id))
+    if ".symtab" not in sections:
+        raw.extend(_debug_file_functions(path, build_id))
     return _assemble(path, identity, is_pie, entry, segments, sections, raw, build_id)
 
 
@@ -394,13 +394,16 @@ def build_id_of(elf: ELFFile) -> str | None:
     return None
 
 
-def _debug_file_functions(build_id: str) -> list[tuple[str, int, int, str, str]]:
-    """Functions from the separate debug file of a stripped binary, if one is installed
-    (/usr/lib/debug/.build-id/ab/cdef....debug, as gdb looks them up)."""
-    path = os.path.join(DEBUG_ROOT, ".build-id", build_id[:2], build_id[2:] + ".debug")
+def _debug_file_functions(path: str, build_id: str | None) -> list[tuple[str, int, int, str, str]]:
+    """Functions of a stripped binary from its separate debug file (runtime/debugsyms.py),
+    else from its MiniDebugInfo."""
+    debug = debugsyms.debug_file(path, build_id)
     try:
-        with open(path, "rb") as f:
-            return list(_function_entries(ELFFile(f)))
+        if debug is not None:
+            with open(debug, "rb") as f:
+                return list(_function_entries(ELFFile(f)))
+        mini = debugsyms.minidebuginfo(path)
+        return list(_function_entries(mini)) if mini is not None else []
     except (OSError, ELFError):
         return []
 

@@ -18,7 +18,7 @@ from uplang.astwalk import walk
 from uplang.diagnostics import Diagnostic, UplangCheckError, did_you_mean
 from uplang.formats import INT_CONVERSIONS, FormatError, conversions
 from uplang.layout import Layouts, lay_out
-from uplang.plan import FunctionSig, MapDecl
+from uplang.plan import FunctionSig, MapDecl, ValueType
 from uplang.probes import interpret, split_raw
 from uplang.typeenv import TypeSource
 from uplang.vocab.calls import (
@@ -60,13 +60,9 @@ class CheckOptions:
     types: TypeSource | None = None
 
 
-@dataclass(frozen=True)
-class Ty:
-    """The coarse kind of a value; ctype for pointers and struct values from casts."""
-
-    kind: str  # int str ptr struct tuple stack usym buf void agg unknown
-    ctype: ast.TypeRef | None = None
-    items: tuple[Ty, ...] = ()
+# The coarse kind of a value (ctype for pointers and struct values from casts): the plan's
+# ValueType, so that what the checks inferred reaches the handler compiler as it is.
+Ty = ValueType
 
 
 INT = Ty("int")
@@ -107,6 +103,7 @@ class MapState:
     aggregation: bool = False
     lhist_args: tuple[int, int, int] | None = None
     hist_bits: int | None = None  # hist(x, bits): one map, one bucket layout
+    value_ty: Ty | None = None  # a plain value's full type (tuple items, ...)
     written: bool = False
 
 
@@ -367,6 +364,9 @@ class Checker:
             case ast.MapRef():
                 kind = "int" if compound else self.plain_kind(ty)
                 self.map_write(target, kind, stmt.span, aggregation=False)
+                state = self.maps[target.name]
+                if state.value_ty is None or state.value_ty.kind == "unknown":
+                    state.value_ty = INT if compound or ty.kind == "ptr" else ty
             case _:
                 self.expr(target)
                 self.error(target.span, "cannot assign to this expression",
@@ -492,7 +492,8 @@ class Checker:
             state = self.maps[name]
             kinds = tuple("any" if k == "unknown" else k for k in state.key_kinds or ())
             value = state.value if state.value not in (None, "unknown") else "any"
-            decls.append(MapDecl(name, len(kinds), kinds, value, state.lhist_args))
+            value_ty = state.value_ty if not state.aggregation and value != "any" else None
+            decls.append(MapDecl(name, len(kinds), kinds, value, state.lhist_args, value_ty))
         return tuple(decls)
 
     # ---------------------------------------------------------------- expressions

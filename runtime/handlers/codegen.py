@@ -25,7 +25,7 @@ from runtime.handlers.ctypes_ import (
     size_of,
 )
 from uplang import ast
-from uplang.plan import MapDecl, MemberLayout, Param, TypeLayout
+from uplang.plan import MapDecl, MemberLayout, Param, Plan, TypeLayout, ValueType
 from uplang.vocab.calls import AGGREGATIONS, USTACK_MODES
 from uplang.vocab.registers import register_field
 
@@ -50,6 +50,20 @@ class Shared:
     max_loop: int = 1000
     max_ustack: int = 127  # config max_ustack: the depth of a bare `ustack`
     map_names: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, plan: Plan, max_loop: int = 1000, max_ustack: int = 127) -> Shared:
+        """The facts of a plan, with the types the checks inferred for `self->` variables
+        and map values: one generation pass needs no second look at other clauses."""
+        layouts = {t.name: t for t in plan.types}
+        maps = {m.name: m for m in plan.maps}
+        return cls(
+            layouts=layouts, maps=maps, params=plan.params,
+            tl_types={name: vtype_of(t, layouts) for name, t in plan.thread_locals},
+            map_types={m.name: vtype_of(m.value_type, layouts)
+                       for m in plan.maps if m.value_type is not None},
+            max_loop=max_loop, max_ustack=max_ustack,
+        )
 
     def const(self, value: object, prefix: str = "_k") -> str:
         """Bind `value` as a global of the generated code; identical objects share a name."""
@@ -671,6 +685,15 @@ def _wrap(v: int) -> int:
 
 def _zero_src(t: VType) -> str:
     return {"str": "''", "tuple": "()", "buf": "b''", "stack": "()"}.get(t.kind, "0")
+
+
+def vtype_of(t: ValueType, layouts: dict[str, TypeLayout]) -> VType:
+    """The compile-time type of a value whose type the checks inferred."""
+    if t.kind in ("ptr", "struct") and t.ctype is not None:
+        return resolve_typeref(t.ctype, layouts)
+    if t.kind == "tuple":
+        return VType("tuple", items=tuple(vtype_of(i, layouts) for i in t.items))
+    return _kind_type(t.kind)
 
 
 def _kind_type(kind: str) -> VType:

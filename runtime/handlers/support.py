@@ -187,7 +187,7 @@ class HandlerSupport:
         capture = getattr(ctx, "stack_value", None)
         if capture is not None:
             try:
-                return capture(limit, mode)
+                return capture(limit, mode, self.demangle)
             except (UprobeError, OSError):
                 return Stack((), mode)
         try:

@@ -104,6 +104,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", dest="fmt", choices=("text", "json", "folded"), default="text",
                    help="output format (default: text; folded: flame-graph stacks)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
+    p.add_argument("--trace", dest="trace", metavar="FILE",
+                   help="also write a trace for Perfetto UI / chrome://tracing to FILE "
+                   "(function slices, printf events, map counters)")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: no banner")
     p.add_argument("-v", dest="verbose", action="store_true", help="verbose")
     p.add_argument("--unsafe", action="store_true",
@@ -266,6 +269,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         verbose=opts.verbose,
         cpu=opts.cpu,
         demangle=opts.demangle,
+        trace=opts.trace,
     )
     try:
         return run_plan(plan, options)
