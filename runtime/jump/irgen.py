@@ -669,30 +669,29 @@ class ClauseCode:
     # ------------------------------------------------------------------ statements
 
     def steps(self, steps: tuple[Step, ...]) -> None:
-        b = self.b
         for step in steps:
             if isinstance(step, Event):
                 self.event(self.g.event_ids[id(step)], step)
             elif isinstance(step, Branch):
-                cond = self.expr(step.cond)
-                then, other, join = self.block("then"), self.block("else"), self.block("fi")
-                b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
-                b.position_at_end(then)
-                self.steps(step.then)
-                b.branch(join)
-                b.position_at_end(other)
-                self.steps(step.orelse)
-                b.branch(join)
-                b.position_at_end(join)
+                self.if_else(step.cond, step.then, step.orelse)
             else:
                 self.stmt(step)
 
-    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
-        for s in body:
-            self.stmt(s)
+    def if_else(self, cond_e: ast.Expr, then_s: tuple[Step, ...],
+                else_s: tuple[Step, ...]) -> None:
+        b = self.b
+        cond = self.expr(cond_e)
+        then, other, join = self.block("then"), self.block("else"), self.block("fi")
+        b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
+        b.position_at_end(then)
+        self.steps(then_s)
+        b.branch(join)
+        b.position_at_end(other)
+        self.steps(else_s)
+        b.branch(join)
+        b.position_at_end(join)
 
     def stmt(self, s: ast.Stmt) -> None:
-        b = self.b
         if isinstance(s, ast.Assign):
             self.assign(s)
         elif isinstance(s, ast.ExprStmt):
@@ -703,18 +702,9 @@ class ClauseCode:
             else:
                 self.expr(e)
         elif isinstance(s, ast.If):
-            cond = self.expr(s.cond)
-            then, other, join = self.block("then"), self.block("else"), self.block("fi")
-            b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
-            b.position_at_end(then)
-            self.stmts(s.then)
-            b.branch(join)
-            b.position_at_end(other)
-            self.stmts(s.orelse)
-            b.branch(join)
-            b.position_at_end(join)
+            self.if_else(s.cond, s.then, s.orelse)
         elif isinstance(s, ast.Block):
-            self.stmts(s.body)
+            self.steps(s.body)
         else:  # the split admits nothing else
             raise AssertionError(type(s).__name__)
 
