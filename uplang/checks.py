@@ -624,7 +624,7 @@ class Checker:
         if sig is None:
             return UNKNOWN
         for param in sig.params:
-            if param.index is None:
+            if param.index is None and param.location is None:
                 self.error(span, f"'args' includes '{param.name}', {param.note}: it cannot "
                                  f"be read", "use the other arguments by name: args.NAME")
                 return UNKNOWN
@@ -654,10 +654,16 @@ class Checker:
             self.error(e.span, f"the function has no parameter '{e.name}'",
                        did_you_mean(e.name, names) or f"its parameters: {listed}")
             return UNKNOWN
-        if param.index is None:
-            self.error(e.span, f"parameter '{e.name}' is {param.note}: it cannot be read")
+        if param.index is None and param.location is None:
+            self.error(e.span, f"'{e.name}' cannot be read here: {param.note}")
             return UNKNOWN
-        return self.value_ty(param.type)
+        ref = param.type
+        in_memory = param.location is not None and param.location[0] == "breg"
+        if in_memory and not ref.pointer and ref.name.startswith(("struct ", "union ")):
+            # A struct variable at a line probe lives in memory: a struct value.
+            if self.layouts.get(ref.name) is not None:
+                return Ty("struct", ref)
+        return self.value_ty(ref)
 
     def typed_retval(self, e: ast.Builtin) -> Ty:
         """`retval` as the function's return type, where a member access needs it."""

@@ -38,6 +38,10 @@ class Param:
     type: ast.TypeRef
     index: int | None
     note: str = ""
+    # A variable at a source-line probe: ("reg", R, 0) the value is DWARF register R,
+    # ("breg", R, K) the value is in memory at register R + K, ("addr", R, K) the value is
+    # the address R + K itself (an array variable) (index is None then).
+    location: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True)

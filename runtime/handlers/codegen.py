@@ -260,15 +260,24 @@ class ClauseGen:
             parts = []
             for p in self.args:
                 src, t = self.arg_value(p)
-                parts.append(f"({p.name!r}, {_as_pointer(src, t)}), ")
+                parts.append(f"({p.name!r}, {self.value(src, t)}), ")
             return f"_Record(({''.join(parts)}))", VType("args")
         raise CompileError(f"unsupported builtin {n}")
 
     def arg_value(self, p: Param) -> tuple[str, VType]:
-        """Argument `p` from its register or stack word, as its C type."""
+        """Argument `p` from its register or stack word, as its C type; a variable at a
+        line probe from its DWARF location (a register, or memory at register + k)."""
+        t = resolve_typeref(p.type, self.shared.layouts)
+        if p.location is not None:
+            kind, reg, off = p.location
+            if kind == "breg":
+                return self.load(f"(_dwreg(_ctx, {reg}) + {off})", t)
+            if kind == "addr":  # an array variable: its address, as a pointer
+                return f"_w(_dwreg(_ctx, {reg}) + {off})", t
+            raw = f"_dwreg(_ctx, {reg})"
+            return (f"_cast({raw}, {t.size}, {t.signed})", t) if t.kind == "int" else (raw, t)
         if p.index is None:
             raise CompileError(f"parameter '{p.name}' is not in an integer register")
-        t = resolve_typeref(p.type, self.shared.layouts)
         raw = f"_ctx.arg({p.index})"
         if t.kind == "int":
             return f"_cast({raw}, {t.size}, {t.signed})", t
