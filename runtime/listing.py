@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
 from runtime.procmaps import mapped_files, read_maps
-from runtime.resolve import is_glob, open_targets
+from runtime.resolve import is_glob, open_targets, shown_target
 from runtime.usdt import UsdtProbe, read_probes
 
 
@@ -41,10 +41,12 @@ def list_probes(query: ProbeQuery, pid: int | None = None, verbose: bool = False
         return _list_everything(query.target, pid, verbose)
     if query.kind == "usdt":
         return sorted({line for elf in open_targets(query.target, pid)
-                       for line in _usdt_lines(elf, query.usdt_provider, query.usdt_name,
+                       for line in _usdt_lines(elf, shown_target(query.target, elf.path),
+                                               query.usdt_provider, query.usdt_name,
                                                verbose)})
     return sorted({line for elf in open_targets(query.target, pid)
-                   for line in _function_lines(elf, query.kind, query.func, verbose)})
+                   for line in _function_lines(elf, shown_target(query.target, elf.path),
+                                               query.kind, query.func, verbose)})
 
 
 def _list_everything(target: str, pid: int | None, verbose: bool) -> list[str]:
@@ -61,16 +63,19 @@ def _list_everything(target: str, pid: int | None, verbose: bool) -> list[str]:
         elfs = open_targets(target, pid)
     lines: set[str] = set()
     for elf in elfs:
-        lines.update(_function_lines(elf, "uprobe", "*", verbose))
-        lines.update(_usdt_lines(elf, "", "*", verbose))
+        shown = shown_target(target if target != "*" else "", elf.path)
+        lines.update(_function_lines(elf, shown, "uprobe", "*", verbose))
+        lines.update(_usdt_lines(elf, shown, "", "*", verbose))
     return sorted(lines)
 
 
-def _function_lines(elf: ElfFile, kind: str, func: str, verbose: bool) -> list[str]:
+def _function_lines(elf: ElfFile, shown: str, kind: str, func: str, verbose: bool
+                    ) -> list[str]:
+    """`shown`: the file as the user named it (resolve.shown_target)."""
     syms = elf.match(func) if is_glob(func) else elf.functions_named(func)
     if not verbose:
-        return [f"{kind}:{elf.path}:{sym.name}" for sym in syms]
-    return [f"{kind}:{elf.path}:{sym.name}  {_function_detail(sym)}" for sym in syms]
+        return [f"{kind}:{shown}:{sym.name}" for sym in syms]
+    return [f"{kind}:{shown}:{sym.name}  {_function_detail(sym)}" for sym in syms]
 
 
 def _function_detail(sym: Symbol) -> str:
@@ -79,14 +84,15 @@ def _function_detail(sym: Symbol) -> str:
     return f"[{sym.vaddr:#x}, {sym.size} bytes{extra}]"
 
 
-def _usdt_lines(elf: ElfFile, provider: str, name: str, verbose: bool) -> list[str]:
+def _usdt_lines(elf: ElfFile, shown: str, provider: str, name: str, verbose: bool
+                ) -> list[str]:
     lines = []
     for probe in read_probes(elf.path):
         if provider and not fnmatch.fnmatchcase(probe.provider, provider):
             continue
         if not fnmatch.fnmatchcase(probe.name, name):
             continue
-        line = f"usdt:{elf.path}:{probe.provider}:{probe.name}"
+        line = f"usdt:{shown}:{probe.provider}:{probe.name}"
         lines.append(f"{line}  {_usdt_detail(probe)}" if verbose else line)
     return lines
 
