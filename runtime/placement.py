@@ -207,14 +207,15 @@ class Placer:
                 except ResolveError as exc:
                     # config missing_probes: a spec that matches nothing is an error
                     # (default), a warning, or ignored; in bpftrace's words.
-                    what = f"Unable to attach probe: {probe.spec}: {exc.message}."
+                    what = f"Unable to attach probe: {probe.spec}."
                     if self.settings.missing_probes == "error":
-                        raise ResolveError(
-                            f"{what} If this is expected, set the 'missing_probes' config "
-                            "variable to 'warn'.") from None
+                        exc.advice = (f"{what} If this is expected, set the "
+                                      "'missing_probes' config variable to 'warn'.")
+                        raise
                     if self.settings.missing_probes == "warn":
-                        self.warn(f"WARNING: {what} If this is expected, set the "
-                                  "'missing_probes' config variable to 'ignore'.\n")
+                        self.warn(f"WARNING: {exc.message}\nWARNING: {what} If this is "
+                                  "expected, set the 'missing_probes' config variable to "
+                                  "'ignore'.\n")
             limit = self.settings.max_probes
             if limit and self.site_count() > limit:
                 raise PlacementLimitError(
