@@ -18,12 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo, UsdtContext
-from runtime.resolve import Placement, UsdtPlacement, resolve_uprobe, resolve_usdt
 from uplang.plan import Config, PlanClause, PlanProbe
+
+if TYPE_CHECKING:
+    # Imported where used: ELF and instruction decoding cost start-up time that a
+    # script without probes in a process never needs.
+    from runtime.resolve import Placement, UsdtPlacement
 from uplang.vocab.probetypes import PROBE_TYPES
 
 # Plan kinds placed at sites in files (in placing order), and those placed as timers.
@@ -262,6 +266,8 @@ class Placer:
     # ------------------------------------------------------------------ sites
 
     def _place_usdt(self, group: PlacedProbe, pid: int) -> int:
+        from runtime.resolve import resolve_usdt
+
         probe = group.probe
         added = 0
         for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
@@ -273,6 +279,8 @@ class Placer:
         return added
 
     def _place_symbols(self, group: PlacedProbe, pid: int) -> int:
+        from runtime.resolve import resolve_uprobe
+
         probe = group.probe
         ret = probe.kind == "uretprobe"
         added = 0
