@@ -57,7 +57,7 @@ class Engine:
         self.on_wake: Callable[[], None] = lambda: None
         # Told (pid, tid) when a traced thread is gone (exit, or an exec in another thread).
         self.on_thread_exit: Callable[[int, int], None] | None = None
-        # Told the pid of a process that exec'd, at its new entry point (libraries mapped),
+        # Told the pid of a process that exec'd, once its libraries are mapped,
         # before pending probes go in: the place to resolve probe specs again.
         self.on_exec: Callable[[int], None] = lambda pid: None
         self.detaching = False
@@ -91,6 +91,7 @@ class Engine:
         proc.mem.close()
         self.procs.pop(proc.pid, None)
         self.installer.watches.pop(proc.pid, None)
+        self.installer.ready_hooks.pop(proc.pid, None)
         self.installer.semaphores.forget(proc.pid)
 
     # -- the loop --------------------------------------------------------------------
@@ -413,8 +414,8 @@ class Engine:
         self.forget_process(proc)
 
     def _on_exec(self, th: Thread) -> None:
-        """A new image: every address-space state is gone; the probes go in again at the
-        new entry point, once the dynamic linker has mapped the libraries."""
+        """A new image: every address-space state is gone; the probes go in again once
+        the dynamic linker has mapped the libraries, before any of their code runs."""
         proc = th.proc
         for other in list(proc.threads.values()):
             if other is not th:
@@ -447,12 +448,13 @@ class Engine:
         th.returns = []
         self.installer.semaphores.forget(proc.pid)
         self.installer.watches.pop(proc.pid, None)
+        self.installer.ready_hooks.pop(proc.pid, None)
         if not self.follow_forks and proc.pid != self.main_pid:
             pt.detach(th.tid, 0)
             self.forget_process(proc)
             return
         self.installer.watch_mappings(proc)
-        self.installer.set_entry_hook(proc, self._after_exec)
+        self.installer.set_ready_hook(proc, self._after_exec)
         self.resume(th)
 
     def _on_exit(self, th: Thread, status: int) -> None:

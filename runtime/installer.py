@@ -48,6 +48,8 @@ class Installer:
         self.semaphores = SemaphoreTable()
         # Per process: the dynamic linker's rendezvous (see watch_mappings).
         self.watches: dict[int, MappingWatch] = {}
+        # Per process: called once at ld.so's first consistent state (see set_ready_hook).
+        self.ready_hooks: dict[int, Callable[[Thread], None]] = {}
 
     def add(self, probe: Probe) -> None:
         """Register `probe` and install it everywhere; on failure nothing of it stays."""
@@ -69,6 +71,18 @@ class Installer:
         self.registry.remove(probe)
         if probe.semaphore is not None:
             self.sync_semaphores()
+
+    def set_ready_hook(self, proc: Process, callback: Callable[[Thread], None]) -> None:
+        """Call `callback(thread)` once, with the thread stopped, when a new image has its
+        libraries mapped and none of their code has run: at the dynamic linker's first
+        RT_CONSISTENT, which comes before relocation (IFUNC resolvers), the libraries'
+        constructors, .preinit_array/.init_array and main. A static program (no r_brk
+        hook) has everything mapped at its entry point: the hook is set there. Needs
+        watch_mappings first."""
+        if proc.pid in self.watches and self.watches[proc.pid].hooked:
+            self.ready_hooks[proc.pid] = callback
+        else:
+            self.set_entry_hook(proc, callback)
 
     def set_entry_hook(self, proc: Process, callback: Callable[[Thread], None]) -> None:
         """A one-shot int3 at the program's entry point (AT_ENTRY)."""
@@ -111,10 +125,12 @@ class Installer:
         exec (ld.so is mapped before it runs) as well as in a running process."""
         maps = read_maps(proc.pid)
         r_debug = rendezvous.locate_r_debug(proc.pid, proc.mem, maps)
-        self.watches[proc.pid] = MappingWatch(r_debug, rendezvous.executable_file_maps(maps))
+        watch = MappingWatch(r_debug, rendezvous.executable_file_maps(maps))
+        self.watches[proc.pid] = watch
         placement = rendezvous.r_brk_placement(proc.pid, proc.mem, maps, r_debug)
         if placement is None:
             return
+        watch.hooked = True
         hook = Probe(placement=placement, handler=None, kind="internal", label="rendezvous",
                      call=self._on_r_brk)
         install(proc, hook, maps, self.new_area, rendezvous.emulate_ret)
@@ -136,6 +152,9 @@ class Installer:
             if state != rendezvous.RT_CONSISTENT:
                 return
         self.sync_mappings(proc)
+        ready = self.ready_hooks.pop(proc.pid, None)
+        if ready is not None:
+            ready(th)
 
     def sync_mappings(self, proc: Process) -> None:
         """Bring the process's probes in line with /proc/PID/maps: forget sites whose

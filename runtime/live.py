@@ -38,8 +38,9 @@ from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapError, MapStore
 from runtime.output.printf import PrintfFormat
-from runtime.placement import TIMED_KINDS, TRACE_KINDS, PlacedProbe, Placer, Settings
+from runtime.placement import TRACE_KINDS, PlacedProbe, Placer, Settings
 from uplang.plan import Plan, PlanClause, PlanProbe
+from uplang.vocab.probetypes import TIMED_KINDS
 
 T = TypeVar("T")
 
@@ -520,7 +521,7 @@ __all__ = ["LiveClause", "LiveDriver", "LiveError", "LiveSymbols", "ProbeNotPlac
 
 
 class LiveSymbols:
-    """The REPL completer's view of the target (uplang.complete.CompletionSource): files
+    """The REPL completer's view of the target (uplang.app.complete.CompletionSource): files
     mapped in the traced process, their function names and USDT notes, maps in use.
     Lookups that fail (no such library, not an ELF) complete nothing rather than raise."""
 

@@ -81,8 +81,9 @@ class Session:
         cwd: str | None = None,
         cpu: int | None = None,
     ) -> Session:
-        """Run `argv` traced; returns with the program stopped at its entry point (after
-        the dynamic linker mapped its libraries, before main), ready for probes.
+        """Run `argv` traced; returns with the program stopped once the dynamic linker
+        has mapped its libraries and before any of their code ran (relocation, IFUNC
+        resolvers, constructors, main), ready for probes.
         `cpu`: pin the tracer thread to that CPU, and the program's first thread with it
         (inherited through the fork: the program's own affinity changes, knowingly)."""
         if not argv:
@@ -110,7 +111,7 @@ class Session:
         try:
             # From the start: probes on libraries follow every dlopen, even before main.
             engine.installer.watch_mappings(proc)
-            engine.installer.set_entry_hook(proc, at_entry)
+            engine.installer.set_ready_hook(proc, at_entry)
             engine.resume(th)
             engine.run(lambda: bool(reached) or not engine.procs)
         except BaseException:
@@ -186,7 +187,8 @@ class Session:
 
     def on_exec(self, callback: Callable[[int], None]) -> None:
         """Call `callback(pid)` on the tracer thread when traced process `pid` has exec'd
-        and reached its new entry point (libraries mapped), before pending probes go in:
+        and its libraries are mapped (before any of their code runs), before pending
+        probes go in:
         probes added there (specs resolved again against the new image) are placed too."""
         self.engine.on_exec = callback
 
