@@ -18,23 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo, UsdtContext
-from runtime.resolve import (
-    Placement,
-    UsdtPlacement,
-    resolve_uprobe,
-    resolve_usdt,
-    shown_target,
-)
 from uplang.plan import Config, PlanClause, PlanProbe
-from uplang.vocab.probetypes import PROBE_TYPES
+from uplang.vocab.probetypes import SITE_KINDS
+
+if TYPE_CHECKING:
+    # Imported where used: ELF and instruction decoding cost start-up time that a
+    # script without probes in a process never needs.
+    from runtime.resolve import Placement, UsdtPlacement
 
 # Plan kinds placed at sites in files (in placing order), and those placed as timers.
-TRACE_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution in ("symbol", "usdt"))
-TIMED_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution == "timer")
+TRACE_KINDS = SITE_KINDS
 DEFAULT_MAX_STRLEN = 64
 # bpftrace's default: a map holds at most this many keys; new keys beyond are dropped.
 DEFAULT_MAX_MAP_KEYS = 4096
@@ -273,6 +270,8 @@ class Placer:
     # ------------------------------------------------------------------ sites
 
     def _place_usdt(self, group: PlacedProbe, pid: int) -> int:
+        from runtime.resolve import resolve_usdt, shown_target
+
         probe = group.probe
         added = 0
         for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
@@ -285,6 +284,8 @@ class Placer:
         return added
 
     def _place_symbols(self, group: PlacedProbe, pid: int) -> int:
+        from runtime.resolve import resolve_uprobe, shown_target
+
         probe = group.probe
         ret = probe.kind == "uretprobe"
         added = 0
