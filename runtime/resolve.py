@@ -17,6 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runtime import procfs
+from runtime.dwarf.debugfile import how_to_get, locate
+from runtime.dwarf.info import DebugInfo
+from runtime.dwarf.lines import find_line, parse_line_spec
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
 from runtime.ifunc import RESOLVER_SUFFIX, implementation
@@ -264,6 +267,11 @@ def resolve_uprobe(
         return [_place_address(elf, address) for elf in elfs]
     if not func:
         raise ResolveError("probe names no function and no address")
+    line_spec = parse_line_spec(func)
+    if line_spec is not None and not any(elf.match(func) for elf in elfs):
+        if want_return or offset:
+            raise ResolveError(f"'{func}' is a source line: no return probe or offset there")
+        return [_place_line(elf, *line_spec) for elf in elfs]
     resolver = func.endswith(RESOLVER_SUFFIX)
     if resolver:
         func = func[: -len(RESOLVER_SUFFIX)]
@@ -331,6 +339,25 @@ def _place_function(elf: ElfFile, sym: Symbol, offset: int) -> Placement:
         file_offset=sym.offset + offset, symbol=sym.name, sym_offset=offset,
         vaddr=sym.vaddr + offset,
     )
+
+
+def _place_line(elf: ElfFile, file: str, line: int) -> Placement:
+    """`"file.c:42"`: the first address of that line, from the DWARF line table."""
+    loc = locate(elf.path)
+    if loc.path is None:
+        raise ResolveError(how_to_get(loc))
+    info = DebugInfo.open(loc.path)
+    try:
+        hit = find_line(info, file, line)
+    finally:
+        info.close()
+    if hit.vaddr is None:
+        near = ", ".join(str(n) for n in hit.nearest)
+        raise ResolveError(f"line {line} of {file} has no code in {elf.path}"
+                           + (f"; lines with code nearby: {near}" if near else
+                              f"; {file} is not a source file of it"))
+    placement = _place_address(elf, hit.vaddr)
+    return placement
 
 
 def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:

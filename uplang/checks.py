@@ -18,7 +18,7 @@ from uplang.astwalk import walk
 from uplang.diagnostics import Diagnostic, UplangCheckError, did_you_mean
 from uplang.formats import INT_CONVERSIONS, FormatError, conversions
 from uplang.layout import Layouts, lay_out
-from uplang.plan import FunctionSig, MapDecl
+from uplang.plan import FunctionSig, MapDecl, ValueType
 from uplang.probes import interpret, split_raw
 from uplang.typeenv import TypeSource
 from uplang.vocab.calls import (
@@ -60,13 +60,9 @@ class CheckOptions:
     types: TypeSource | None = None
 
 
-@dataclass(frozen=True)
-class Ty:
-    """The coarse kind of a value; ctype for pointers and struct values from casts."""
-
-    kind: str  # int str ptr struct tuple stack usym buf void agg unknown
-    ctype: ast.TypeRef | None = None
-    items: tuple[Ty, ...] = ()
+# The coarse kind of a value (ctype for pointers and struct values from casts): the plan's
+# ValueType, so that what the checks inferred reaches the handler compiler as it is.
+Ty = ValueType
 
 
 INT = Ty("int")
@@ -107,6 +103,7 @@ class MapState:
     aggregation: bool = False
     lhist_args: tuple[int, int, int] | None = None
     hist_bits: int | None = None  # hist(x, bits): one map, one bucket layout
+    value_ty: Ty | None = None  # a plain value's full type (tuple items, ...)
     written: bool = False
 
 
@@ -367,6 +364,9 @@ class Checker:
             case ast.MapRef():
                 kind = "int" if compound else self.plain_kind(ty)
                 self.map_write(target, kind, stmt.span, aggregation=False)
+                state = self.maps[target.name]
+                if state.value_ty is None or state.value_ty.kind == "unknown":
+                    state.value_ty = INT if compound or ty.kind == "ptr" else ty
             case _:
                 self.expr(target)
                 self.error(target.span, "cannot assign to this expression",
@@ -492,7 +492,8 @@ class Checker:
             state = self.maps[name]
             kinds = tuple("any" if k == "unknown" else k for k in state.key_kinds or ())
             value = state.value if state.value not in (None, "unknown") else "any"
-            decls.append(MapDecl(name, len(kinds), kinds, value, state.lhist_args))
+            value_ty = state.value_ty if not state.aggregation and value != "any" else None
+            decls.append(MapDecl(name, len(kinds), kinds, value, state.lhist_args, value_ty))
         return tuple(decls)
 
     # ---------------------------------------------------------------- expressions
@@ -623,7 +624,7 @@ class Checker:
         if sig is None:
             return UNKNOWN
         for param in sig.params:
-            if param.index is None:
+            if param.index is None and param.location is None:
                 self.error(span, f"'args' includes '{param.name}', {param.note}: it cannot "
                                  f"be read", "use the other arguments by name: args.NAME")
                 return UNKNOWN
@@ -653,10 +654,16 @@ class Checker:
             self.error(e.span, f"the function has no parameter '{e.name}'",
                        did_you_mean(e.name, names) or f"its parameters: {listed}")
             return UNKNOWN
-        if param.index is None:
-            self.error(e.span, f"parameter '{e.name}' is {param.note}: it cannot be read")
+        if param.index is None and param.location is None:
+            self.error(e.span, f"'{e.name}' cannot be read here: {param.note}")
             return UNKNOWN
-        return self.value_ty(param.type)
+        ref = param.type
+        in_memory = param.location is not None and param.location[0] == "breg"
+        if in_memory and not ref.pointer and ref.name.startswith(("struct ", "union ")):
+            # A struct variable at a line probe lives in memory: a struct value.
+            if self.layouts.get(ref.name) is not None:
+                return Ty("struct", ref)
+        return self.value_ty(ref)
 
     def typed_retval(self, e: ast.Builtin) -> Ty:
         """`retval` as the function's return type, where a member access needs it."""

@@ -12,14 +12,10 @@ from uplang import ast
 from uplang.diagnostics import Diagnostic, did_you_mean
 from uplang.plan import MemberLayout, TypeLayout
 from uplang.typeenv import TypeSource
+from uplang.vocab.ctypes import BASIC_TYPES
 
-# size == alignment for every scalar on x86-64 SysV.
-SCALAR_SIZES: dict[str, int] = {
-    "char": 1, "int8": 1, "uint8": 1, "bool": 1,
-    "int16": 2, "uint16": 2,
-    "int32": 4, "uint32": 4, "float": 4,
-    "int64": 8, "uint64": 8, "double": 8,
-}
+# size == alignment for every scalar on x86-64 SysV; void has none.
+SCALAR_SIZES: dict[str, int] = {t.name: t.size for t in BASIC_TYPES if t.size}
 POINTER_SIZE = 8
 ENUM_SIZE = 4
 

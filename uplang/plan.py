@@ -38,6 +38,10 @@ class Param:
     type: ast.TypeRef
     index: int | None
     note: str = ""
+    # A variable at a source-line probe: ("reg", R, 0) the value is DWARF register R,
+    # ("breg", R, K) the value is in memory at register R + K, ("addr", R, K) the value is
+    # the address R + K itself (an array variable) (index is None then).
+    location: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,21 @@ class TypeLayout:
 
 
 @dataclass(frozen=True)
+class ValueType:
+    """The type of a value as the checks inferred it, carried so that no later stage infers
+    it again.
+
+    kind: 'int', 'str', 'ptr', 'struct', 'tuple', 'stack', 'usym', 'buf', 'timestamp',
+    'void', 'agg' or 'unknown'. ctype: the C type of a pointer or struct value (a cast).
+    items: the item types of a tuple.
+    """
+
+    kind: str
+    ctype: ast.TypeRef | None = None
+    items: tuple[ValueType, ...] = ()
+
+
+@dataclass(frozen=True)
 class MapDecl:
     """A map as the checks inferred it.
 
@@ -69,6 +88,7 @@ class MapDecl:
     aggregations; 'int', 'str', 'tuple', 'stack', 'usym', ... for plain values.
     key_arity: 0 for a scalar map, otherwise the number of key elements.
     lhist_args: (min, max, step) for lhist maps.
+    value_type: the full type of a plain value (tuple items, ...); None when unknown.
     """
 
     name: str
@@ -76,6 +96,7 @@ class MapDecl:
     key_kinds: tuple[str, ...]
     value_kind: str
     lhist_args: tuple[int, int, int] | None = None
+    value_type: ValueType | None = None
 
 
 @dataclass(frozen=True)
@@ -147,3 +168,5 @@ class Plan:
     config: Config = Config()
     params: tuple[str, ...] = ()  # positional parameters $1..$N as given
     unsafe: bool = False
+    # The type of every `self->` variable, by name, as the checks inferred it.
+    thread_locals: tuple[tuple[str, ValueType], ...] = ()

@@ -67,6 +67,7 @@ def build_plan(program: ast.Program, result: CheckResult, *,
         config=Config(tuple((i.name, _config_value(i.value)) for i in program.config)),
         params=tuple(params),
         unsafe=unsafe,
+        thread_locals=tuple(sorted(result.thread_locals.items())),
     )
 
 

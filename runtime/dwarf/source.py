@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from runtime.dwarf.debugfile import DebugLocation, how_to_get, locate
 from runtime.dwarf.info import DebugInfo, FunctionDie
+from runtime.dwarf.lines import find_line, parse_line_spec
+from runtime.dwarf.locals import locals_at
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import UprobeError
 from runtime.resolve import find_targets
@@ -73,6 +75,11 @@ class DwarfTypes:
             return e.message
 
     def _probe_signature(self, probe: ast.ProbeSpec) -> FunctionSig:
+        line = parse_line_spec(probe.func)
+        if line is not None and probe.address is None and not probe.offset:
+            paths = self._files(probe.target)
+            if not any(ElfFile.open(p).match(probe.func) for p in paths):
+                return self._line_variables(paths[0], *line)
         if probe.address is not None or probe.offset:
             raise SignatureError("'args' needs a probe on a function entry, not an address or offset")
         sigs: list[tuple[str, FunctionSig]] = []
@@ -127,6 +134,28 @@ class DwarfTypes:
         return self._where[path]
 
     # -- signatures -------------------------------------------------------------------
+
+    def _line_variables(self, path: str, file: str, line: int) -> FunctionSig:
+        """At a source-line probe `args` holds the variables visible there."""
+        info = self.info(path)
+        if info is None:
+            raise SignatureError(how_to_get(self._where[path]))
+        hit = find_line(info, file, line)
+        if hit.vaddr is None:
+            raise SignatureError(f"line {line} of {file} has no code in {path}")
+        found = locals_at(info, hit.vaddr, path)
+        if found is None:
+            raise SignatureError(f"no function's DWARF in {path} covers {file}:{line}")
+        params = []
+        for var in found:
+            ref, count = info.types.ref(info.param_type(var.die))
+            if count is not None and var.location is not None and var.location[0] == "breg":
+                # An array variable is its memory: read it through a pointer to it.
+                ref = ast.TypeRef(ref.name, ref.pointer + 1)
+                params.append(Param(var.name, ref, None, "", ("addr", *var.location[1:])))
+                continue
+            params.append(Param(var.name, ref, None, var.why, var.location))
+        return FunctionSig(tuple(params), None)
 
     def _signature(self, path: str, sym: Symbol) -> FunctionSig:
         info = self.info(path)

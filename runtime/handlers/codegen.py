@@ -25,7 +25,7 @@ from runtime.handlers.ctypes_ import (
     size_of,
 )
 from uplang import ast
-from uplang.plan import MapDecl, MemberLayout, Param, TypeLayout
+from uplang.plan import MapDecl, MemberLayout, Param, Plan, TypeLayout, ValueType
 from uplang.vocab.calls import AGGREGATIONS, USTACK_MODES
 from uplang.vocab.registers import register_field
 
@@ -50,6 +50,20 @@ class Shared:
     max_loop: int = 1000
     max_ustack: int = 127  # config max_ustack: the depth of a bare `ustack`
     map_names: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, plan: Plan, max_loop: int = 1000, max_ustack: int = 127) -> Shared:
+        """The facts of a plan, with the types the checks inferred for `self->` variables
+        and map values: one generation pass needs no second look at other clauses."""
+        layouts = {t.name: t for t in plan.types}
+        maps = {m.name: m for m in plan.maps}
+        return cls(
+            layouts=layouts, maps=maps, params=plan.params,
+            tl_types={name: vtype_of(t, layouts) for name, t in plan.thread_locals},
+            map_types={m.name: vtype_of(m.value_type, layouts)
+                       for m in plan.maps if m.value_type is not None},
+            max_loop=max_loop, max_ustack=max_ustack,
+        )
 
     def const(self, value: object, prefix: str = "_k") -> str:
         """Bind `value` as a global of the generated code; identical objects share a name."""
@@ -246,15 +260,24 @@ class ClauseGen:
             parts = []
             for p in self.args:
                 src, t = self.arg_value(p)
-                parts.append(f"({p.name!r}, {_as_pointer(src, t)}), ")
+                parts.append(f"({p.name!r}, {self.value(src, t)}), ")
             return f"_Record(({''.join(parts)}))", VType("args")
         raise CompileError(f"unsupported builtin {n}")
 
     def arg_value(self, p: Param) -> tuple[str, VType]:
-        """Argument `p` from its register or stack word, as its C type."""
+        """Argument `p` from its register or stack word, as its C type; a variable at a
+        line probe from its DWARF location (a register, or memory at register + k)."""
+        t = resolve_typeref(p.type, self.shared.layouts)
+        if p.location is not None:
+            kind, reg, off = p.location
+            if kind == "breg":
+                return self.load(f"(_dwreg(_ctx, {reg}) + {off})", t)
+            if kind == "addr":  # an array variable: its address, as a pointer
+                return f"_w(_dwreg(_ctx, {reg}) + {off})", t
+            raw = f"_dwreg(_ctx, {reg})"
+            return (f"_cast({raw}, {t.size}, {t.signed})", t) if t.kind == "int" else (raw, t)
         if p.index is None:
             raise CompileError(f"parameter '{p.name}' is not in an integer register")
-        t = resolve_typeref(p.type, self.shared.layouts)
         raw = f"_ctx.arg({p.index})"
         if t.kind == "int":
             return f"_cast({raw}, {t.size}, {t.signed})", t
@@ -662,6 +685,15 @@ def _wrap(v: int) -> int:
 
 def _zero_src(t: VType) -> str:
     return {"str": "''", "tuple": "()", "buf": "b''", "stack": "()"}.get(t.kind, "0")
+
+
+def vtype_of(t: ValueType, layouts: dict[str, TypeLayout]) -> VType:
+    """The compile-time type of a value whose type the checks inferred."""
+    if t.kind in ("ptr", "struct") and t.ctype is not None:
+        return resolve_typeref(t.ctype, layouts)
+    if t.kind == "tuple":
+        return VType("tuple", items=tuple(vtype_of(i, layouts) for i in t.items))
+    return _kind_type(t.kind)
 
 
 def _kind_type(kind: str) -> VType:

@@ -328,7 +328,7 @@ class HandlerSupport:
             "_strncmp": strncmp, "_str_index": str_index,
             "_rd_int": self.rd_int, "_rd_str": self.rd_str, "_str": self.str_,
             "_rd_record": self.rd_record, "_rd_array": self.rd_array, "_rd_bits": self.rd_bits,
-            "_Record": Record,
+            "_Record": Record, "_dwreg": _dwarf_register,
             "_buf": self.buf, "_ustack": self.ustack, "_usym": self.usym,
             "_uaddr": self.uaddr, "_proc_field": self.proc_field, "_join": self.join,
             "_printf": self.printf, "_print_value": self.print_value,
@@ -359,6 +359,15 @@ def frame_of(ctx: Hit, addr: int) -> Frame:
             return Frame(name, int(off, 16), addr)
         return Frame(sym, 0, addr)
     return Frame(None, 0, addr)
+
+
+# DWARF register numbers (x86-64 psABI) -> user_regs_struct fields.
+_DWARF_REGS = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
+               "r11", "r12", "r13", "r14", "r15", "rip")
+
+
+def _dwarf_register(ctx: Hit, regno: int) -> int:
+    return int(getattr(ctx.regs, _DWARF_REGS[regno]))
 
 
 def _pointer(value: int) -> Pointer:

@@ -36,6 +36,7 @@ FRAME = {
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 
 SYS_GETPID, SYS_KILL, SYS_FUTEX, SYS_GETTID, SYS_PROCESS_VM_READV = 39, 62, 202, 186, 310
+SYS_PRCTL, PR_GET_NAME = 157, 16
 FUTEX_WAIT = 0  # not FUTEX_PRIVATE: the word is shared between processes
 ETIMEDOUT, ESRCH = 110, 3
 WAIT_NS = 20_000_000  # a full ring's writer re-checks the tracer every 20 ms
@@ -86,7 +87,8 @@ class Gen:
         for idx, s in self.splits.items():
             for step in s.steps:
                 if isinstance(step, Event):
-                    ev = self.lay.add_event(idx, tuple((c.kind, c.size) for c in step.captures))
+                    ev = self.lay.add_event(idx, tuple(("int" if c.kind == "int" else "str",
+                                                        c.size) for c in step.captures))
                     self.events[ev.id] = step
                     self.event_ids[id(step)] = ev.id
         self.lay.finish()
@@ -855,7 +857,7 @@ class ClauseCode:
     def event(self, eid: int, ev: Event) -> None:
         """Evaluates the captures, reserves a record, writes it, commits it."""
         b, g = self.b, self.g
-        vals = [self.expr(c.expr) for c in ev.captures]
+        vals = [c64(0) if c.kind == "comm" else self.expr(c.expr) for c in ev.captures]
         pos = b.call(g.fn_reserve, [self.shm])
         go, skip = self.block("rec"), self.block("norec")
         b.cbranch(b.icmp_signed("<", pos, c64(0)), skip, go)
@@ -873,6 +875,8 @@ class ClauseCode:
         for cap, off, v in zip(ev.captures, layout_ev.cap_offsets, vals, strict=True):
             if cap.kind == "int":
                 g.st(b, rec, off, v)
+            elif cap.kind == "comm":  # 16 bytes, NUL-terminated by the kernel
+                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME), b.ptrtoint(g.at(b, rec, off), I64))
             else:
                 self.copy_str(g.at(b, rec, off), v, cap.size)
         g.st(b, rec, L.R_COMMIT, b.add(pos, c64(1)), "release")

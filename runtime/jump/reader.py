@@ -40,29 +40,15 @@ SIGN = 1 << 63
 
 
 class ReplayContext:
-    """What the user-side part of a clause sees: the hit's identity from the record.
-    Effects run at once (the drain is already after the hit, in hit order)."""
+    """What the user-side part of a clause sees: the hit's identity from the record (every
+    other input was captured in the target). Effects run at once: the drain is already
+    after the hit, in hit order."""
 
-    __slots__ = ("pid", "tid", "nsecs", "probe", "_comm")
+    __slots__ = ("pid", "tid", "nsecs", "probe")
 
     def __init__(self, pid: int, tid: int, nsecs: int) -> None:
         self.pid, self.tid, self.nsecs = pid, tid, nsecs
         self.probe = None
-        self._comm: str | None = None
-
-    @property
-    def comm(self) -> str:
-        if self._comm is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
-                    self._comm = f.read().rstrip("\n")
-            except OSError:
-                self._comm = ""
-        return self._comm
-
-    @property
-    def cpu(self) -> int:
-        return -1
 
     @staticmethod
     def defer(fn: Callable[[], None]) -> None:
@@ -90,8 +76,7 @@ class UserSide:
 def compile_user_side(prog: JumpProgram, support: Any,
                       compile_format: Callable[[str], object]) -> UserSide:
     plan = prog.plan
-    shared = Shared(layouts={t.name: t for t in plan.types}, maps={m.name: m for m in plan.maps},
-                    params=plan.params)
+    shared = Shared.of(plan)
     kinds = {p.id: p.kind for p in plan.probes}
     sources: dict[int, str] = {}
     prints: set[int] = set()
@@ -102,7 +87,7 @@ def compile_user_side(prog: JumpProgram, support: Any,
         kind = kinds.get(clause.probes[0], "uprobe") if clause.probes else "uprobe"
         gen = ClauseGen(shared, kind)
         for i, cap in enumerate(ev.captures):
-            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = STR if cap.kind == "str" else INT64
+            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = INT64 if cap.kind == "int" else STR
         body: list[str] = []
         gen.block((ev.stmt,), body, 0, in_loop=False)
         lines = [f"def event_{eid}(_ctx, _caps):", "    if _stopped[0]: return"]
@@ -141,7 +126,8 @@ def _direct_printf(ev: Event, compile_format: Callable[[str], object]
             [f"{CAPTURE_PREFIX}{i}" for i in range(len(ev.captures))]:
         return None
     fmt = compile_format(stmt.expr.args[0].value)
-    return compile_fast_printf(fmt, tuple(c.kind for c in ev.captures))
+    return compile_fast_printf(fmt, tuple("int" if c.kind == "int" else "str"
+                                          for c in ev.captures))
 
 
 class JumpReader:

@@ -41,7 +41,7 @@ class Refuse(Exception):
 class Capture:
     """One input of an event, evaluated in the target: an integer, or str(addr[, n])."""
 
-    kind: str  # 'int' or 'str'
+    kind: str  # 'int', 'str' (bounded copy from an address) or 'comm' (the thread's name)
     expr: ast.Expr
     size: int = 8  # bytes in the record (str: the bound)
 
@@ -357,7 +357,10 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
             caps.append(Capture("int", e))
             return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         if isinstance(e, ast.Builtin) and e.name == "comm":
-            return e  # the user side reads it by tid
+            # The thread's name at the hit (prctl PR_GET_NAME in the target): the user
+            # side runs later, when the thread may have renamed itself or gone.
+            caps.append(Capture("comm", e, 16))
+            return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         if isinstance(e, ast.Builtin):
             raise Refuse(f"handler uses {e.name}")
         if isinstance(e, ast.MapRef):

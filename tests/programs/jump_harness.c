@@ -9,6 +9,7 @@
  *   MODE longjmp: as ret, but odd calls never return (their frame is abandoned)
  *   MODE tail: two entries on one slot (a tail call), one return
  *   MODE none: the loop without calls (the baseline of the timing)
+ * Each thread names itself "jw-<index>" (its comm).
  * prints "ns_per_call=X" (wall time of the whole run / calls of one thread). */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -48,6 +49,8 @@ static void *worker(void *arg) {
     f.fs_base = (uint64_t)pthread_self(); /* glibc x86-64: the thread pointer */
     volatile uint64_t slot[2];
     char name[32];
+    snprintf(name, sizeof name, "jw-%lu", (unsigned long)idx);
+    pthread_setname_np(pthread_self(), name); /* comm of this thread */
     snprintf(name, sizeof name, "thread-%lu", (unsigned long)idx);
     f.rcx = (uint64_t)(uintptr_t)name; /* arg3: a string */
     f.r8 = 0;                          /* arg4: NULL */

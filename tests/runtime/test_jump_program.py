@@ -346,6 +346,20 @@ def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     assert not prog.in_target(0)
 
 
+def test_comm_is_the_threads_name_at_the_hit(builder, reaper):
+    script = 'uprobe:/bin/true:f { @[comm] = count(); printf("%s\\n", comm); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0)
+        run.drain_while(run.start("hit", 2, 300, reaper))
+        text = run.maps_text()
+        lines = set(run.out.getvalue().splitlines())
+    finally:
+        run.close()
+    assert text == "@[jw-0]: 300\n@[jw-1]: 300\n"  # names the threads gave themselves
+    assert lines == {"jw-0", "jw-1"}
+
+
 def test_string_keys_run_on_the_user_side(builder, reaper):
     script = 'uprobe:/bin/true:f { @names[str(arg3)] = count(); @n = count(); }'
     run = Run(builder, script)

@@ -9,7 +9,7 @@ from uplang import ast
 from uplang.checks import CheckOptions, check
 from uplang.diagnostics import UplangCheckError, UplangSyntaxError
 from uplang.parser import parse
-from uplang.plan import MapDecl
+from uplang.plan import MapDecl, ValueType
 
 
 def errors(text: str, options: CheckOptions | None = None) -> list[tuple[int, int, str, str]]:
@@ -267,9 +267,10 @@ def test_inferred_maps() -> None:
         MapDecl("", 2, ("str", "int"), "count"),
         MapDecl("inc", 0, (), "int"),
         MapDecl("l", 0, (), "lhist", (0, 100, 10)),
-        MapDecl("name", 1, ("int",), "str"),
-        MapDecl("s", 1, ("stack",), "int"),
-        MapDecl("t", 0, (), "tuple"),
+        MapDecl("name", 1, ("int",), "str", value_type=ValueType("str")),
+        MapDecl("s", 1, ("stack",), "int", value_type=ValueType("int")),
+        MapDecl("t", 0, (), "tuple",
+                value_type=ValueType("tuple", items=(ValueType("int"), ValueType("str")))),
     )
 
 

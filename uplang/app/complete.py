@@ -19,8 +19,9 @@ from typing import Protocol
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from uplang.app.highlight import DECL_WORDS, KEYWORDS, TYPE_WORDS
+from uplang.app.highlight import DECL_WORDS, KEYWORDS
 from uplang.vocab.calls import BUILTIN_BY_NAME, FUNCTION_BY_NAME
+from uplang.vocab.ctypes import TYPE_WORDS
 from uplang.vocab.probetypes import PROBE_TYPES, PROVIDER_ALIASES
 
 MAX_COMPLETIONS = 500
