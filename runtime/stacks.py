@@ -96,9 +96,6 @@ class Stacks:
         except (OSError, UprobeError):
             return None
 
-    def forget(self, pid: int) -> None:
-        self._snaps.pop(pid, None)
-
     def capture(self, pid: int, generation: int, regs: Any, mem: Any, limit: int,
                 fix_ra: Callable[[int, int], int] | None = None) -> list[RawFrame]:
         snap = self.snapshot(pid, generation, regs.rip)
