@@ -37,6 +37,7 @@ SYS_FUTEX = 202
 FUTEX_WAKE = 1
 INT_MAX = 0x7FFFFFFF
 CHUNK = 4096  # records read per slice of the ring
+CAPS_WORD = L.R_CAPS // 8  # a record's first capture, in words
 CAPTURE_TYPES = {"int": INT64, "str": STR, "comm": STR, "buf": BUF}
 SIGN = 1 << 63
 
@@ -247,7 +248,7 @@ class JumpReader:
             whole = self._whole_chunk(words, k, rw, tail, int_fast)
             if whole is not None and batch:  # one simple printf event, all committed
                 if not stopped[0]:
-                    out(whole.many(words, L.R_CAPS // 8, k, rw))
+                    out(whole.many(words, CAPS_WORD, k, rw))
                 tail += k
                 done += k
                 i = k
@@ -263,7 +264,7 @@ class JumpReader:
                 fi = int_fast.get(eid)
                 if fi is not None:
                     if not stopped[0]:
-                        text = fi.one(words[w + 4: w + 4 + len(fi.cuts)])
+                        text = fi.one(words[w + CAPS_WORD: w + CAPS_WORD + len(fi.cuts)])
                         if batch:
                             out(text)
                         else:
@@ -339,7 +340,10 @@ class JumpReader:
         user = self.user
         if user is None:
             return
-        st, strs = self._structs[eid]  # type: ignore[index]
+        got = self._structs.get(eid) if self._structs else None
+        if got is None:
+            return  # not an event of this program: nothing the user side could run
+        st, strs = got
         caps: tuple = st.unpack_from(self.view, off + L.R_CAPS)
         if strs is not None:
             caps = self._strings(caps, strs, pending)
