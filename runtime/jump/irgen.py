@@ -812,15 +812,18 @@ class ClauseCode:
             raise AssertionError(k)
 
     def add(self, base: ir.Value, off: int | ir.Value, v: ir.Value, excl: ir.Value) -> None:
-        """+= on a shard word: a plain add when this thread owns the shard (ordinal <
-        SHARDS), else lock add."""
+        """+= on a shard word: when this thread owns the shard (ordinal < SHARDS) one
+        `add [mem], reg` without a lock prefix (one instruction, so a signal handler of
+        this thread that hits a probe cannot slip between a load and a store; LLVM would
+        emit `lock` even for a single-thread atomic), else `lock add`."""
         b = self.b
         p = self.g.at(b, base, off)
         mine, shared, join = self.block("mine"), self.block("shared"), self.block("added")
         b.cbranch(excl, mine, shared)
         b.position_at_end(mine)
-        old = b.load_atomic(p, "monotonic", 8, typ=I64)
-        store_atomic(b, b.add(old, v), p, "monotonic")
+        b.asm(ir.FunctionType(ir.VoidType(), [I64, I64]), "addq $1, ($0)",
+              "r,r,~{memory},~{dirflag},~{fpsr},~{flags}", [b.ptrtoint(p, I64), v],
+              side_effect=True)
         b.branch(join)
         b.position_at_end(shared)
         b.atomic_rmw("add", p, v, "monotonic")

@@ -405,3 +405,21 @@ def test_string_keys_run_on_the_user_side(builder, reaper):
     finally:
         run.close()
     assert text == "@n: 1500\n" + "".join(f"@names[thread-{t}]: 500\n" for t in range(3))
+
+
+def test_a_clause_with_trap_sites_takes_its_readers_along():
+    script = ("uprobe:/bin/true:f { @start[tid] = nsecs; @n = count(); } "
+              "uretprobe:/bin/true:f { @lat = hist(nsecs - @start[tid]); } "
+              "uprobe:/bin/true:g { @other = count(); }")
+    prog = build_program(compile_script(script))
+    assert all(prog.in_target(i) for i in range(3))
+    # f's entry stays an int3 somewhere: the return clause would read @start from the
+    # area while those hits write it into the MapStore; once the return clause is on the
+    # trap path, it reads @start from the MapStore, so the entry clause follows
+    demoted = prog.with_trap_sites({0})
+    assert demoted == {
+        0: "@start is also read by a clause on the trap path",
+        1: "reads @start in the target, which is also written on the user side",
+    }
+    assert not prog.in_target(0) and not prog.in_target(1) and prog.in_target(2)
+    assert prog.with_trap_sites({2}) == {}  # nothing else depends on @other
