@@ -257,6 +257,19 @@ def test_latency_idiom_with_a_map_of_start_times(builder, reaper):
         run.close()
 
 
+def test_exit_stops_every_later_hit_at_once(builder, reaper):
+    script = "uprobe:/bin/true:f { @n = count(); if (arg0 == 99) { exit(); } @after = count(); }"
+    run = Run(builder, script)
+    try:
+        run.drain_while(run.start("hit", 1, 1000, reaper))
+        text = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 0) for i in range(1000)])
+    assert text == want == "@after: 100\n@n: 100\n"
+    assert run.support.stopped[0]
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
