@@ -488,7 +488,12 @@ class Gen:
         f, shm, site = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF), b.mul(site, c64(L.SITE_SIZE))))
-        self.dispatch(fn, b, f, shm, mask, clause_fns, "entry")
+        self.dispatch(fn, b, f, shm, self.unless_stopped(b, shm, mask), clause_fns, "entry")
+
+    def unless_stopped(self, b: ir.IRBuilder, shm: ir.Value, mask: ir.Value) -> ir.Value:
+        """No clause runs after exit() (H_STOPPED), as on the trap path."""
+        stopped = self.ld(b, shm, L.H_STOPPED, "monotonic")
+        return b.select(b.icmp_unsigned("!=", stopped, c64(0)), c64(0), mask)
 
     def dispatch(self, fn: ir.Function, b: ir.IRBuilder, f: ir.Value, shm: ir.Value,
                  mask: ir.Value, clause_fns: dict[int, ir.Function], kind: str,
@@ -620,6 +625,7 @@ class Gen:
         nd = b.sub(d, c64(1))
         self.st(b, thr, L.T_DEPTH, nd)
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF + 8), b.mul(site, c64(L.SITE_SIZE))))
+        mask = self.unless_stopped(b, shm, mask)
         for idx, cfn in sorted(clause_fns.items()):
             if self.splits[idx].kind != "return":
                 continue
@@ -872,6 +878,11 @@ class ClauseCode:
     def event(self, eid: int, ev: Event) -> None:
         """Evaluates the captures, reserves a record, writes it, commits it."""
         b, g = self.b, self.g
+        if isinstance(ev.stmt, ast.ExprStmt) and isinstance(ev.stmt.expr, ast.Call) \
+                and ev.stmt.expr.name == "exit":
+            # Later hits run nothing, from this instant on, in every thread (the drain
+            # runs exit() itself later).
+            g.st(b, self.shm, L.H_STOPPED, c64(1), "monotonic")
         vals = [c64(0) if c.kind == "comm" else self.expr(c.expr) for c in ev.captures]
         pos = b.call(g.fn_reserve, [self.shm])
         go, skip = self.block("rec"), self.block("norec")

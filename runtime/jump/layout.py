@@ -39,6 +39,7 @@ H_RING_TAIL = 192  # next record the tracer will consume (written by the tracer 
 H_FUTEX = 256  # u32: bumped by the tracer after it freed space; writers wait on it
 H_WAITERS = 264  # writers currently waiting on the futex
 H_LOST = 320  # events dropped (drop mode, or the tracer is gone)
+H_STOPPED = 384  # non-zero after exit(): no clause runs any more (as the trap path stops)
 HEADER_SIZE = PAGE
 
 FLAG_DROP = 1

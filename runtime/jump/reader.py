@@ -172,6 +172,10 @@ class JumpReader:
             "str_faults": self._u64(L.H_STR_FAULTS),
         }
 
+    def stop_hits(self) -> None:
+        """exit() ran on the user side: from now on no clause runs in the target."""
+        self._put(L.H_STOPPED, 1)
+
     def release(self) -> None:
         """Lets go of the mapping (the owner can then unmap it)."""
         self.view.release()

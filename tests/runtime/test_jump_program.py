@@ -257,6 +257,19 @@ def test_latency_idiom_with_a_map_of_start_times(builder, reaper):
         run.close()
 
 
+def test_exit_stops_every_later_hit_at_once(builder, reaper):
+    script = "uprobe:/bin/true:f { @n = count(); if (arg0 == 99) { exit(); } @after = count(); }"
+    run = Run(builder, script)
+    try:
+        run.drain_while(run.start("hit", 1, 1000, reaper))
+        text = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 0) for i in range(1000)])
+    assert text == want == "@after: 100\n@n: 100\n"
+    assert run.support.stopped[0]
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
@@ -300,6 +313,26 @@ def test_events_in_order_with_strings(builder, reaper):
         assert i == seen.get(t, -1) + 1  # every line, per-thread order kept
         seen[t] = i
         assert strs == f"thread-{t}||"  # NULL and a bad pointer read as "" (no crash)
+
+
+def test_two_million_printf_lines_from_four_threads(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%d %d\\n", arg1, arg0); }'
+    run = Run(builder, script, ring=1 << 12)  # writers wait for the drain, often
+    n = 500_000
+    try:
+        run.drain_while(run.start("hit", 4, n, reaper))
+        assert run.reader.lost == 0
+        text = run.out.getvalue()
+    finally:
+        run.close()
+    nxt = [0] * 4
+    lines = 0
+    for line in text.splitlines():
+        t, i = map(int, line.split())
+        assert i == nxt[t]  # every line, in each thread's order
+        nxt[t] += 1
+        lines += 1
+    assert lines == 4 * n and nxt == [n] * 4
 
 
 def test_drop_mode_counts_lost_events(builder, reaper):
