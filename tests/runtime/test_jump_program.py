@@ -13,6 +13,7 @@ import mmap
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -268,6 +269,26 @@ def test_exit_stops_every_later_hit_at_once(builder, reaper):
     want, _ = oracle(script, [(i, 0, 0) for i in range(1000)])
     assert text == want == "@after: 100\n@n: 100\n"
     assert run.support.stopped[0]
+
+
+def test_nsecs_is_clock_monotonic(builder, reaper):
+    script = "uprobe:/bin/true:f { @lo = min(nsecs); @hi = max(nsecs); @e = min(elapsed); }"
+    run = Run(builder, script)
+    try:
+        base = run.prog.clock_params()[3]
+        before = time.monotonic_ns()
+        run.run("hit", 2, 1000, reaper)
+        after = time.monotonic_ns()
+        run.reader.merge_maps()
+        lo, hi = run.store.get("lo"), run.store.get("hi")
+        elapsed = run.store.get("e")
+    finally:
+        run.close()
+    # the TSC scaled by the tracer's calibration: within a few per cent of the time
+    # since calibration, plus a few milliseconds of calibration error
+    slack = (after - base) // 20 + 5_000_000
+    assert before - slack <= lo <= hi <= after + slack
+    assert 0 <= elapsed <= after - base + slack
 
 
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
