@@ -20,6 +20,7 @@ from runtime.demangle import demangle as demangle_name
 from runtime.elfsyms import ElfFile, FileIdentity, SymbolCache
 from runtime.errors import UprobeError
 from runtime.output.values import Frame, Stack
+from runtime.pltnames import plt_names
 from runtime.procmaps import Mapping, read_maps
 from runtime.unwind.inlines import InlineIndex
 from runtime.unwind.modules import MapSnapshot, loader_for
@@ -146,7 +147,9 @@ class Stacks:
 
     def _name(self, elf: ElfFile, vaddr: int, exact: bool) -> Names:
         pc_vaddr = vaddr if exact else vaddr + 1
-        hit = elf.symbolize(vaddr)
+        # A PLT stub first: no symbol covers it (the one before it, often _init, would
+        # seem to run on over it).
+        hit = plt_names(elf.path, elf.identity).name_at(vaddr) or elf.symbolize(vaddr)
         if hit is None:
             return ((None, 0),)
         name, off = hit

@@ -315,6 +315,26 @@ def test_events_in_order_with_strings(builder, reaper):
         assert strs == f"thread-{t}||"  # NULL and a bad pointer read as "" (no crash)
 
 
+def test_two_million_printf_lines_from_four_threads(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%d %d\\n", arg1, arg0); }'
+    run = Run(builder, script, ring=1 << 12)  # writers wait for the drain, often
+    n = 500_000
+    try:
+        run.drain_while(run.start("hit", 4, n, reaper))
+        assert run.reader.lost == 0
+        text = run.out.getvalue()
+    finally:
+        run.close()
+    nxt = [0] * 4
+    lines = 0
+    for line in text.splitlines():
+        t, i = map(int, line.split())
+        assert i == nxt[t]  # every line, in each thread's order
+        nxt[t] += 1
+        lines += 1
+    assert lines == 4 * n and nxt == [n] * 4
+
+
 def test_drop_mode_counts_lost_events(builder, reaper):
     script = 'uprobe:/bin/true:f { printf("%d\\n", arg0); }'
     run = Run(builder, script, drop=True, ring=64)
