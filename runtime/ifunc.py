@@ -35,7 +35,9 @@ R_GLOB_DAT, R_JUMP_SLOT, R_IRELATIVE = 6, 7, 37
 RESOLVER_SUFFIX = "@resolver"
 
 
-@functools.lru_cache(maxsize=32)
+# Unbounded: once per file and run. The tracer's own process maps many libraries, and a
+# probe on every IFUNC of libc asks about each of them for each symbol.
+@functools.cache
 def _irelative(path: str, identity: FileIdentity) -> dict[int, tuple[int, ...]]:
     """resolver vaddr -> GOT slot vaddrs written with its result."""
     slots: dict[int, list[int]] = {}
@@ -45,7 +47,7 @@ def _irelative(path: str, identity: FileIdentity) -> dict[int, tuple[int, ...]]:
     return {k: tuple(v) for k, v in slots.items()}
 
 
-@functools.lru_cache(maxsize=32)
+@functools.cache
 def _named_slots(path: str, identity: FileIdentity) -> dict[str, tuple[int, ...]]:
     """symbol name -> GOT slot vaddrs of JUMP_SLOT/GLOB_DAT relocations naming it."""
     names = _dynsym_names(path)
