@@ -196,6 +196,17 @@ class Gen:
         i.add_incoming(b.add(i, c64(1)), nxt)
         b.cbranch(b.icmp_unsigned("==", k, c64(0)), claim, loop)
         b.position_at_end(found)
+        # An entry the tracer bound has no ordinal yet: ordinals come from one lock xadd
+        # in the target, so no two threads can ever own the same shard.
+        fresh = fn.append_basic_block("fresh")
+        known = fn.append_basic_block("known")
+        b.cbranch(b.icmp_unsigned("==", self.ld(b, e, L.T_ORDINAL), c64(L.NO_ORDINAL)),
+                  fresh, known)
+        b.position_at_end(fresh)
+        got = b.atomic_rmw("add", self.at(b, shm, L.H_NEXT_ORDINAL), c64(1), "monotonic")
+        self.st(b, e, L.T_ORDINAL, got)
+        b.branch(known)
+        b.position_at_end(known)
         b.ret(e)
         # claim: the first empty or tombstone entry from h
         cl = fn.append_basic_block("claim_loop")
