@@ -478,7 +478,7 @@ class Gen:
         if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
             cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
-               for n in target_nodes(s)):
+               for n in target_nodes(s)) or any(_calls_time(ev) for ev in events_of(s.steps)):
             # One clock read per hit, as the trap path's context caches it: the TSC read
             # is the dearest instruction here (~20 ns under a hypervisor).
             cg.hit_ns = cg.b.call(self.fn_clock, [shm])
@@ -1200,6 +1200,13 @@ def generate(splits: dict[int, ClauseSplit], lay: L.Layout, params: tuple[str, .
             for node in _thread_locals(s):
                 lay.tl_offset(node)
     return Gen(splits, lay, params).build()
+
+
+def _calls_time(ev: Event) -> bool:
+    """time() formats the hit's own timestamp, which the record then carries."""
+    st = ev.stmt
+    return isinstance(st, ast.ExprStmt) and isinstance(st.expr, ast.Call) \
+        and st.expr.name == "time"
 
 
 def _thread_locals(s: ClauseSplit) -> list[str]:

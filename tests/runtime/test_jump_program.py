@@ -293,6 +293,22 @@ def test_nsecs_is_clock_monotonic(builder, reaper):
     assert 0 <= elapsed <= after - base + slack
 
 
+def test_time_shows_the_hit(builder, reaper):
+    script = 'uprobe:/bin/true:f /arg0 == 0/ { time("%H:%M:%S\\n"); }'
+    run = Run(builder, script)
+    try:
+        run.run("hit", 1, 10, reaper)
+        hit_ns = time.time_ns()
+        time.sleep(1.1)  # the drain runs a second later: time() must not show the drain
+        run.reader.drain()
+        out = run.out.getvalue()
+    finally:
+        run.close()
+    from runtime.output.timefmt import time_text
+    assert out in (time_text("%H:%M:%S\n", hit_ns),
+                   time_text("%H:%M:%S\n", hit_ns - 1_000_000_000))
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
