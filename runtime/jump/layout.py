@@ -39,6 +39,7 @@ H_RING_TAIL = 192  # next record the tracer will consume (written by the tracer 
 H_FUTEX = 256  # u32: bumped by the tracer after it freed space; writers wait on it
 H_WAITERS = 264  # writers currently waiting on the futex
 H_LOST = 320  # events dropped (drop mode, or the tracer is gone)
+H_STOPPED = 384  # non-zero after exit(): no clause runs any more (as the trap path stops)
 HEADER_SIZE = PAGE
 
 FLAG_DROP = 1
@@ -56,6 +57,7 @@ T_FS_BASE = 0
 T_TID = 8
 T_PID = 16
 T_ORDINAL = 24
+NO_ORDINAL = (1 << 64) - 1  # bound by the tracer; the thread takes one at its first hit
 T_DEPTH = 32
 T_TL = LINE
 
@@ -155,7 +157,8 @@ def value_words(kind: str, hist_bits: int = 0,
 class EventLayout:
     """One kind of event record: which clause's user-side part it feeds, and the captures.
 
-    caps: ('int', 8) or ('str', n) per captured value, at offsets `cap_offsets`."""
+    caps: ('int', 8), ('str', n) or ('buf', n) per captured value, at offsets
+    `cap_offsets` (see cap_bytes)."""
 
     id: int
     clause: int
@@ -164,14 +167,23 @@ class EventLayout:
     @property
     def cap_offsets(self) -> tuple[int, ...]:
         out, off = [], R_CAPS
-        for _, size in self.caps:
+        for kind, size in self.caps:
             out.append(off)
-            off += _align(size, 8)
+            off += cap_bytes(kind, size)
         return tuple(out)
 
     @property
     def size(self) -> int:
-        return R_CAPS + sum(_align(size, 8) for _, size in self.caps)
+        return R_CAPS + sum(cap_bytes(k, n) for k, n in self.caps)
+
+
+def cap_bytes(kind: str, size: int) -> int:
+    """Record bytes of one capture: an int; a string's fault word (the address that could
+    not be read, 0 when fine) and its bytes; a buffer's status word (0 read, 1 not), its
+    address and its bytes."""
+    if kind == "int":
+        return 8
+    return (16 if kind == "buf" else 8) + _align(size, 8)
 
 
 @dataclass
