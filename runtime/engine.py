@@ -8,10 +8,12 @@ one POKEUSER of rip (SETREGS when more than rip changed), one CONT.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +73,18 @@ def thread_alive(tid: int) -> bool:
     return text[text.rindex(")") + 2] not in "ZX"
 
 
+def tracer_of(tid: int) -> int:
+    """TracerPid of a thread (the tracing thread's id), 0 when not traced or gone."""
+    try:
+        with open(f"/proc/{tid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class Engine:
     """Traced processes and threads, the probe registry, and the event loop.
 
@@ -99,6 +113,9 @@ class Engine:
         self.detaching = False
         # Stops of threads whose creation event has not been seen yet.
         self._early: dict[int, int] = {}
+        # Told the stops of threads the engine does not know; True when it took the stop
+        # (system-wide tracing: threads seized for a process not taken over yet).
+        self.on_foreign: Callable[[int, int], bool] | None = None
 
     # -- processes and threads -------------------------------------------------------
 
@@ -124,6 +141,112 @@ class Engine:
         self.procs.pop(proc.pid, None)
         self.watches.pop(proc.pid, None)
         self.semaphores.forget(proc.pid)
+
+    # -- taking processes over (attach, system-wide tracing) -------------------------
+
+    def seize_all_threads(self, proc: Process) -> None:
+        """Seize every thread of the process, again until no new thread shows up (threads
+        may be created meanwhile; those made by a seized thread arrive through TRACECLONE)."""
+        pid = proc.pid
+        me = threading.get_native_id()
+        while True:
+            try:
+                tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+            except FileNotFoundError:
+                raise TargetError(f"process {pid} exited while attaching") from None
+            new = [t for t in tids if t not in self.threads]
+            if not new:
+                return
+            for tid in new:
+                try:
+                    pt.seize(tid, TRACE_OPTIONS)
+                except TargetError:
+                    continue  # the thread exited meanwhile
+                except UprobeError:
+                    if tracer_of(tid) != me:
+                        raise
+                    # Auto-attached through TRACECLONE: its clone event registers it.
+                    self.add_thread(proc, tid, started=False)
+                    continue
+                self.add_thread(proc, tid)
+
+    def attach_running(self, pid: int) -> Process:
+        """Seize a running process (no thread stopped for long), then place every probe
+        of the registry in it. On failure nothing of it stays traced."""
+        pt.seize(pid, TRACE_OPTIONS)
+        return self.take_over(pid)
+
+    def take_over(self, pid: int) -> Process:
+        """After the PTRACE_SEIZE of `pid` (not stopped): its other threads, the SIGTRAP
+        guard, the dynamic linker's hook and the registry's probes."""
+        proc = self.add_process(pid, spawned=False)
+        proc.root = True
+        self.add_thread(proc, pid)
+        try:
+            self.seize_all_threads(proc)
+            # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
+            self.guard_traps(proc)
+            self.watch_mappings(proc)
+            self.install_all(proc)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.release(proc)
+            raise
+        return proc
+
+    def adopt_exec(self, pid: int, signals: list[int], drop_sigstop: bool = False) -> Process:
+        """A process seized during its exec (system-wide tracing), stopped at the exec
+        event or at its first instruction: traced from here on as a followed exec is.
+        `signals` are delivered as it resumes."""
+        proc = self.add_process(pid, spawned=False)
+        proc.root = True
+        th = self.add_thread(proc, pid)
+        th.stopped = True
+        th.pending += signals
+        th.drop_sigstop = drop_sigstop
+        self._on_exec(th)
+        return proc
+
+    def adopt_stopped(self, pid: int, tid: int, signals: list[int]) -> Process:
+        """A running process of which thread `tid` was seized and is stopped (it opened a
+        probed library): seize its other threads, watch the dynamic linker, place the
+        probes its mappings already allow, and let it go."""
+        proc = self.add_process(pid, spawned=False)
+        proc.root = True
+        th = self.add_thread(proc, tid)
+        th.stopped = True
+        th.pending += signals
+        try:
+            self.seize_all_threads(proc)
+            self.guard_traps(proc)
+            self.watch_mappings(proc)
+            self.install_all(proc)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.release(proc)
+            raise
+        self.resume(th)
+        return proc
+
+    def release(self, proc: Process) -> None:
+        """Let one process go while the others stay traced: stop its threads, restore
+        what we changed, detach them."""
+        for th in proc.threads.values():
+            th.held = True
+            if not th.stopped and th.started:
+                th.interrupted = True
+                if not pt.interrupt(th.tid):
+                    th.stopped = True  # gone: nothing to wait for
+        self.run(lambda: all(t.stopped for t in proc.threads.values())
+                 or proc.pid not in self.procs)
+        if proc.pid not in self.procs:
+            return
+        self._clean_process(proc)
+        for th in sorted(proc.threads.values(), key=lambda t: bool(t.pending)):
+            th.held = False
+            if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
+                self._reap_traced(th.tid)
+        self._forget_process(proc)
 
     # -- the loop --------------------------------------------------------------------
 
@@ -219,7 +342,7 @@ class Engine:
                 if os.WIFSTOPPED(status):
                     os.kill(tid, signal.SIGCONT)
                     self.on_wake()
-            else:
+            elif self.on_foreign is None or not self.on_foreign(tid, status):
                 self._early[tid] = status
             return
         try:
@@ -229,6 +352,9 @@ class Engine:
                     self._on_trap(th)
                 elif status >> 16:
                     self._on_event(th, status >> 16, (status >> 8) & 0xFF)
+                elif th.drop_sigstop and status >> 8 == signal.SIGSTOP:
+                    th.drop_sigstop = False
+                    self.resume(th)
                 else:
                     th.pending.append((status >> 8) & 0xFF)
                     self.resume(th)
@@ -468,7 +594,7 @@ class Engine:
         th.returns = []
         self.semaphores.forget(proc.pid)
         self.watches.pop(proc.pid, None)
-        if not self.follow_forks and proc.pid != self.main_pid:
+        if not self.follow_forks and proc.pid != self.main_pid and not proc.root:
             pt.detach(th.tid, 0)
             self._forget_process(proc)
             return

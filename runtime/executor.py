@@ -53,6 +53,8 @@ class RunOptions:
     verbose: bool = False
     # --cpu: pin the tracer (and a -c program's first thread) to this CPU.
     cpu: int | None = None
+    # --comm: system-wide probes take only processes with one of these names.
+    comms: tuple[str, ...] = ()
 
 
 class ExecutorError(UprobeError):
@@ -94,6 +96,7 @@ class PlanRun:
     # (spec, kind, dev, ino, file offset) of every placement added: no double probes when
     # specs are resolved again after an exec.
     placed: set[tuple[int, str, int, int, int]] = field(default_factory=set)
+    system_wide: bool = False
 
     def __post_init__(self) -> None:
         self.store = MapStore(
@@ -121,21 +124,25 @@ class PlanRun:
 
     def execute(self) -> int:
         traced = [p for k in TRACE_KINDS for p in self.by_kind.get(k, [])]
-        if traced and self.options.command is None and self.options.pid is None:
-            raise ExecutorError("uprobe, uretprobe and usdt probes need a process: "
-                                "give -c CMD or -p PID")
-        if "profile" in self.by_kind and self.options.command is None \
-                and self.options.pid is None:
+        has_process = self.options.command is not None or self.options.pid is not None
+        # No -c/-p: the probes' files are watched system-wide (runtime/systemwide.py).
+        self.system_wide = bool(traced) and not has_process
+        if "profile" in self.by_kind and not has_process:
             raise ExecutorError("profile probes sample a process: give -c CMD or -p PID")
+        if self.options.comms and not self.system_wide:
+            raise ExecutorError("--comm selects processes for system-wide probes: "
+                                "it does not go with -c or -p")
         # The handlers stay in place until the maps are out: a second Ctrl-C (or SIGTERM,
         # SIGHUP) during the detach, END or the printout only repeats the stop request.
         with self._signals():
-            if self.options.command is not None or self.options.pid is not None:
+            if has_process or self.system_wide:
                 self.session = self._open_session()
             failed: Exception | None = None
             try:
                 try:
                     self._place(traced)
+                    if self.system_wide:
+                        self.session.watch_files(self._warn, self.options.comms)
                 except BaseException:
                     # Probes that cannot go in: a spawned command must not run untraced.
                     self._kill_spawned()
@@ -183,7 +190,10 @@ class PlanRun:
     def _open_session(self) -> Any:
         from runtime.session import Session
 
-        if self.options.command is not None:
+        if self.system_wide:
+            session = Session.system_wide(follow_forks=self.options.follow_forks,
+                                          cpu=self.options.cpu)
+        elif self.options.command is not None:
             argv = shlex.split(self.options.command)
             if not argv:
                 raise ExecutorError("-c needs a command")
@@ -201,8 +211,13 @@ class PlanRun:
         session.on_exec(self._on_exec)
         return session
 
+    def _warn(self, line: str) -> None:
+        self.emitter.stderr(line + "\n")
+
     def _place(self, probes: list[PlanProbe]) -> None:
-        pid = _session_pid(self.session) if self.session is not None else None
+        pid = None
+        if self.session is not None and not self.system_wide:
+            pid = _session_pid(self.session)
         self.traced = probes
         missing = self.plan.config.get("missing_probes", "error")
         for probe in probes:

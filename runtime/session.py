@@ -12,7 +12,6 @@ import contextlib
 import os
 import queue
 import signal
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -24,9 +23,11 @@ from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
 from runtime.engine import TRACE_OPTIONS, Engine
 from runtime.errors import PlacementError, TargetError, TracePermissionError, UprobeError
+from runtime.fanotify import NO_CAP_SYS_ADMIN, FanotifyPermissionError, has_cap_sys_admin
 from runtime.procmaps import read_maps
 from runtime.sampler import Sampler
-from runtime.threads import Process, Thread
+from runtime.systemwide import SystemWide
+from runtime.threads import Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
 
@@ -109,6 +110,10 @@ class Session:
         # probe hit raise InjectedFault, so the internal-error path can be tested for real.
         self._fault_at = _fault_hit(os.environ.get("UPROBE_TEST_FAULT", ""))
         self._hits = 0
+        # System-wide tracing (Session.system_wide): runs until stop(), not until the
+        # traced processes are gone; `watch` takes processes over once started.
+        self.system_wide = False
+        self.watch: SystemWide | None = None
 
     # -- construction ----------------------------------------------------------------
 
@@ -201,17 +206,10 @@ class Session:
         except TracePermissionError:
             raise _why_refused(pid) from None
         try:
-            proc = engine.add_process(pid, spawned=False)
-            engine.add_thread(proc, pid)
-            _seize_all_threads(engine, proc)
-            # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
-            engine.guard_traps(proc)
-            engine.watch_mappings(proc)
+            # On failure it lets go of whatever it seized.
+            engine.take_over(pid)
             return cls(engine)
         except BaseException as exc:
-            # Let go of whatever was seized before failing.
-            with contextlib.suppress(Exception):
-                engine.detach_all()
             # ESRCH from /proc/PID files, or memory that vanished: exited or exec'd.
             if isinstance(exc, (UprobeError, ProcessLookupError)):
                 # ESRCH on /proc/PID/mem: no address space left, the process is exiting.
@@ -221,6 +219,29 @@ class Session:
                     raise TargetError(
                         f"process {pid} ran a new program while attaching; try again") from None
             raise
+
+    @classmethod
+    def system_wide(cls, *, follow_forks: bool = True, cpu: int | None = None) -> Session:
+        """No process yet: add the probes, then `watch_files()` takes over every process
+        that has a probed file mapped, now or later (fanotify; needs CAP_SYS_ADMIN)."""
+        if not has_cap_sys_admin():
+            raise FanotifyPermissionError(NO_CAP_SYS_ADMIN)
+        if cpu is not None:
+            pin_tracer(cpu)
+        session = cls(Engine(follow_forks))
+        session.system_wide = True
+        return session
+
+    def watch_files(self, report: Callable[[str], None], comms: Sequence[str] = ()) -> SystemWide:
+        """System-wide: mark every file the probes name, then attach the processes that
+        have one mapped; later execs and loads are taken over as they happen. `comms`:
+        only processes with one of these names. `report(line)` is told of processes that
+        cannot be traced (another tracer holds them)."""
+        paths = [p.placement.path for p in self.engine.registry]
+        self.watch = SystemWide(self.engine, self.call_soon, report, comms,
+                                skip_pids=[self._waker.pid])
+        self.watch.start(paths)
+        return self.watch
 
     # -- probes ----------------------------------------------------------------------
 
@@ -389,12 +410,13 @@ class Session:
                 if th.held:
                     th.held = False
                     engine.resume(th)
-            engine.run(lambda: not engine.procs or self._stop_requested)
+            system_wide = self.system_wide
+            engine.run(lambda: (not engine.procs and not system_wide) or self._stop_requested)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.detach()
             raise
-        if engine.procs:
+        if engine.procs or self.system_wide:
             # Effects of hits before the stop come out before the target runs on: its
             # threads wait at their next breakpoint until the detach.
             self.effects.drain()
@@ -414,6 +436,9 @@ class Session:
         if self._detached:
             return
         try:
+            if self.watch is not None:
+                # First: no process is taken over any more, none is left half seized.
+                self.watch.close()
             if self.engine.procs:
                 self.engine.detach_all()
         finally:
@@ -461,33 +486,6 @@ def _fault_hit(text: str) -> int:
         return max(0, int(text))
     except ValueError:
         return 0
-
-
-def _seize_all_threads(engine: Engine, proc: Process) -> None:
-    """Seize every thread of the process, again until no new thread shows up (threads
-    may be created meanwhile; those made by a seized thread arrive through TRACECLONE)."""
-    pid = proc.pid
-    me = threading.get_native_id()
-    while True:
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except FileNotFoundError:
-            raise TargetError(f"process {pid} exited while attaching") from None
-        new = [t for t in tids if t not in engine.threads]
-        if not new:
-            return
-        for tid in new:
-            try:
-                pt.seize(tid, TRACE_OPTIONS)
-            except TargetError:
-                continue  # the thread exited meanwhile
-            except UprobeError:
-                if _tracer_of(tid) != me:
-                    raise
-                # Auto-attached through TRACECLONE: its clone event registers it.
-                engine.add_thread(proc, tid, started=False)
-                continue
-            engine.add_thread(proc, tid)
 
 
 CAP_SYS_PTRACE = 19
@@ -547,17 +545,6 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, pt.WALL)
-
-
-def _tracer_of(tid: int) -> int:
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _wait_exec(pid: int, err_r: int) -> None:

@@ -113,6 +113,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu", type=_cpu, metavar="N",
                    help="pin the tracer to CPU N; with -c the program starts pinned there too "
                    "(its own affinity changes); -p targets are never re-pinned")
+    p.add_argument("--comm", dest="comms", action="append", default=[], metavar="NAME",
+                   help="system-wide probes (no -c/-p): trace only processes named NAME "
+                   "(repeatable)")
     p.add_argument("args", nargs="*", metavar="FILE|ARG",
                    help="the script file (unless -e), then its positional parameters")
 
@@ -253,6 +256,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         follow_forks=opts.follow_forks,
         verbose=opts.verbose,
         cpu=opts.cpu,
+        comms=tuple(opts.comms),
     )
     try:
         return run_plan(plan, options)
