@@ -12,17 +12,41 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from runtime import procfs
 from runtime.errors import UprobeError
 
 if TYPE_CHECKING:
-    from runtime.session import Session
     from runtime.threads import Thread
-    from runtime.uprobes import Probe
 
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class ContextHost(Protocol):
+    """What a context needs of its session (runtime.session.Session)."""
+
+    @property
+    def effects(self) -> Any: ...
+
+    def symbolize(self, pid: int, addr: int) -> str: ...
+
+
+class HitProbe(Protocol):
+    """What a context tells of its probe: a uprobes.Probe, or a sampler's SampleProbe."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def placement(self) -> Any: ...
+
+    @property
+    def symbol(self) -> str: ...
 
 
 class HitContext:
@@ -31,7 +55,7 @@ class HitContext:
 
     __slots__ = ("session", "thread", "regs", "probe", "_nsecs", "_cpu", "_comm", "deferred")
 
-    def __init__(self, session: Session, thread: Thread, regs: Any, probe: Probe) -> None:
+    def __init__(self, session: ContextHost, thread: Thread, regs: Any, probe: HitProbe) -> None:
         self.session = session
         self.thread = thread
         self.regs = regs
@@ -41,7 +65,7 @@ class HitContext:
         self._comm: str | None = None
         self.deferred = False
 
-    def reset(self, probe: Probe) -> None:
+    def reset(self, probe: HitProbe) -> None:
         """Re-point a thread's reused context at the next hit (cheaper than a new one)."""
         self.probe = probe
         self._nsecs = 0
@@ -85,22 +109,13 @@ class HitContext:
     def cpu(self) -> int:
         """The CPU the thread last ran on (field 39 of /proc/PID/task/TID/stat)."""
         if self._cpu is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/stat") as f:
-                    text = f.read()
-                self._cpu = int(text[text.rindex(")") + 2 :].split()[36])
-            except (OSError, ValueError, IndexError):
-                self._cpu = -1
+            self._cpu = procfs.thread_cpu(self.pid, self.tid)
         return self._cpu
 
     @property
     def comm(self) -> str:
         if self._comm is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
-                    self._comm = f.read().rstrip("\n")
-            except OSError:
-                self._comm = ""
+            self._comm = procfs.comm(self.pid, self.tid)
         return self._comm
 
     def ustack(self, limit: int = 127) -> list[int]:

@@ -8,17 +8,15 @@ one POKEUSER of rip (SETREGS when more than rip changed), one CONT.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
 import signal
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from runtime import procfs, rendezvous, retprobes, trapguard
 from runtime import ptrace_ops as pt
-from runtime import rendezvous, retprobes, trapguard
 from runtime.errors import MemoryReadError, TargetError, UprobeError
 from runtime.memory import ProcessMemory
 from runtime.procmaps import Mapping, read_maps
@@ -33,56 +31,16 @@ SIGTRAP = int(signal.SIGTRAP)
 TRAP_STOP = (SIGTRAP << 8) | 0x7F
 WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-AT_ENTRY = 9
 SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
 TRACE_OPTIONS = (
     pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
 )
 
 
-def read_entry(pid: int) -> int:
-    """AT_ENTRY from /proc/PID/auxv: where the program starts after the dynamic linker."""
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
-    for i in range(0, len(data) - 15, 16):
-        key = int.from_bytes(data[i : i + 8], "little")
-        if key == AT_ENTRY:
-            return int.from_bytes(data[i + 8 : i + 16], "little")
-    raise TargetError(f"pid {pid}: no AT_ENTRY in the auxiliary vector")
-
-
 def sigtrap_pending(tid: int) -> bool:
     """Whether a SIGTRAP is queued for the thread (an int3 it executed whose stop the
     kernel has not reported yet: interrupt traps are reported before queued signals)."""
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("SigPnd:"):
-                    return bool(int(line.split()[1], 16) & SIGTRAP_BIT)
-    except OSError:
-        pass
-    return False
-
-
-def thread_alive(tid: int) -> bool:
-    try:
-        with open(f"/proc/{tid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] not in "ZX"
-
-
-def tracer_of(tid: int) -> int:
-    """TracerPid of a thread (the tracing thread's id), 0 when not traced or gone."""
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return bool(procfs.signal_mask(tid, "SigPnd") & SIGTRAP_BIT)
 
 
 class Engine:
@@ -142,57 +100,7 @@ class Engine:
         self.watches.pop(proc.pid, None)
         self.semaphores.forget(proc.pid)
 
-    # -- taking processes over (attach, system-wide tracing) -------------------------
-
-    def seize_all_threads(self, proc: Process) -> None:
-        """Seize every thread of the process, again until no new thread shows up (threads
-        may be created meanwhile; those made by a seized thread arrive through TRACECLONE)."""
-        pid = proc.pid
-        me = threading.get_native_id()
-        while True:
-            try:
-                tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-            except FileNotFoundError:
-                raise TargetError(f"process {pid} exited while attaching") from None
-            new = [t for t in tids if t not in self.threads]
-            if not new:
-                return
-            for tid in new:
-                try:
-                    pt.seize(tid, TRACE_OPTIONS)
-                except TargetError:
-                    continue  # the thread exited meanwhile
-                except UprobeError:
-                    if tracer_of(tid) != me:
-                        raise
-                    # Auto-attached through TRACECLONE: its clone event registers it.
-                    self.add_thread(proc, tid, started=False)
-                    continue
-                self.add_thread(proc, tid)
-
-    def attach_running(self, pid: int) -> Process:
-        """Seize a running process (no thread stopped for long), then place every probe
-        of the registry in it. On failure nothing of it stays traced."""
-        pt.seize(pid, TRACE_OPTIONS)
-        return self.take_over(pid)
-
-    def take_over(self, pid: int) -> Process:
-        """After the PTRACE_SEIZE of `pid` (not stopped): its other threads, the SIGTRAP
-        guard, the dynamic linker's hook and the registry's probes."""
-        proc = self.add_process(pid, spawned=False)
-        proc.root = True
-        self.add_thread(proc, pid)
-        try:
-            self.seize_all_threads(proc)
-            # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
-            self.guard_traps(proc)
-            self.watch_mappings(proc)
-            self.install_all(proc)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.release(proc)
-            raise
-        return proc
+    # -- processes taken over by system-wide tracing (runtime/systemwide.py) ------------
 
     def adopt_exec(self, pid: int, signals: list[int], drop_sigstop: bool = False) -> Process:
         """A process seized during its exec (system-wide tracing), stopped at the exec
@@ -205,27 +113,6 @@ class Engine:
         th.pending += signals
         th.drop_sigstop = drop_sigstop
         self._on_exec(th)
-        return proc
-
-    def adopt_stopped(self, pid: int, tid: int, signals: list[int]) -> Process:
-        """A running process of which thread `tid` was seized and is stopped (it opened a
-        probed library): seize its other threads, watch the dynamic linker, place the
-        probes its mappings already allow, and let it go."""
-        proc = self.add_process(pid, spawned=False)
-        proc.root = True
-        th = self.add_thread(proc, tid)
-        th.stopped = True
-        th.pending += signals
-        try:
-            self.seize_all_threads(proc)
-            self.guard_traps(proc)
-            self.watch_mappings(proc)
-            self.install_all(proc)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.release(proc)
-            raise
-        self.resume(th)
         return proc
 
     def release(self, proc: Process) -> None:
@@ -373,7 +260,7 @@ class Engine:
                 return False
             th.stopped = False
             return True
-        if isinstance(exc, MemoryReadError) and not thread_alive(th.tid):
+        if isinstance(exc, MemoryReadError) and not procfs.alive(th.tid):
             th.stopped = False
             return True
         # A handler failed (or Ctrl-C) mid-hit: detach must finish this stop.
@@ -455,6 +342,7 @@ class Engine:
                 return
         # The program's own int3 or a SIGTRAP it raised: it uses SIGTRAP, so from now on
         # keep its disposition safe from our hits (see runtime/trapguard.py).
+        action: bytes | None
         try:
             action, deferred = trapguard.read_action(th.tid, proc.mem, proc.xol, self.regs.rsp,
                                                      delivering=True)
@@ -633,7 +521,7 @@ class Engine:
 
     def set_entry_hook(self, proc: Process, callback: Callable[[Thread], None]) -> None:
         """A one-shot int3 at the program's entry point (AT_ENTRY)."""
-        entry = read_entry(proc.pid)
+        entry = procfs.entry_point(proc.pid)
         orig = proc.mem.read(entry, 1)[0]
         proc.oneshots[entry] = OneShot(entry, orig, callback)
         proc.ever_sites.setdefault(entry, orig)
@@ -776,7 +664,7 @@ class Engine:
         """Internal probes on the C++ unwinder, so that return trampolines are out of the
         stack whenever it walks it (see runtime/retprobes.py). Per process: fork children
         inherit the sites, an exec hooks the new image again."""
-        exe = os.path.realpath(f"/proc/{proc.pid}/exe")
+        exe = os.path.realpath(procfs.exe(proc.pid))
         for placement, starts in retprobes.unwinder_sites(maps, exe):
             call = retprobes.on_unwind_start if starts else retprobes.on_catch
             hook = Probe(placement=placement, handler=None, kind="internal",

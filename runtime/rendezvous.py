@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import procfs
 from runtime.elfsyms import ElfFile
 from runtime.errors import MemoryReadError, UprobeError
 from runtime.memory import ProcessMemory
@@ -89,19 +90,6 @@ class MappingWatch:
         return MappingWatch(self.r_debug, list(self.exec_maps))
 
 
-def read_auxv(pid: int) -> dict[int, int]:
-    """The auxiliary vector of `pid` (key -> value)."""
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
-    out: dict[int, int] = {}
-    for i in range(0, len(data) - 15, 16):
-        key, value = struct.unpack_from("<QQ", data, i)
-        if key == 0:
-            break
-        out[key] = value
-    return out
-
-
 def read_r_debug(mem: ProcessMemory, addr: int) -> RDebug:
     return RDebug(*_R_DEBUG.unpack(mem.read(addr, R_DEBUG_SIZE)))
 
@@ -158,7 +146,7 @@ def dt_debug(mem: ProcessMemory, auxv: dict[int, int]) -> int:
 def locate_r_debug(pid: int, mem: ProcessMemory, maps: list[Mapping]) -> int:
     """r_debug's runtime address: DT_DEBUG when set, else `_r_debug` in ld.so; 0 if
     neither (a static program)."""
-    auxv = read_auxv(pid)
+    auxv = procfs.auxv(pid)
     addr = dt_debug(mem, auxv)
     if addr:
         return addr
@@ -179,7 +167,7 @@ def locate_r_brk(pid: int, mem: ProcessMemory, maps: list[Mapping], r_debug: int
             brk = 0
         if brk:
             return brk
-    ld = interpreter(maps, read_auxv(pid))
+    ld = interpreter(maps, procfs.auxv(pid))
     if ld is None:
         return 0
     return _symbol_address(pid, ld, maps, "_dl_debug_state") or 0

@@ -13,14 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from runtime import ptrace_ops as pt
-from runtime.context import HitContext
+from runtime.threads import Process, Thread
 
-if TYPE_CHECKING:
-    from runtime.session import Session
-    from runtime.threads import Thread
+
+class ThreadStopper(Protocol):
+    """What sampling needs of the engine: the traced threads, stopping one, resuming it."""
+
+    detaching: bool
+    procs: dict[int, Process]
+
+    def stop_thread(self, th: Thread) -> bool: ...
+
+    def resume(self, th: Thread) -> None: ...
+
+
+# Builds the handler's context for a stopped thread (the session's HitContext).
+ContextMaker = Callable[[Thread, Any, "SampleProbe"], Any]
 
 
 @dataclass(eq=False)
@@ -35,24 +46,24 @@ class SampleProbe:
 
 
 class Sampler:
-    """One `profile` clause: `tick()` runs on the tracer thread (a session timer)."""
+    """One `profile` clause: `tick()` runs on the tracer thread (a session timer, removed
+    with the sampler: Session.remove_sampler)."""
 
-    def __init__(self, session: Session, handler: Callable[[HitContext], Any],
-                 label: str) -> None:
-        self.session = session
+    def __init__(self, engine: ThreadStopper, context: ContextMaker,
+                 handler: Callable[[Any], Any], label: str) -> None:
+        self.engine = engine
+        self.context = context
         self.handler = handler
         self.probe = SampleProbe(label)
         # Own register struct: the engine's is live while a hit is being handled.
         self.regs = pt.new_regs()
         self.regs_addr = pt.regs_address(self.regs)
         self.samples = 0
-        # Session timers cannot be removed: a sampler no longer wanted (the REPL's deleted
-        # clause) is switched off instead.
-        self.active = True
+        self.timer: Any = None  # the session's timer that ticks it
 
     def tick(self) -> None:
-        engine = self.session.engine
-        if engine.detaching or not self.active:
+        engine = self.engine
+        if engine.detaching:
             return
         for proc in list(engine.procs.values()):
             for th in list(proc.threads.values()):
@@ -68,7 +79,7 @@ class Sampler:
                 and not th.interrupted)
 
     def _sample(self, th: Thread) -> None:
-        engine = self.session.engine
+        engine = self.engine
         if not engine.stop_thread(th):
             return  # it exited meanwhile
         try:
@@ -78,6 +89,6 @@ class Sampler:
             return
         self.samples += 1
         try:
-            self.handler(HitContext(self.session, th, self.regs, self.probe))  # type: ignore[arg-type]
+            self.handler(self.context(th, self.regs, self.probe))
         finally:
             engine.resume(th)

@@ -19,10 +19,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from runtime import ptrace_ops as pt
+from runtime.attach import seize_all_threads
 from runtime.engine import TRACE_OPTIONS, Engine
 from runtime.errors import TargetError, TracePermissionError, UprobeError
 from runtime.fanotify import FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FanotifyGroup
 from runtime.listener import Listener, Request, task_status, tgkill
+from runtime.threads import Process
 
 ET_EXEC = 2
 PT_INTERP = 3
@@ -156,7 +158,7 @@ class SystemWide:
                 self.counts.filtered += 1
                 continue
             try:
-                self.engine.attach_running(pid)
+                attach_running(self.engine, pid)
             except TracePermissionError:
                 st = task_status(pid)
                 if st is not None and st.tracer:
@@ -264,7 +266,7 @@ class SystemWide:
         signals = [sig] if event == 0 and not (pending.kind == "interp" and sig == SIGSTOP) \
             else []
         if pending.kind == "open":
-            engine.adopt_stopped(pending.tgid, tid, signals)
+            adopt_stopped(engine, pending.tgid, tid, signals)
         else:
             # exec and interp: a fresh image, stopped before its first instruction.
             if pending.kind == "interp" and event == pt.EVENT_STOP and sig == SIGSTOP:
@@ -310,6 +312,44 @@ class SystemWide:
         # Their stops come through on_foreign, which lets them go now that we are closed.
         with contextlib.suppress(UprobeError, OSError):
             self.engine.run(lambda: not self.pending)
+
+
+def attach_running(engine: Engine, pid: int) -> Process:
+    """Seize a running process (no thread stopped for long), then place every probe of
+    the registry in it. On failure nothing of it stays traced."""
+    pt.seize(pid, TRACE_OPTIONS)
+    proc = engine.add_process(pid, spawned=False)
+    proc.root = True
+    engine.add_thread(proc, pid)
+    _take_over(engine, proc)
+    return proc
+
+
+def adopt_stopped(engine: Engine, pid: int, tid: int, signals: list[int]) -> Process:
+    """A running process of which thread `tid` is seized and stopped (it opened a probed
+    library): seize its other threads, watch the dynamic linker, place the probes its
+    mappings already allow, and let it go; `signals` are delivered then."""
+    proc = engine.add_process(pid, spawned=False)
+    proc.root = True
+    th = engine.add_thread(proc, tid)
+    th.stopped = True
+    th.pending += signals
+    _take_over(engine, proc)
+    engine.resume(th)
+    return proc
+
+
+def _take_over(engine: Engine, proc: Process) -> None:
+    try:
+        seize_all_threads(engine, proc)
+        # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
+        engine.guard_traps(proc)
+        engine.watch_mappings(proc)
+        engine.install_all(proc)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            engine.release(proc)
+        raise
 
 
 def _undo_stop(tgid: int, tid: int) -> None:

@@ -89,6 +89,10 @@ class PlanClause:
     predicate: ast.Expr | None
     body: tuple[ast.Stmt, ...]
     sync: bool = False
+    # Whether the handler may read the hit thread's registers (arg*, retval, reg(), ustack,
+    # func: the `reads_regs` column of uplang.vocab.calls). False lets the runtime skip
+    # GETREGS at a hit; a hand-written plan that leaves it True is merely slower.
+    reads_regs: bool = True
 
 
 @dataclass(frozen=True)

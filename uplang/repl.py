@@ -35,10 +35,10 @@ from uplang.checks import CheckOptions, CheckResult, check
 from uplang.cli import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang.complete import Command, UplangCompleter, scan
 from uplang.diagnostics import Diagnostic, UplangCheckError, UplangError
-from uplang.highlight import ReplLexer
+from uplang.highlight import BARE_PROVIDERS, ReplLexer
 from uplang.parser import parse
 from uplang.planner import build_plan
-from uplang.probes import PROVIDER_ALIASES
+from uplang.vocab.probetypes import PROVIDER_ALIASES
 
 COMMANDS = (
     Command(":attach", "PID", "trace the running process PID and place the live clauses"),
@@ -60,7 +60,8 @@ A clause may span lines: Enter submits once the braces are balanced (Esc Enter f
 Tab completes; Ctrl-C cancels the line; Ctrl-D leaves."""
 
 _PROVIDER_WORDS = "|".join(re.escape(p) for p in sorted(PROVIDER_ALIASES, key=len, reverse=True))
-_HEADER_ONLY = re.compile(rf"^(?:sync\s+)?(?:(?:{_PROVIDER_WORDS}):|(?:BEGIN|END|begin|end)\b)")
+_BARE_WORDS = "|".join(BARE_PROVIDERS)
+_HEADER_ONLY = re.compile(rf"^(?:sync\s+)?(?:(?:{_PROVIDER_WORDS}):|(?:{_BARE_WORDS})\b)")
 _DEFAULT_HISTORY = "~/.uprobe_history"
 
 

@@ -19,18 +19,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from runtime import procfs
+from runtime.cint import c_div, c_mod, cast, lshr, s64, shl, shr, wrap_s64
 from runtime.errors import UprobeError
 from runtime.handlers.mapops import MapOps, snapshot
-from runtime.handlers.values import (
-    cast,
-    decode_cstr,
-    div,
-    mod,
-    s64,
-    str_index,
-    strncmp,
-    wrap64,
-)
+from runtime.handlers.values import decode_cstr, str_index, strncmp
 from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
 from runtime.output.values import Buf, Frame, Pointer, Stack, Timestamp, Usym
 
@@ -77,8 +70,7 @@ class HandlerSupport:
         thread exits, so this runs when the table has doubled since the last pass: the
         cost stays amortised O(1) per new thread and the table bounded by live threads."""
         for tid in list(self.tls):
-            if not os.path.exists(f"/proc/{pid}/task/{tid}") and not os.path.exists(
-                    f"/proc/{tid}"):
+            if not procfs.has_task(pid, tid) and not procfs.alive(tid):
                 del self.tls[tid]
         self.tls_prune_at = max(64, 2 * len(self.tls))
 
@@ -102,8 +94,8 @@ class HandlerSupport:
     def tl_add(tl: dict[str, object], name: str, delta: int, post: bool) -> int:
         old = tl.get(name, 0)
         assert isinstance(old, int)
-        tl[name] = wrap64(old + delta)
-        return old if post else wrap64(old + delta)
+        tl[name] = wrap_s64(old + delta)
+        return old if post else wrap_s64(old + delta)
 
     # ------------------------------------------------------------------ target reads
 
@@ -151,12 +143,13 @@ class HandlerSupport:
             self.error(ctx, f"buf(): failed to read {n} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
             return Buf(b"")
 
-    def ustack(self, ctx: Any, limit: int) -> Stack:
+    def ustack(self, ctx: Any, limit: int, mode: str | None = None) -> Stack:
+        """ustack, ustack(N), ustack(MODE[, N]): MODE overrides config stack_mode."""
         try:
             addrs = ctx.ustack(limit)
         except (UprobeError, OSError):
             addrs = []
-        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), self.stack_mode)
+        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), mode or self.stack_mode)
 
     def frame(self, ctx: Any, addr: int) -> Frame:
         """Symbolised once per (process, address): stacks repeat, symbolising is not cheap."""
@@ -184,14 +177,11 @@ class HandlerSupport:
         cached = self.proc_cache.get(key)
         if cached is not None:
             return cached
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    tag, _, rest = line.partition(":")
-                    if tag in ("PPid", "Uid", "Gid"):
-                        self.proc_cache[(pid, tag)] = int(rest.split()[0])
-        except OSError:
+        fields = procfs.status(pid)
+        if not fields:
             return 0
+        for tag in ("PPid", "Uid", "Gid"):
+            self.proc_cache[(pid, tag)] = int(fields.get(tag, "0").split()[0])
         return self.proc_cache.get(key, 0)
 
     def join(self, ctx: Any, addr: int, sep: str) -> None:
@@ -285,7 +275,8 @@ class HandlerSupport:
     def namespace(self) -> dict[str, object]:
         """Globals of the generated handler functions."""
         return {
-            "_w": wrap64, "_s64": s64, "_div": div, "_mod": mod, "_cast": cast,
+            "_w": wrap_s64, "_s64": s64, "_div": c_div, "_mod": c_mod, "_cast": cast,
+            "_shl": shl, "_shr": shr, "_lshr": lshr,
             "_strncmp": strncmp, "_str_index": str_index,
             "_rd_int": self.rd_int, "_rd_str": self.rd_str, "_str": self.str_,
             "_buf": self.buf, "_ustack": self.ustack, "_usym": self.usym,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import executor, live
 from runtime.executor import RunOptions, run_plan
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapError, MapStore
@@ -89,12 +88,6 @@ def test_declare_binds_empty_maps_and_refuses_a_clash_with_held_values() -> None
     store.clear("c")
     store.declare([MapDecl("c", 0, (), "hist")])
     assert store.map("c").kind == "hist"
-
-
-def test_the_repl_driver_uses_the_public_executor_helpers() -> None:
-    assert live.uaddr_lookup is executor.uaddr_lookup
-    assert live.usdt_handler is executor.usdt_handler
-    assert not hasattr(live, "_declare_maps")
 
 
 # ---------------------------------------------------------------- values
@@ -183,7 +176,7 @@ def test_sleep_in_begin_delays_what_follows(tmp_path) -> None:
 
 @pytest.mark.parametrize("bits", range(6))
 def test_hist_bits_buckets_hold_their_values(bits: int) -> None:
-    from runtime.maps import hist_bucket_count, hist_index
+    from runtime.aggregations import hist_bucket_count, hist_index
     from runtime.output.hist import hist_bounds
 
     values = [*range(0, 5000), *(1 << p for p in range(63)), *((1 << p) - 1 for p in range(64)),

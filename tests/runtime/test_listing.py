@@ -12,11 +12,17 @@ from programs.sym_process import running
 
 from runtime.elfsyms import ElfFile
 from runtime.errors import ResolveError
-from runtime.listing import list_probes
+from runtime.listing import list_probes as list_query
+from uplang.cli import listing_query
 
 pytestmark = pytest.mark.timeout(60)
 
 PYTHON = "/usr/bin/python3.11"
+
+
+def list_probes(pattern: str, pid: int | None = None, verbose: bool = False) -> list[str]:
+    """The listing as `uprobe -l PATTERN` drives it: the pattern read by the CLI."""
+    return list_query(listing_query(pattern), pid, verbose)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,20 @@ def test_program_functions(prog: Path) -> None:
     assert list_probes(f"uretprobe:{prog}:sym_l*") == [f"uretprobe:{prog}:sym_loop"]
     assert list_probes(f"uprobe:{prog}:sym_loop") == [f"uprobe:{prog}:sym_loop"]
     assert list_probes(f"uprobe:{prog}:nothing*") == []
+
+
+def test_aliases_and_globs_list_like_the_long_spellings(prog: Path) -> None:
+    """`uprobe -l 'u:libc:mallo?'` failed: listing parsed specs on its own."""
+    assert list_probes(f"u:{prog}:sym_a?d") == [f"uprobe:{prog}:sym_add"]
+    assert list_probes(f"ur:{prog}:sym_l*") == [f"uretprobe:{prog}:sym_loop"]
+    assert list_probes(f"u:{prog}") == list_probes(f"uprobe:{prog}:*")
+    assert list_probes(f"pid$target:{prog}:sym_loop:entry") == [f"uprobe:{prog}:sym_loop"]
+
+
+def test_libc_glob_with_the_short_alias() -> None:
+    lines = list_probes("u:libc:mallo?")
+    assert lines and all(line.startswith("uprobe:") for line in lines)
+    assert any(line.endswith(":malloc") for line in lines)
 
 
 def test_program_verbose(prog: Path) -> None:

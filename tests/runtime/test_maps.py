@@ -6,14 +6,8 @@ import threading
 
 import pytest
 
-from runtime.maps import (
-    HIST_BUCKETS,
-    MapError,
-    MapStore,
-    apply_int_op,
-    hist_index,
-    lhist_index,
-)
+from runtime.aggregations import HIST_BUCKETS, MapError, hist_index, lhist_index
+from runtime.maps import MapStore
 from runtime.output.text import map_text
 from runtime.output.values import Frame, Stack
 from uplang.plan import MapDecl
@@ -140,33 +134,13 @@ def test_items_sorted_by_key_for_loops():
     assert s.items("nothing") == []
 
 
-def test_compound_assignment_and_incdec():
+def test_incdec_wraps_and_returns_the_expression_value():
     s = MapStore()
-    assert s.compound("n", (), "+=", 5) == 5
-    assert s.compound("n", (), "*=", -3) == -15
-    assert s.compound("n", (), "/=", 4) == -3  # truncation toward zero
-    assert s.compound("n", (), "%=", 2) == -1
-    assert s.compound("n", (), "/=", 0) == 0  # BPF: x / 0 == 0
-    s.assign("n", (), 7)
-    assert s.compound("n", (), "%=", 0) == 7  # BPF: x % 0 == x
-    assert s.compound("n", (), "<<=", 62) == wrap(7 << 62)
     s.assign("k", (), I64_MAX)
     assert s.incdec("k", (), "++", prefix=False) == I64_MAX
     assert s.get("k") == I64_MIN
     assert s.incdec("k", (), "--", prefix=True) == I64_MAX
     assert s.incdec("fresh", ("a",), "++", prefix=True) == 1
-
-
-def wrap(v: int) -> int:
-    return ((v + 2**63) % 2**64) - 2**63
-
-
-def test_int_ops():
-    assert apply_int_op("-", I64_MIN, 1) == I64_MAX
-    assert apply_int_op(">>", -8, 1) == -4
-    assert apply_int_op("^", 6, 3) == 5
-    with pytest.raises(MapError):
-        apply_int_op("**", 1, 1)
 
 
 def test_kind_errors():
@@ -175,7 +149,7 @@ def test_kind_errors():
     with pytest.raises(MapError, match="count"):
         s.assign("c", (), 5)
     with pytest.raises(MapError, match="count"):
-        s.compound("c", (), "+=", 1)
+        s.incdec("c", (), "++", prefix=True)
     with pytest.raises(MapError):
         s.aggregate("c", (), "sum", 1)
     s.aggregate("h", (), "hist", 1)
