@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runtime import procfs
 from runtime.fanotify import FAN_OPEN_EXEC_PERM, FAN_Q_OVERFLOW, Event, FanotifyGroup
 
 SYS_TGKILL = 234  # x86-64
@@ -58,13 +59,8 @@ class TaskStatus:
 
 
 def task_status(tid: int) -> TaskStatus | None:
-    """Tgid, TracerPid and Name of a thread from /proc/TID/status; None when it is gone."""
-    try:
-        with open(f"/proc/{tid}/status", "rb") as f:
-            text = f.read(1024).decode(errors="replace")
-    except OSError:
-        return None
-    fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+    """Tgid, TracerPid and Name of a thread; None when it is gone."""
+    fields = procfs.status(tid)
     try:
         return TaskStatus(int(fields["Tgid"]), int(fields["TracerPid"]), fields["Name"])
     except (KeyError, ValueError):
@@ -76,14 +72,12 @@ def exec_stage(tid: int) -> str:
     inside bprm_execve (the exec locks are held), "exec" for the program a direct execve
     opens (alloc_bprm: no lock yet), "" for a plain open. When the stack cannot be read,
     an exec-time open counts as "interp", whose handling is safe in both places."""
-    try:
-        with open(f"/proc/{tid}/stack", "rb") as f:
-            stack = f.read(8192)
-    except OSError:
+    stack = procfs.kernel_stack(tid)
+    if stack is None:
         return "unknown"
-    if b"bprm_execve" in stack or b"load_script" in stack or b"load_elf_binary" in stack:
+    if "bprm_execve" in stack or "load_script" in stack or "load_elf_binary" in stack:
         return "interp"
-    if b"alloc_bprm" in stack or b"do_open_execat" in stack:
+    if "alloc_bprm" in stack or "do_open_execat" in stack:
         return "exec"
     return ""
 

@@ -18,12 +18,14 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from runtime import procfs
 from runtime import ptrace_ops as pt
 from runtime.attach import seize_all_threads
 from runtime.engine import TRACE_OPTIONS, Engine
 from runtime.errors import TargetError, TracePermissionError, UprobeError
 from runtime.fanotify import FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FanotifyGroup
 from runtime.listener import Listener, Request, task_status, tgkill
+from runtime.procmaps import parse_maps_line
 from runtime.threads import Process
 
 ET_EXEC = 2
@@ -141,7 +143,7 @@ class SystemWide:
     def scan(self) -> None:
         """/proc/*/maps: every process with a probed file mapped now is attached."""
         idents = {(wf.dev, wf.ino) for wf in self.files}
-        needles = {str(ino).encode() for _, ino in idents}
+        needles = {f" {ino} " for _, ino in idents}
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) in self.skip:
                 continue
@@ -258,7 +260,7 @@ class SystemWide:
             # The exec failed after opening the file: the old program runs on.
             pt.detach(tid, sig if event == 0 else 0)
             return
-        if self.closed or not self.wanted(_comm(tid)):
+        if self.closed or not self.wanted(procfs.comm(tid, tid)):
             self.counts.filtered += 1
             self._let_go(pending, tid, sig, event)
             return
@@ -359,30 +361,16 @@ def _undo_stop(tgid: int, tid: int) -> None:
         tgkill(tgid, tid, signal.SIGCONT)
 
 
-def _comm(tid: int) -> str:
+def _maps_contain(pid: int, idents: set[tuple[int, int]], needles: set[str]) -> bool:
     try:
-        with open(f"/proc/{tid}/comm", "rb") as f:
-            return f.read().decode(errors="replace").rstrip("\n")
-    except OSError:
-        return ""
-
-
-def _maps_contain(pid: int, idents: set[tuple[int, int]], needles: set[bytes]) -> bool:
-    try:
-        with open(f"/proc/{pid}/maps", "rb") as f:
-            text = f.read()
-    except OSError:
+        text = procfs.maps_text(pid)
+    except UprobeError:
         return False
+    # Most processes map none of the files: a substring test spares parsing their lines.
     if not any(n in text for n in needles):
         return False
-    for line in text.splitlines():
-        fields = line.split(maxsplit=5)
-        if len(fields) < 5 or fields[4] == b"0":
-            continue
-        major, minor = fields[3].split(b":")
-        if (os.makedev(int(major, 16), int(minor, 16)), int(fields[4])) in idents:
-            return True
-    return False
+    return any((m.dev, m.inode) in idents
+               for m in map(parse_maps_line, text.splitlines()) if m.inode)
 
 
 __all__ = ["SystemWide", "WatchedFile", "is_program", "watched_file"]
