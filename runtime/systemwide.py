@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from runtime import procfs
 from runtime import ptrace_ops as pt
 from runtime.attach import seize_all_threads
+from runtime.detach import release_process
 from runtime.engine import TRACE_OPTIONS, Engine
 from runtime.errors import TargetError, TracePermissionError, UprobeError
 from runtime.fanotify import FAN_OPEN_EXEC_PERM, FAN_OPEN_PERM, FanotifyGroup
@@ -291,7 +292,7 @@ class SystemWide:
         proc = self.engine.procs.get(pid)
         if proc is not None:
             with contextlib.suppress(UprobeError, OSError):
-                self.engine.release(proc)
+                release_process(self.engine, proc)
 
     # -- end ------------------------------------------------------------------------
 
@@ -346,11 +347,11 @@ def _take_over(engine: Engine, proc: Process) -> None:
         seize_all_threads(engine, proc)
         # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
         engine.guard_traps(proc)
-        engine.watch_mappings(proc)
-        engine.install_all(proc)
+        engine.installer.watch_mappings(proc)
+        engine.installer.install_all(proc)
     except BaseException:
         with contextlib.suppress(Exception):
-            engine.release(proc)
+            release_process(engine, proc)
         raise
 
 

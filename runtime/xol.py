@@ -104,22 +104,23 @@ def syscall_insn(mem: ProcessMemory, space: XolSpace,
 
 
 def map_area(
-    tid: int, mem: ProcessMemory, space: XolSpace, lo: int, hi: int
+    tid: int, mem: ProcessMemory, space: XolSpace, lo: int, hi: int, size: int = AREA_SIZE
 ) -> tuple[XolArea, list[int]]:
-    """Inject a new area whose bytes all lie in [lo, hi) (a window around the code it
-    serves); the thread `tid` must be stopped. Returns the area and deferred signals."""
+    """Inject a new area of `size` bytes (a multiple of the page size) whose bytes all lie
+    in [lo, hi) (a window around the code it serves); the thread `tid` must be stopped.
+    Returns the area and deferred signals."""
     maps = read_maps(mem.pid)
     insn = syscall_insn(mem, space, maps)
     pending: list[int] = []
-    for hint in candidate_addresses(maps, lo, hi, AREA_SIZE)[:16]:
+    for hint in candidate_addresses(maps, lo, hi, size)[:16]:
         flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE
         result, sigs = remote_syscall(
-            tid, insn, SYS_MMAP, (hint, AREA_SIZE, PROT_READ | PROT_EXEC, flags, -1, 0),
+            tid, insn, SYS_MMAP, (hint, size, PROT_READ | PROT_EXEC, flags, -1, 0),
             step=True,
         )
         pending += sigs
         if result == hint:
-            area = XolArea(hint, AREA_SIZE, hint)
+            area = XolArea(hint, size, hint)
             space.areas.append(area)
             if not space.trampoline:
                 # The first bytes of the first area: the return-probe trampoline.

@@ -75,6 +75,7 @@ _DESCRIBE = {
     "int": "an integer", "str": "a string", "ptr": "a pointer", "struct": "a struct value",
     "tuple": "a tuple", "stack": "a stack", "usym": "a symbol", "buf": "a buffer",
     "void": "no value", "agg": "an aggregation", "unknown": "a value",
+    "timestamp": "a timestamp (strftime)",
 }
 
 
@@ -101,6 +102,7 @@ class MapState:
     value_span: ast.Span | None = None
     aggregation: bool = False
     lhist_args: tuple[int, int, int] | None = None
+    hist_bits: int | None = None  # hist(x, bits): one map, one bucket layout
     written: bool = False
 
 
@@ -326,7 +328,7 @@ class Checker:
                 self.error(stmt.span, f"{value.name}() is assigned with '=', not '{stmt.op}'")
             self.call(value, aggregation_ok=True)
             self.map_write(target, value.name, stmt.span, aggregation=True,
-                           lhist_args=self.lhist_args(value))
+                           lhist_args=self.lhist_args(value), hist_bits=self.hist_bits(value))
             return
         ty = self.expr(value)
         if ty.kind == "void":
@@ -362,6 +364,12 @@ class Checker:
     def plain_kind(ty: Ty) -> str:
         return "int" if ty.kind == "ptr" else ty.kind
 
+    @staticmethod
+    def hist_bits(call: ast.Call) -> int | None:
+        if call.name != "hist":
+            return None
+        return const_int(call.args[1]) if len(call.args) > 1 else 0
+
     def lhist_args(self, call: ast.Call) -> tuple[int, int, int] | None:
         if call.name != "lhist" or len(call.args) != 4:
             return None
@@ -396,7 +404,8 @@ class Checker:
                                          f"{_line(state.key_span)}")
 
     def map_write(self, ref: ast.MapRef, kind: str, span: ast.Span, *, aggregation: bool,
-                  lhist_args: tuple[int, int, int] | None = None) -> None:
+                  lhist_args: tuple[int, int, int] | None = None,
+                  hist_bits: int | None = None) -> None:
         self.record_key_shape(ref, self.map_keys(ref))
         state = self.maps[ref.name]
         state.written = True
@@ -404,6 +413,7 @@ class Checker:
         if state.value is None:
             state.value, state.value_span, state.aggregation = kind, span, aggregation
             state.lhist_args = lhist_args
+            state.hist_bits = hist_bits
             return
         where = f"line {_line(state.value_span)}"
         if state.aggregation and aggregation:
@@ -412,6 +422,9 @@ class Checker:
                                  f"it cannot also be {kind}()")
             elif lhist_args and state.lhist_args and lhist_args != state.lhist_args:
                 self.error(span, f"map {label} uses lhist() with different bounds at {where}")
+            elif None not in (hist_bits, state.hist_bits) and hist_bits != state.hist_bits:
+                self.error(span, f"map {label} uses hist() with {hist_bits} bits here but "
+                                 f"{state.hist_bits} at {where}")
         elif state.aggregation != aggregation:
             agg = state.value if state.aggregation else kind
             self.error(span, f"map {label} mixes the aggregation {agg}() with plain "

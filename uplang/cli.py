@@ -102,8 +102,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program text")
     p.add_argument("-c", dest="command", metavar="CMD", help="run CMD and trace it")
     p.add_argument("-p", dest="pid", type=_pid, metavar="PID", help="trace a running process")
-    p.add_argument("-f", dest="fmt", choices=("text", "json"), default="text",
-                   help="output format (default: text)")
+    p.add_argument("-f", dest="fmt", choices=("text", "json", "folded"), default="text",
+                   help="output format (default: text; folded: flame-graph stacks)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: no banner")
     p.add_argument("-v", dest="verbose", action="store_true", help="verbose")

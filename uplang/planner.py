@@ -78,6 +78,7 @@ def plan_probe(pid: int, clause: int, spec: ast.ProbeSpec) -> PlanProbe:
         usdt_provider=spec.usdt_provider,
         usdt_name=spec.usdt_name,
         period_ns=period,
+        offcpu=spec.provider == "wallclock",
     )
 
 

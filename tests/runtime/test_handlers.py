@@ -532,3 +532,35 @@ def test_thread_locals_of_dead_threads_are_pruned() -> None:
         h.hit(FakeContext(pid=os.getpid(), tid=dead))
     h.hit(FakeContext(pid=os.getpid(), tid=os.getpid()))
     assert set(h.support.tls) == {os.getpid()}
+
+
+class _Regs:
+    rip = 0x1234
+
+
+class _Probe:
+    kind = "profile"
+    symbol = ""
+    label = "profile:hz:99"
+
+
+class _SampleCtx:
+    pid = 1
+    regs = _Regs()
+    probe = _Probe()
+
+    @staticmethod
+    def symbolize(addr: int) -> str:
+        return f"spin_here+{addr - 0x1200}"
+
+
+def test_func_in_a_sample_is_the_function_rip_is_in() -> None:
+    support = HandlerSupport(maps=MapStore(), emitter=None, stop=lambda: None)
+    assert support.func(_SampleCtx()) == "spin_here"
+
+
+def test_thread_exit_drops_that_thread_only() -> None:
+    support = HandlerSupport(maps=MapStore(), emitter=None, stop=lambda: None)
+    support.tls.update({10: {"x": 1}, 11: {"x": 2}})
+    support.thread_exited(5, 10)
+    assert support.tls == {11: {"x": 2}}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -131,16 +130,14 @@ def test_process_wide_listing(prog: Path, lib: Path, reaper, tmp_path: Path) -> 
         list_probes("*", None)
 
 
-def test_python_listing_is_fast() -> None:
+def test_listing_a_big_program() -> None:
+    """Its speed is measured in bench/lookup_costs.py."""
     if not os.path.exists(PYTHON):
         pytest.skip(f"{PYTHON} not installed")
-    t0 = time.perf_counter()
     lines = list_probes(f"uprobe:{PYTHON}:PyObject_*")
     usdt = list_probes(f"usdt:{PYTHON}:python:*", verbose=True)
     everything = list_probes("libc", None)
-    took = time.perf_counter() - t0
     assert f"uprobe:{PYTHON}:PyObject_Malloc" in lines
     assert all(line.startswith(f"uprobe:{PYTHON}:PyObject_") for line in lines)
     assert any(line.startswith(f"usdt:{PYTHON}:python:function__entry  [") for line in usdt)
     assert any(line.endswith(":malloc") for line in everything)
-    assert took < 2.0, f"listing took {took:.3f}s"

@@ -36,8 +36,11 @@ PROBE_TYPES: tuple[ProbeType, ...] = (
     ProbeType("END", "end", ("end",), False, False, "none", "once after tracing"),
     ProbeType("interval", "interval", ("i",), False, False, "timer",
               "every period, in the tracer"),
+    # wallclock comes before profile: BY_PLAN_KIND keeps the last type of a plan kind.
+    ProbeType("wallclock", "profile", ("wall",), True, True, "timer",
+              "every period, on each thread of the target, on a CPU or blocked"),
     ProbeType("profile", "profile", ("p",), True, True, "timer",
-              "every period, on each running thread of the target"),
+              "every period, on each thread of the target that is on a CPU"),
 )
 
 BY_NAME: MappingProxyType[str, ProbeType] = MappingProxyType(
