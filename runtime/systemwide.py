@@ -169,7 +169,7 @@ class SystemWide:
                 continue
             except (UprobeError, ProcessLookupError, OSError) as exc:
                 # Gone while we looked, or refused: the others go on.
-                self.counts.failed.append(f"pid {pid}: {exc}")
+                self._failed(pid, exc)
                 continue
             self.counts.scanned += 1
 
@@ -226,6 +226,14 @@ class SystemWide:
         self.pending[req.tid] = pending
         self.pending[req.tgid] = pending
 
+    def _failed(self, pid: int, exc: BaseException) -> None:
+        """A process we could not take over (it exited meanwhile, most often): said once."""
+        line = f"pid {pid}: {getattr(exc, 'message', None) or exc}"
+        self.counts.failed.append(line)
+        if pid not in self.refused:
+            self.refused.add(pid)
+            self.report(f"warning: not traced: {line}")
+
     def _refuse(self, pid: int, comm: str, tracer: int) -> None:
         if pid in self.refused:
             return
@@ -251,7 +259,7 @@ class SystemWide:
         try:
             self._first_stop(pending, tid, sig, event)
         except (UprobeError, ProcessLookupError, pt.PtraceFailed) as exc:
-            self.counts.failed.append(f"pid {pending.tgid}: {exc}")
+            self._failed(pending.tgid, exc)
             self._forget(pending.tgid)
         return True
 
@@ -276,9 +284,10 @@ class SystemWide:
                 # Our SIGSTOP was taken before the seize and stopped the group: continue it.
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pending.tgid, signal.SIGCONT)
-            # Our SIGSTOP still to come (another signal was first): swallow it then.
-            engine.adopt_exec(tid, signals, drop_sigstop=bool(signals) and
-                              pending.kind == "interp")
+            # Our SIGSTOP not taken yet (the seize came in before the exec ended, or
+            # another signal was first): swallow it when it comes.
+            taken = sig == SIGSTOP and event in (0, pt.EVENT_STOP)
+            engine.adopt_exec(tid, signals, drop_sigstop=pending.kind == "interp" and not taken)
         self.counts.adopted += 1
 
     def _let_go(self, pending: Pending, tid: int, sig: int, event: int) -> None:
