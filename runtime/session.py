@@ -69,7 +69,7 @@ class Session:
         self._hits = 0
         # System-wide tracing (Session.system_wide): runs until stop(), not until the
         # traced processes are gone; `watch` takes processes over once started.
-        self.system_wide = False
+        self.whole_system = False
         self.watch: SystemWide | None = None
 
     # -- construction ----------------------------------------------------------------
@@ -162,7 +162,7 @@ class Session:
         if cpu is not None:
             pin_tracer(cpu)
         session = cls(Engine(follow_forks))
-        session.system_wide = True
+        session.whole_system = True
         return session
 
     def watch_files(self, report: Callable[[str], None], comms: Sequence[str] = ()) -> SystemWide:
@@ -344,13 +344,13 @@ class Session:
                 if th.held:
                     th.held = False
                     engine.resume(th)
-            system_wide = self.system_wide
-            engine.run(lambda: (not engine.procs and not system_wide) or self._stop_requested)
+            whole_system = self.whole_system
+            engine.run(lambda: (not engine.procs and not whole_system) or self._stop_requested)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.detach()
             raise
-        if engine.procs or self.system_wide:
+        if engine.procs or self.whole_system:
             # Effects of hits before the stop come out before the target runs on: its
             # threads wait at their next breakpoint until the detach.
             self.effects.drain()
