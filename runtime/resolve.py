@@ -17,8 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runtime import procfs
+from runtime.dwarf.debugfile import how_to_get, locate
+from runtime.dwarf.info import DebugInfo
+from runtime.dwarf.lines import find_line, parse_line_spec
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
+from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
 from runtime.usdt import UsdtProbe, read_probes
 from runtime.x86.decode import instruction_boundaries
@@ -221,6 +225,32 @@ def _is_elf(path: str) -> bool:
         return False
 
 
+def shown_target(target: str, path: str) -> str:
+    """The file of a probe as bpftrace spells it in `probe` and `-l`: a path as the user
+    wrote it (relative stays relative, a symlink stays the symlink), a library name as the
+    linker cache lists the file, a program name as found on PATH; `path` (the file
+    opened) for wildcards and the -c/-p program's own executable."""
+    if not target or is_glob(target):
+        return path
+    if "/" in target:
+        return target
+    return _shown_name(target, path, _ld_cache_stamp())
+
+
+@functools.lru_cache(maxsize=256)
+def _shown_name(target: str, path: str, stamp: int) -> str:
+    """shown_target for a bare name, once per name, file and linker-cache version: a
+    wildcard over a library asks for every one of its functions."""
+    real = os.path.realpath(path)
+    for soname, cached in _ldconfig_entries():
+        if _names_library(soname, target) and os.path.realpath(cached) == real:
+            return cached
+    on_path = shutil.which(target)
+    if on_path and os.path.realpath(on_path) == real:
+        return os.path.abspath(on_path)
+    return target if os.path.isfile(target) else path
+
+
 def open_targets(target: str, pid: int | None) -> list[ElfFile]:
     """ElfFiles for a target; when a glob picked the files, non-ELF ones (linker scripts
     such as libc.so) are skipped rather than reported."""
@@ -250,8 +280,9 @@ def resolve_uprobe(
     `func` may be a glob; every matching defined function (aliases collapse onto one site)
     is placed, including zero-size ones, as bpftrace skips nothing. `FUNC+OFFSET` must lie
     inside the function and on an instruction boundary. `address` is a link-time vaddr in
-    an executable PT_LOAD. A return probe (`want_return`) takes no offset. Note that an
-    IFUNC symbol's address is its resolver, which runs once at relocation.
+    an executable PT_LOAD. A return probe (`want_return`) takes no offset. An IFUNC
+    symbol's entry is probed where the process's relocations point (the implementation it
+    really calls, see runtime.ifunc); `FUNC@resolver` probes the resolver itself.
     """
     if want_return and (offset or address is not None):
         raise ResolveError("a return probe goes on a function entry: no offset or address")
@@ -262,6 +293,14 @@ def resolve_uprobe(
         return [_place_address(elf, address) for elf in elfs]
     if not func:
         raise ResolveError("probe names no function and no address")
+    line_spec = parse_line_spec(func)
+    if line_spec is not None and not any(elf.match(func) for elf in elfs):
+        if want_return or offset:
+            raise ResolveError(f"'{func}' is a source line: no return probe or offset there")
+        return [_place_line(elf, *line_spec) for elf in elfs]
+    resolver = func.endswith(RESOLVER_SUFFIX)
+    if resolver:
+        func = func[: -len(RESOLVER_SUFFIX)]
     wildcard = is_glob(func)
     # One placement per site; its symbol is the matched alias the user would call it by
     # (`malloc`, not the internal `__GI___libc_malloc` that sorts first).
@@ -270,7 +309,10 @@ def resolve_uprobe(
     for elf in elfs:
         for sym in elf.match(func):
             try:
-                placement = _place_function(elf, sym, offset)
+                if sym.kind == "ifunc" and not resolver and not offset:
+                    placement = _place_ifunc(elf, sym, pid)
+                else:
+                    placement = _place_function(elf, sym, offset)
             except ResolveError as e:
                 if not wildcard:
                     raise
@@ -323,6 +365,38 @@ def _place_function(elf: ElfFile, sym: Symbol, offset: int) -> Placement:
         file_offset=sym.offset + offset, symbol=sym.name, sym_offset=offset,
         vaddr=sym.vaddr + offset,
     )
+
+
+def _place_line(elf: ElfFile, file: str, line: int) -> Placement:
+    """`"file.c:42"`: the first address of that line, from the DWARF line table."""
+    loc = locate(elf.path)
+    if loc.path is None:
+        raise ResolveError(how_to_get(loc))
+    info = DebugInfo.open(loc.path)
+    try:
+        hit = find_line(info, file, line)
+    finally:
+        info.close()
+    if hit.vaddr is None:
+        near = ", ".join(str(n) for n in hit.nearest)
+        raise ResolveError(f"line {line} of {file} has no code in {elf.path}"
+                           + (f"; lines with code nearby: {near}" if near else
+                              f"; {file} is not a source file of it"))
+    placement = _place_address(elf, hit.vaddr)
+    return placement
+
+
+def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:
+    """The implementation the resolver chose, named as the user called it."""
+    impl = implementation(elf, sym, pid)
+    offset = elf.vaddr_to_offset(impl) if impl is not None else None
+    if impl is None or offset is None:
+        raise ResolveError(
+            f"'{sym.name}' in {elf.path} is an IFUNC and no process at hand shows which "
+            f"implementation it resolved to; probe a running process (-p/-c), or the "
+            f"resolver itself as '{sym.name}{RESOLVER_SUFFIX}'")
+    return Placement(path=elf.path, dev=elf.identity.dev, ino=elf.identity.ino,
+                     file_offset=offset, symbol=sym.name, sym_offset=0, vaddr=impl)
 
 
 def _check_boundary(elf: ElfFile, sym: Symbol, vaddr: int) -> None:

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import llvmlite.ir as ir
 
 from runtime.jump import layout as L
-from runtime.jump.split import CAST_TYPES, ClauseSplit, Event, target_nodes
+from runtime.jump.split import (
+    CAST_TYPES,
+    Branch,
+    ClauseSplit,
+    Event,
+    Step,
+    events_of,
+    target_nodes,
+)
 from uplang import ast
 
 I1 = ir.IntType(1)
@@ -36,6 +44,7 @@ FRAME = {
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 
 SYS_GETPID, SYS_KILL, SYS_FUTEX, SYS_GETTID, SYS_PROCESS_VM_READV = 39, 62, 202, 186, 310
+SYS_PRCTL, PR_GET_NAME = 157, 16
 FUTEX_WAIT = 0  # not FUTEX_PRIVATE: the word is shared between processes
 ETIMEDOUT, ESRCH = 110, 3
 WAIT_NS = 20_000_000  # a full ring's writer re-checks the tracer every 20 ms
@@ -84,11 +93,11 @@ class Gen:
 
     def build(self) -> Program:
         for idx, s in self.splits.items():
-            for step in s.steps:
-                if isinstance(step, Event):
-                    ev = self.lay.add_event(idx, tuple((c.kind, c.size) for c in step.captures))
-                    self.events[ev.id] = step
-                    self.event_ids[id(step)] = ev.id
+            for step in events_of(s.steps):
+                ev = self.lay.add_event(idx, tuple(("str" if c.kind == "comm" else c.kind,
+                                                    c.size) for c in step.captures))
+                self.events[ev.id] = step
+                self.event_ids[id(step)] = ev.id
         self.lay.finish()
         self.fn_thread = self.thread_fn()
         self.fn_reserve = self.reserve_fn()
@@ -187,6 +196,17 @@ class Gen:
         i.add_incoming(b.add(i, c64(1)), nxt)
         b.cbranch(b.icmp_unsigned("==", k, c64(0)), claim, loop)
         b.position_at_end(found)
+        # An entry the tracer bound has no ordinal yet: ordinals come from one lock xadd
+        # in the target, so no two threads can ever own the same shard.
+        fresh = fn.append_basic_block("fresh")
+        known = fn.append_basic_block("known")
+        b.cbranch(b.icmp_unsigned("==", self.ld(b, e, L.T_ORDINAL), c64(L.NO_ORDINAL)),
+                  fresh, known)
+        b.position_at_end(fresh)
+        got = b.atomic_rmw("add", self.at(b, shm, L.H_NEXT_ORDINAL), c64(1), "monotonic")
+        self.st(b, e, L.T_ORDINAL, got)
+        b.branch(known)
+        b.position_at_end(known)
         b.ret(e)
         # claim: the first empty or tombstone entry from h
         cl = fn.append_basic_block("claim_loop")
@@ -403,10 +423,31 @@ class Gen:
         b.position_at_end(nokey)
         b.ret(ir.Constant(PTR, None))
         b.position_at_end(claim)
-        res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
         won = fn.append_basic_block("won")
-        b.cbranch(b.extract_value(res, 1), won, loop)
-        i.add_incoming(i, claim)
+        if ml.max_keys:
+            # max_map_keys, as the trap path's MapStore: the first keys are kept, later new
+            # keys are dropped and counted. A key is reserved before its slot is claimed.
+            keysp = self.at(b, shm, ml.offset + L.M_KEYS)
+            n = b.atomic_rmw("add", keysp, c64(1), "monotonic")
+            over = fn.append_basic_block("over")
+            cas = fn.append_basic_block("cas")
+            lost = fn.append_basic_block("lostslot")
+            b.cbranch(b.icmp_unsigned("<", n, c64(ml.max_keys)), cas, over)
+            b.position_at_end(over)
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.atomic_rmw("add", self.at(b, shm, ml.offset + L.M_DROPS), c64(1), "monotonic")
+            b.ret(ir.Constant(PTR, None))
+            b.position_at_end(cas)
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, lost)
+            b.position_at_end(lost)  # another thread took the slot: give the key back
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.branch(loop)
+            i.add_incoming(i, lost)
+        else:
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, loop)
+            i.add_incoming(i, claim)
         b.position_at_end(won)
         for n, k in enumerate(keys):
             self.st(b, slot, 8 + 8 * n, k)
@@ -429,8 +470,15 @@ class Gen:
         f, shm, thr = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         cg = ClauseCode(self, fn, b, f, shm, thr)
+        # Every stack slot first: llvmlite builders keep their place by index, so nothing
+        # may be inserted ahead of a builder's position later.
+        for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
+            cg.vars[name] = b.alloca(I64, name=f"v_{name}")
+            b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
+        if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
+            cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
-               for n in target_nodes(s)):
+               for n in target_nodes(s)) or any(_calls_time(ev) for ev in events_of(s.steps)):
             # One clock read per hit, as the trap path's context caches it: the TSC read
             # is the dearest instruction here (~20 ns under a hypervisor).
             cg.hit_ns = cg.b.call(self.fn_clock, [shm])
@@ -442,11 +490,7 @@ class Gen:
             cg.b.position_at_end(stop)
             cg.b.ret(c64(0))
             cg.b.position_at_end(go)
-        for step in s.steps:
-            if isinstance(step, Event):
-                cg.event(self.event_ids[id(step)], step)
-            else:
-                cg.stmt(step)
+        cg.steps(s.steps)
         cg.b.ret(c64(0))
         return fn
 
@@ -455,7 +499,12 @@ class Gen:
         f, shm, site = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF), b.mul(site, c64(L.SITE_SIZE))))
-        self.dispatch(fn, b, f, shm, mask, clause_fns, "entry")
+        self.dispatch(fn, b, f, shm, self.unless_stopped(b, shm, mask), clause_fns, "entry")
+
+    def unless_stopped(self, b: ir.IRBuilder, shm: ir.Value, mask: ir.Value) -> ir.Value:
+        """No clause runs after exit() (H_STOPPED), as on the trap path."""
+        stopped = self.ld(b, shm, L.H_STOPPED, "monotonic")
+        return b.select(b.icmp_unsigned("!=", stopped, c64(0)), c64(0), mask)
 
     def dispatch(self, fn: ir.Function, b: ir.IRBuilder, f: ir.Value, shm: ir.Value,
                  mask: ir.Value, clause_fns: dict[int, ir.Function], kind: str,
@@ -587,6 +636,7 @@ class Gen:
         nd = b.sub(d, c64(1))
         self.st(b, thr, L.T_DEPTH, nd)
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF + 8), b.mul(site, c64(L.SITE_SIZE))))
+        mask = self.unless_stopped(b, shm, mask)
         for idx, cfn in sorted(clause_fns.items()):
             if self.splits[idx].kind != "return":
                 continue
@@ -622,38 +672,43 @@ class ClauseCode:
                  thr: ir.Value) -> None:
         self.g, self.fn, self.b, self.f, self.shm, self.thr = g, fn, b, f, shm, thr
         self.vars: dict[str, ir.Value] = {}
+        self.iov: ir.Value = ir.Constant(PTR, None)
         self.hit_ns: ir.Value = c64(0)  # the hit's timestamp when the clause reads one
-        entry = fn.entry_basic_block
-        self.alloca_b = ir.IRBuilder(entry)
         self.n = 0
 
     def block(self, name: str) -> ir.Block:
         self.n += 1
         return self.fn.append_basic_block(f"{name}{self.n}")
 
-    def entry_alloca(self, words: int) -> ir.Value:
-        """Stack slots live in the entry block: an alloca elsewhere is a dynamic one."""
-        ab = ir.IRBuilder(self.fn.entry_basic_block)
-        ab.position_at_start(self.fn.entry_basic_block)
-        return ab.alloca(I64, size=words)
-
     def var(self, name: str) -> ir.Value:
-        if name not in self.vars:
-            ab = ir.IRBuilder(self.fn.entry_basic_block)
-            ab.position_at_start(self.fn.entry_basic_block)
-            p = ab.alloca(I64, name=f"v_{name}")
-            ab.store(c64(0), p)  # $variables start at 0 on every hit
-            self.vars[name] = p
-        return self.vars[name]
+        return self.vars[name]  # allocated at the clause's start (Gen.clause_fn)
 
     # ------------------------------------------------------------------ statements
 
-    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
-        for s in body:
-            self.stmt(s)
+    def steps(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Event):
+                self.event(self.g.event_ids[id(step)], step)
+            elif isinstance(step, Branch):
+                self.if_else(step.cond, step.then, step.orelse)
+            else:
+                self.stmt(step)
+
+    def if_else(self, cond_e: ast.Expr, then_s: tuple[Step, ...],
+                else_s: tuple[Step, ...]) -> None:
+        b = self.b
+        cond = self.expr(cond_e)
+        then, other, join = self.block("then"), self.block("else"), self.block("fi")
+        b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
+        b.position_at_end(then)
+        self.steps(then_s)
+        b.branch(join)
+        b.position_at_end(other)
+        self.steps(else_s)
+        b.branch(join)
+        b.position_at_end(join)
 
     def stmt(self, s: ast.Stmt) -> None:
-        b = self.b
         if isinstance(s, ast.Assign):
             self.assign(s)
         elif isinstance(s, ast.ExprStmt):
@@ -664,18 +719,9 @@ class ClauseCode:
             else:
                 self.expr(e)
         elif isinstance(s, ast.If):
-            cond = self.expr(s.cond)
-            then, other, join = self.block("then"), self.block("else"), self.block("fi")
-            b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
-            b.position_at_end(then)
-            self.stmts(s.then)
-            b.branch(join)
-            b.position_at_end(other)
-            self.stmts(s.orelse)
-            b.branch(join)
-            b.position_at_end(join)
+            self.if_else(s.cond, s.then, s.orelse)
         elif isinstance(s, ast.Block):
-            self.stmts(s.body)
+            self.steps(s.body)
         else:  # the split admits nothing else
             raise AssertionError(type(s).__name__)
 
@@ -783,15 +829,18 @@ class ClauseCode:
             raise AssertionError(k)
 
     def add(self, base: ir.Value, off: int | ir.Value, v: ir.Value, excl: ir.Value) -> None:
-        """+= on a shard word: a plain add when this thread owns the shard (ordinal <
-        SHARDS), else lock add."""
+        """+= on a shard word: when this thread owns the shard (ordinal < SHARDS) one
+        `add [mem], reg` without a lock prefix (one instruction, so a signal handler of
+        this thread that hits a probe cannot slip between a load and a store; LLVM would
+        emit `lock` even for a single-thread atomic), else `lock add`."""
         b = self.b
         p = self.g.at(b, base, off)
         mine, shared, join = self.block("mine"), self.block("shared"), self.block("added")
         b.cbranch(excl, mine, shared)
         b.position_at_end(mine)
-        old = b.load_atomic(p, "monotonic", 8, typ=I64)
-        store_atomic(b, b.add(old, v), p, "monotonic")
+        b.asm(ir.FunctionType(ir.VoidType(), [I64, I64]), "addq $1, ($0)",
+              "r,r,~{memory},~{dirflag},~{fpsr},~{flags}", [b.ptrtoint(p, I64), v],
+              side_effect=True)
         b.branch(join)
         b.position_at_end(shared)
         b.atomic_rmw("add", p, v, "monotonic")
@@ -840,7 +889,12 @@ class ClauseCode:
     def event(self, eid: int, ev: Event) -> None:
         """Evaluates the captures, reserves a record, writes it, commits it."""
         b, g = self.b, self.g
-        vals = [self.expr(c.expr) for c in ev.captures]
+        if isinstance(ev.stmt, ast.ExprStmt) and isinstance(ev.stmt.expr, ast.Call) \
+                and ev.stmt.expr.name == "exit":
+            # Later hits run nothing, from this instant on, in every thread (the drain
+            # runs exit() itself later).
+            g.st(b, self.shm, L.H_STOPPED, c64(1), "monotonic")
+        vals = [c64(0) if c.kind == "comm" else self.expr(c.expr) for c in ev.captures]
         pos = b.call(g.fn_reserve, [self.shm])
         go, skip = self.block("rec"), self.block("norec")
         b.cbranch(b.icmp_signed("<", pos, c64(0)), skip, go)
@@ -858,25 +912,49 @@ class ClauseCode:
         for cap, off, v in zip(ev.captures, layout_ev.cap_offsets, vals, strict=True):
             if cap.kind == "int":
                 g.st(b, rec, off, v)
+            elif cap.kind == "comm":  # 16 bytes, NUL-terminated by the kernel
+                g.st(b, rec, off, c64(0))
+                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME),
+                          b.ptrtoint(g.at(b, rec, off + 8), I64))
+            elif cap.kind == "buf":
+                self.copy_buf(g.at(b, rec, off), v, cap.size)
             else:
-                self.copy_str(g.at(b, rec, off), v, cap.size)
+                self.copy_str(g.at(b, rec, off + 8), v, cap.size, g.at(b, rec, off))
         g.st(b, rec, L.R_COMMIT, b.add(pos, c64(1)), "release")
         b.branch(skip)
         b.position_at_end(skip)
 
-    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int) -> None:
+    def copy_buf(self, at: ir.Value, addr: ir.Value, n: int) -> None:
+        """buf(addr, n): exactly n bytes or nothing (the trap path reads all or fails):
+        status word (0 read, 1 failed), the address, the bytes."""
+        b, g = self.b, self.g
+        g.st(b, at, 8, addr)
+        iov = self.iov
+        g.st(b, iov, 0, b.ptrtoint(g.at(b, at, 16), I64))
+        g.st(b, iov, 8, c64(n))
+        g.st(b, iov, 16, addr)
+        g.st(b, iov, 24, c64(n))
+        got = g.syscall(b, SYS_PROCESS_VM_READV, g.ld(b, self.thr, L.T_PID),
+                        b.ptrtoint(iov, I64), c64(1), b.ptrtoint(g.at(b, iov, 16), I64),
+                        c64(1), c64(0))
+        g.st(b, at, 0, self.z64(b.icmp_signed("!=", got, c64(n))))
+
+    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int, fault: ir.Value) -> None:
         """Copies n bytes from addr with process_vm_readv on our own process: a bad
-        pointer makes the syscall fail instead of faulting the target. The remote range
-        is split at the page boundary so a string near the end of a mapping still reads
-        up to it. The first byte not read is zeroed (the user side stops at a NUL)."""
+        pointer makes the syscall fail instead of faulting the target, and its address
+        goes into the fault word (the user side reports it as the trap path does). The
+        remote range is split at the page boundary so a string near the end of a mapping
+        still reads up to it. The first byte not read is zeroed (the user side stops at a
+        NUL)."""
         b, g = self.b, self.g
         b.store(ir.Constant(I8, 0), dst)
+        g.st(b, fault, 0, c64(0))
         if n == 0:
             return
         go, done = self.block("copy"), self.block("copied")
         b.cbranch(b.icmp_unsigned("==", addr, c64(0)), done, go)
         b.position_at_end(go)
-        iov = self.entry_alloca(6)
+        iov = self.iov  # in the entry block: an alloca elsewhere would be a dynamic one
         first = b.sub(c64(L.PAGE), b.and_(addr, c64(L.PAGE - 1)))
         first = b.select(b.icmp_unsigned("<", first, c64(n)), first, c64(n))
         g.st(b, iov, 0, b.ptrtoint(dst, I64))
@@ -889,10 +967,12 @@ class ClauseCode:
         pid = g.ld(b, self.thr, L.T_PID)
         got = g.syscall(b, SYS_PROCESS_VM_READV, pid, b.ptrtoint(iov, I64), c64(1),
                         b.ptrtoint(g.at(b, iov, 16), I64), nrem, c64(0))
+        fault_word = fault
         fault, part, whole = self.block("fault"), self.block("part"), self.block("whole")
         b.cbranch(b.icmp_signed("<", got, c64(0)), fault, part)
         b.position_at_end(fault)
         b.atomic_rmw("add", g.at(b, self.shm, L.H_STR_FAULTS), c64(1), "monotonic")
+        g.st(b, fault_word, 0, addr)
         b.branch(done)
         b.position_at_end(part)
         b.cbranch(b.icmp_signed("<", got, c64(n)), whole, done)
@@ -1120,6 +1200,13 @@ def generate(splits: dict[int, ClauseSplit], lay: L.Layout, params: tuple[str, .
             for node in _thread_locals(s):
                 lay.tl_offset(node)
     return Gen(splits, lay, params).build()
+
+
+def _calls_time(ev: Event) -> bool:
+    """time() formats the hit's own timestamp, which the record then carries."""
+    st = ev.stmt
+    return isinstance(st, ast.ExprStmt) and isinstance(st.expr, ast.Call) \
+        and st.expr.name == "time"
 
 
 def _thread_locals(s: ClauseSplit) -> list[str]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import struct
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from runtime.aggregations import hist_index
 from runtime.handlers.compiler import compile_plan
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
+from runtime.jump import layout as L
 from runtime.jump.program import build_program
 from runtime.jump.reader import JumpReader, compile_user_side
 from runtime.maps import MapStore
@@ -58,7 +61,8 @@ class Run:
         self.code = Path(self.exe).parent / f"code-{os.getpid()}-{id(self)}.bin"
         self.code.write_bytes(self.prog.code)
         self.out, self.err = io.StringIO(), io.StringIO()
-        self.store = MapStore(self.plan.maps)
+        self.store = MapStore(self.plan.maps,
+                              max_keys=int(self.plan.config.get("max_map_keys", 4096) or 0))
         self.support = HandlerSupport(self.store, Emitter("text", self.out, self.err),
                                       stop=lambda: None)
         user = compile_user_side(self.prog, self.support, PrintfFormat.parse)
@@ -110,12 +114,12 @@ def oracle(script: str, inputs) -> tuple[str, str]:
     """The trap path's handlers over the same hits: (maps printed, output)."""
     plan = compile_script(script)
     out, err = io.StringIO(), io.StringIO()
-    store = MapStore(plan.maps)
+    store = MapStore(plan.maps, max_keys=int(plan.config.get("max_map_keys", 4096) or 0))
     support = HandlerSupport(store, Emitter("text", out, err), stop=lambda: None)
     handlers = compile_plan(plan, support, PrintfFormat.parse)
 
     class Ctx:
-        pid, tid, comm, cpu, nsecs, probe = 1, 2, "x", 0, 0, None
+        pid, tid, comm, cpu, nsecs, probe, regs = 1, 2, "x", 0, 0, None, None
 
         def __init__(self, args, retval=0):
             self.args, self.retval = args, retval
@@ -160,6 +164,37 @@ def test_maps_match_the_trap_path(builder, reaper):
     assert got == want
 
 
+EXPR_SCRIPT = """uprobe:/bin/true:f {
+  $a = arg0 - 1000; $b = arg0 % 7 - 3;
+  @div[arg0 % 5] = sum($a / $b); @mod[arg0 % 5] = sum($a % $b);
+  @shl = sum(($a << (arg0 % 70)) >> 3); @neg = sum(-$a * 3 ^ 0x5555);
+  @cmp[$a < 0, $b >= 0, $a == $b] = count();
+  @tern = sum($b ? $a / 2 : -1); @not = sum(!$a + ~$b);
+  @logic[($a > 0 && $b > 0) || arg0 == 17] = count();
+  @cast[(int8)arg0, (uint8)arg0 > 100, (int16)($a * 300)] = count();
+  @c32 = sum((int32)($a * 100000000)); @u16 = sum((uint16)$a);
+  $v = 5; $v += $b; $v *= 3; @var = sum($v);
+  self->n++; self->s += $a; @tl = sum(self->n * 2 + self->s % 11);
+  @int[arg0 % 3] = $a; @acc[arg0 % 4] += $b; @inc[arg0 % 2]++;
+  if ($b > 0) { @pos = count(); } else { @nonpos = count(); @mn = min($a); @mx = max($b); }
+  @big = sum(0x7fffffffffffffff + arg0); @minover = sum((-0x7fffffffffffffff - 1) / ($b == -1 ? -1 : 1));
+  @rd = sum(@inc[0] + @int[1]);
+}"""
+
+
+def test_expressions_as_the_trap_path(builder, reaper):
+    run = Run(builder, EXPR_SCRIPT)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.run("hit", 1, 2000, reaper)
+        got = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(EXPR_SCRIPT, [(i, 0, 3 * i) for i in range(2000)])
+    assert got == want
+    assert got.count("\n@") >= 20  # every map printed
+
+
 def test_eight_threads_million_calls_exact(builder, reaper):
     script = "uprobe:/bin/true:f { @c = count(); @s = sum(arg0); @h = hist(arg0 & 1023); " \
              "@t[arg1] = count(); }"
@@ -193,6 +228,87 @@ def test_return_probes_restore_and_count(builder, reaper):
     assert got == want
 
 
+def test_max_map_keys_as_the_trap_path(builder, reaper):
+    script = "config = { max_map_keys = 8 } uprobe:/bin/true:f { @t[arg0 % 100] = count(); }"
+    run = Run(builder, script)
+    try:
+        run.run("hit", 1, 1000, reaper)
+        got = run.maps_text()
+        dropped = dict(run.store.dropped)
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 3 * i) for i in range(1000)])
+    assert got == want
+    assert dropped == {"t": 1000 - 8 * 10}
+
+
+def test_latency_idiom_with_a_map_of_start_times(builder, reaper):
+    script = ("uprobe:/bin/true:f { @start[tid] = nsecs; } "
+              "uretprobe:/bin/true:f /@start[tid]/ { @lat = hist(nsecs - @start[tid]); "
+              "@n = count(); delete(@start[tid]); }")
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0) and run.prog.in_target(1)
+        run.run("ret", 3, 5000, reaper)
+        run.reader.merge_maps()
+        lat = run.store.map("lat").entries[()]
+        assert sum(lat.buckets) == 3 * 5000
+        assert lat.buckets[0] == 0  # no negative latency: one monotonic clock
+        assert run.store.map("n").entries[()].count == 3 * 5000
+        assert run.store.map("start").entries == {}  # every key deleted again
+    finally:
+        run.close()
+
+
+def test_exit_stops_every_later_hit_at_once(builder, reaper):
+    script = "uprobe:/bin/true:f { @n = count(); if (arg0 == 99) { exit(); } @after = count(); }"
+    run = Run(builder, script)
+    try:
+        run.drain_while(run.start("hit", 1, 1000, reaper))
+        text = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 0) for i in range(1000)])
+    assert text == want == "@after: 100\n@n: 100\n"
+    assert run.support.stopped[0]
+
+
+def test_nsecs_is_clock_monotonic(builder, reaper):
+    script = "uprobe:/bin/true:f { @lo = min(nsecs); @hi = max(nsecs); @e = min(elapsed); }"
+    run = Run(builder, script)
+    try:
+        base = run.prog.clock_params()[3]
+        before = time.monotonic_ns()
+        run.run("hit", 2, 1000, reaper)
+        after = time.monotonic_ns()
+        run.reader.merge_maps()
+        lo, hi = run.store.get("lo"), run.store.get("hi")
+        elapsed = run.store.get("e")
+    finally:
+        run.close()
+    # the TSC scaled by the tracer's calibration: within a few per cent of the time
+    # since calibration, plus a few milliseconds of calibration error
+    slack = (after - base) // 20 + 5_000_000
+    assert before - slack <= lo <= hi <= after + slack
+    assert 0 <= elapsed <= after - base + slack
+
+
+def test_time_shows_the_hit(builder, reaper):
+    script = 'uprobe:/bin/true:f /arg0 == 0/ { time("%H:%M:%S\\n"); }'
+    run = Run(builder, script)
+    try:
+        run.run("hit", 1, 10, reaper)
+        hit_ns = time.time_ns()
+        time.sleep(1.1)  # the drain runs a second later: time() must not show the drain
+        run.reader.drain()
+        out = run.out.getvalue()
+    finally:
+        run.close()
+    from runtime.output.timefmt import time_text
+    assert out in (time_text("%H:%M:%S\n", hit_ns),
+                   time_text("%H:%M:%S\n", hit_ns - 1_000_000_000))
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
@@ -222,10 +338,13 @@ def test_events_in_order_with_strings(builder, reaper):
         out = run.drain_while(run.start("hit", 4, 20000, reaper))
         assert "failures=0" in out
         lines = run.out.getvalue().splitlines()
+        errors = run.err.getvalue().splitlines()
         assert run.reader.lost == 0
     finally:
         run.close()
     assert len(lines) == 4 * 20000
+    # the bad pointer is reported as the trap path reports it, once per hit
+    assert errors == ["ERROR: str(): failed to read a string at 0x1"] * (4 * 20000)
     seen: dict[int, int] = {}
     for line in lines:
         nums, strs = line.split(" ", 2)[:2], line.split(" ", 2)[2]
@@ -233,6 +352,26 @@ def test_events_in_order_with_strings(builder, reaper):
         assert i == seen.get(t, -1) + 1  # every line, per-thread order kept
         seen[t] = i
         assert strs == f"thread-{t}||"  # NULL and a bad pointer read as "" (no crash)
+
+
+def test_two_million_printf_lines_from_four_threads(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%d %d\\n", arg1, arg0); }'
+    run = Run(builder, script, ring=1 << 12)  # writers wait for the drain, often
+    n = 500_000
+    try:
+        run.drain_while(run.start("hit", 4, n, reaper))
+        assert run.reader.lost == 0
+        text = run.out.getvalue()
+    finally:
+        run.close()
+    nxt = [0] * 4
+    lines = 0
+    for line in text.splitlines():
+        t, i = map(int, line.split())
+        assert i == nxt[t]  # every line, in each thread's order
+        nxt[t] += 1
+        lines += 1
+    assert lines == 4 * n and nxt == [n] * 4
 
 
 def test_drop_mode_counts_lost_events(builder, reaper):
@@ -268,11 +407,64 @@ def test_full_ring_does_not_block_when_the_tracer_is_gone(builder, reaper):
     ("sync uprobe:/bin/true:f { @c = count(); }", "sync"),
     ("uprobe:/bin/true:f { @x = *(int32 *)arg0; }", "dereferences memory"),
     ("usdt:/bin/true:p:n { @c = count(); }", "usdt"),
+    ("uprobe:/bin/true:f { @m = min(arg0); } interval:s:1 { print(@m); clear(@m); }",
+     "cleared on the user side"),
+    ("uprobe:/bin/true:g { @x = @s[tid]; } uprobe:/bin/true:f { @s[tid] = arg0; } "
+     "END { @s[1] = 5; }", "also written on the user side"),
+    ("uprobe:/bin/true:f { @c = count(); } uprobe:/bin/true:g { printf(\"%d %s\\n\", @c, func); }",
+     "also read by a clause on the trap path"),
+    ("uprobe:/bin/true:f { @c = count(); print(@c); }", "print(@c) at a hit"),
 ])
 def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     prog = build_program(compile_script(script))
     assert reason in (prog.reason(0) or "")
     assert not prog.in_target(0)
+
+
+def test_effects_inside_if_as_the_trap_path(builder, reaper):
+    script = """uprobe:/bin/true:f {
+      if (arg0 % 3 == 0) { printf("three %d\\n", arg0); @three = count(); }
+      else { @odd[arg0 % 2] = count();
+             if (arg0 % 5 == 0) { printf("five %d %x\\n", arg0, arg2); } else { @other = sum(arg0); } }
+      printf("end %d\\n", arg0);
+    }"""
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 300, reaper))
+        got_maps, got_out = run.maps_text(), run.out.getvalue()
+    finally:
+        run.close()
+    want_maps, want_out = oracle(script, [(i, 0, 3 * i) for i in range(300)])
+    assert (got_maps, got_out) == (want_maps, want_out)
+    assert "five 5 f" in got_out
+
+
+def test_buffers_as_the_trap_path(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%r|%rx|%r\\n", buf(arg3, 4), buf(arg3, 2), buf(arg5, 3)); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 10, reaper))
+        out, err = run.out.getvalue(), run.err.getvalue()
+    finally:
+        run.close()
+    assert out == "thre|\\x74\\x68|\n" * 10
+    assert err == "ERROR: buf(): failed to read 3 bytes at 0x1\n" * 10
+
+
+def test_comm_is_the_threads_name_at_the_hit(builder, reaper):
+    script = 'uprobe:/bin/true:f { @[comm] = count(); printf("%s\\n", comm); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0)
+        run.drain_while(run.start("hit", 2, 300, reaper))
+        text = run.maps_text()
+        lines = set(run.out.getvalue().splitlines())
+    finally:
+        run.close()
+    assert text == "@[jw-0]: 300\n@[jw-1]: 300\n"  # names the threads gave themselves
+    assert lines == {"jw-0", "jw-1"}
 
 
 def test_string_keys_run_on_the_user_side(builder, reaper):
@@ -285,3 +477,64 @@ def test_string_keys_run_on_the_user_side(builder, reaper):
     finally:
         run.close()
     assert text == "@n: 1500\n" + "".join(f"@names[thread-{t}]: 500\n" for t in range(3))
+
+
+def test_a_clause_with_trap_sites_takes_its_readers_along():
+    script = ("uprobe:/bin/true:f { @start[tid] = nsecs; @n = count(); } "
+              "uretprobe:/bin/true:f { @lat = hist(nsecs - @start[tid]); } "
+              "uprobe:/bin/true:g { @other = count(); }")
+    prog = build_program(compile_script(script))
+    assert all(prog.in_target(i) for i in range(3))
+    # f's entry stays an int3 somewhere: the return clause would read @start from the
+    # area while those hits write it into the MapStore; once the return clause is on the
+    # trap path, it reads @start from the MapStore, so the entry clause follows
+    demoted = prog.with_trap_sites({0})
+    assert demoted == {
+        0: "@start is also read by a clause on the trap path",
+        1: "reads @start in the target, which is also written on the user side",
+    }
+    assert not prog.in_target(0) and not prog.in_target(1) and prog.in_target(2)
+    assert prog.with_trap_sites({2}) == {}  # nothing else depends on @other
+
+
+def test_threads_bound_by_the_tracer():
+    """In this process: the code mapped r-x, entries called through ctypes with frames
+    whose thread pointer the test chooses, as the tracer binds a new thread's entry."""
+    import ctypes
+
+    prog = build_program(compile_script("uprobe:/bin/true:f { @[tid, pid] = count(); }"))
+    code = mmap.mmap(-1, len(prog.code) + 4096,
+                     prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    code.write(prog.code)
+    shm = mmap.mmap(-1, prog.shm_size)
+    try:
+        base = ctypes.addressof(ctypes.c_char.from_buffer(code))
+        area = ctypes.addressof(ctypes.c_char.from_buffer(shm))
+        hit = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_uint64)(base + prog.entries["jp_hit"])
+        with memoryview(shm) as view:
+            prog.init_shm(view)
+            prog.add_site(view, 3, (0,))
+            prog.bind_thread(view, 0x7F0000001000, 111, 222)
+            prog.bind_thread(view, 0x7F0000002000, 333, 222)
+        frame = (ctypes.c_uint64 * 27)()
+        for fs_base, times in ((0x7F0000001000, 3), (0x7F0000002000, 2)):
+            frame[21] = fs_base  # user_regs_struct.fs_base
+            for _ in range(times):
+                hit(frame, area, 3)
+        with memoryview(shm) as view:
+            prog.forget_thread(view, 333)  # gone: the next thread with that pointer claims
+        frame[21] = 0x7F0000002000
+        hit(frame, area, 3)
+        store = MapStore()
+        reader = JumpReader(prog, shm, store)
+        reader.merge_maps()
+        got = {k: v.count for k, v in store.map("").entries.items()}
+        reader.release()
+        assert got == {(111, 222): 3, (333, 222): 2, (threading.get_native_id(), os.getpid()): 1}
+        # ordinals were taken by the threads themselves, one each, in hit order
+        assert struct.unpack_from("<Q", shm, L.H_NEXT_ORDINAL)[0] == 3
+    finally:
+        del hit
+        shm.close()
+        code.close()

@@ -14,8 +14,8 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from runtime.live import LiveDriver
-from uplang.complete import Command, FixedSource, UplangCompleter
-from uplang.repl import COMMANDS, Repl, clause_text, is_complete, main, run_lines, run_prompt
+from uplang.app.complete import Command, FixedSource, UplangCompleter
+from uplang.app.repl import COMMANDS, Repl, clause_text, is_complete, main, run_lines, run_prompt
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -69,6 +69,8 @@ SOURCE = FixedSource(
                               ("db", "query")]},
     maps=["bytes", "latency"],
     numbers=[1, 4],
+    fields={("./srv", "handle", ()): ["req", "flags"],
+            ("./srv", "handle", ("req",)): ["len", "next", "path"]},
 )
 
 
@@ -95,6 +97,11 @@ def completions(text: str) -> list[str]:
     ("uprobe:a:f /ret", ["retval"]),
     ("uprobe:a:f { @ = his", ["hist("]),
     ("uprobe:a:f { printf(\"com", []),
+    # args. and members from the program's DWARF (the source answers; see LiveSymbols)
+    ("uprobe:./srv:handle { @ = args.", ["flags", "req"]),
+    ("uprobe:./srv:handle { @ = args->r", ["req"]),
+    ("uprobe:./srv:handle { @[args.req->", ["len", "next", "path"]),
+    ("uprobe:./srv:handle { @ = args.req.pa", ["path"]),
     (":pr", [":probes", ":print"]),
     (":print @l", ["@latency"]),
     (":del ", ["1", "4"]),
