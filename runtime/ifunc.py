@@ -9,9 +9,12 @@ linker writes that address into GOT slots; we read them back instead of guessing
 2. else R_X86_64_JUMP_SLOT / GLOB_DAT slots that name the symbol in the process's other
    modules (the program's PLT), once they are bound.
 
-Slots are read in the traced process when the file is mapped there, else in our own
-process when it maps the same file (the tracer's libc is the target's libc, and the
-resolver's choice depends only on the CPU).
+Slots are read in the traced process when the file is mapped and relocated there, else in
+our own process when it maps the same file (the tracer's libc is the target's libc, and the
+resolver's choice depends only on the CPU). A program started with -c is held before the
+dynamic linker relocates, so for libc the answer comes from our own process; an IFUNC in a
+library the tracer does not map, probed before the target relocated it, is refused with the
+`FUNC@resolver` alternative.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def implementation(elf: ElfFile, sym: Symbol, pid: int | None) -> int | None:
             continue
         for slot in _irelative(elf.path, elf.identity).get(sym.vaddr, ()):
             found = _inside(elf, _read_word(p, slot + bias), bias)
-            if found is not None:
+            # Not relocated yet (a process held before ld.so relocates) holds no answer.
+            if found is not None and found != sym.vaddr:
                 return found
         found = _through_other_modules(elf, sym, p, maps, bias)
         if found is not None:
