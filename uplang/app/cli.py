@@ -124,6 +124,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    "before /usr/lib/debug; repeatable (also: UPROBE_DEBUG_DIRS=DIR:DIR)")
     p.add_argument("--no-demangle", dest="demangle", action="store_false",
                    help="show C++ names mangled, as the symbol table spells them")
+    p.add_argument("--comm", dest="comms", action="append", default=[], metavar="NAME",
+                   help="system-wide probes (no -c/-p): trace only processes named NAME "
+                   "(repeatable)")
     p.add_argument("args", nargs="*", metavar="FILE|ARG",
                    help="the script file (unless -e), then its positional parameters")
 
@@ -270,6 +273,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         cpu=opts.cpu,
         demangle=opts.demangle,
         trace=opts.trace,
+        comms=tuple(opts.comms),
     )
     try:
         return run_plan(plan, options)
