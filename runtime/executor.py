@@ -230,7 +230,7 @@ class PlanRun:
         if self.session is not None and self.options.command is not None:
             try:
                 os.kill(self.session.pid, signal.SIGKILL)
-            except (OSError, ExecutorError):
+            except OSError:
                 pass
 
     def _print_sources(self) -> None:
