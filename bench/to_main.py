@@ -154,8 +154,8 @@ class Case:
     argv: dict[str, list[str]]
     stamp: Path | None
     check: Callable[[Launch], str | None] | None = None
-    # bpftrace 0.17 attaches uprobes one by one, ~0.14 s each on this machine: 1,000 of
-    # them take minutes, so mass cases run it once (None: not at all, see `note`).
+    # bpftrace 0.17 takes ~0.14 s per uprobe to exit (detaching): with 1,000 probes a run
+    # lasts minutes, so mass cases run it once (None: not at all, see `note`).
     bpftrace_runs: int | None = 0
     note: str = ""
     times: dict[str, list[float]] = field(default_factory=dict)
@@ -197,8 +197,9 @@ def cases(exe: Path, functions: int, stamp: Path, libc: bool) -> list[Case]:
             {"uprobe": uprobe_argv("-e", f"uprobe:libc:* {one}", *run_c),
              "bpftrace": [BPFTRACE, "-e", f"uprobe:{LIBC}:* {one}", *run_c]},
             stamp, count_is(None), bpftrace_runs=None,
-            note="bpftrace not run: tried once by hand on this machine, it gave up after "
-                 "156 s with `Error attaching probe: ...:pthread_spin_lock@GLIBC_2.2.5`"))
+            note="bpftrace not run: tried once by hand on this machine, it stopped with "
+                 "`Error attaching probe: ...:pthread_spin_lock@GLIBC_2.2.5` and exit "
+                 "status 255, 156 s after launch, main() never ran"))
         found.append(Case(
             "`-l 'uprobe:libc:*'` (to exit)",
             {"uprobe": uprobe_argv("-l", "uprobe:libc:*"),
