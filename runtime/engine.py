@@ -15,8 +15,8 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
+from runtime import lifeline, rendezvous, retprobes, trapguard
 from runtime import ptrace_ops as pt
-from runtime import rendezvous, retprobes, trapguard
 from runtime.errors import MemoryReadError, TargetError, UprobeError
 from runtime.memory import ProcessMemory
 from runtime.procmaps import Mapping, read_maps
@@ -69,6 +69,17 @@ def thread_alive(tid: int) -> bool:
     except OSError:
         return False
     return text[text.rindex(")") + 2] not in "ZX"
+
+
+def restore_tails(proc: Process) -> None:
+    """Put back the rest of every site's instruction, first bytes left as they are (still
+    int3s: no thread can be inside), where our int3s are still there."""
+    for addr, tail in proc.tails.items():
+        try:
+            if proc.mem.read_upto(addr, 1) == b"\xcc":
+                proc.mem.write(addr + 1, tail)
+        except MemoryReadError:
+            continue
 
 
 class Engine:
@@ -416,11 +427,14 @@ class Engine:
         child.xol = XolSpace(list(parent.xol.areas), parent.xol.trampoline, parent.xol.syscall_insn)
         child.sites = dict(parent.sites)
         child.ever_sites = dict(parent.ever_sites)
+        child.tails = dict(parent.tails)
         child.unwinder_hooked = parent.unwinder_hooked
         cth = self.add_thread(child, child_pid, started=False)
         cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
         child.vfork = vfork
         child.trap_action = parent.trap_action
+        if parent.lifeline is not None:
+            child.lifeline = parent.lifeline if vfork else parent.lifeline.copy()
         watch = self.watches.get(parent.pid)
         if watch is not None:
             self.watches[child_pid] = watch.copy()
@@ -436,6 +450,7 @@ class Engine:
             self.resume(th)
             return
         self._clean_process(proc)
+        self._drop_lifeline(proc, th)
         pt.detach(th.tid, th.pending.pop(0) if th.pending else 0)
         self._forget_process(proc)
 
@@ -461,7 +476,9 @@ class Engine:
         proc.sites = {}
         proc.oneshots = {}
         proc.ever_sites = {}
+        proc.tails = {}
         proc.unwinder_hooked = False
+        proc.lifeline = None  # gone with the old image (and exec resets handlers)
         # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
         # entry hook's own trap on.
         proc.trap_action = trapguard.ignored_action(proc.pid)
@@ -482,6 +499,7 @@ class Engine:
         (an attach that raced with the exec): then int3s we wrote are in the new text and
         must go. One opened before the exec reads nothing now (the old memory is gone).
         Not for a vfork child: its descriptor shows the parent's live memory."""
+        restore_tails(proc)
         for addr, orig in proc.ever_sites.items():
             if proc.mem.read_upto(addr, 1) == b"\xcc":
                 try:
@@ -529,27 +547,68 @@ class Engine:
             ctypes.memmove(ctypes.addressof(self.regs), saved, len(saved))
         return th.tid in self.threads
 
+    def _borrow_thread(self, proc: Process, what: str) -> tuple[Thread, bool] | None:
+        """A stopped thread of `proc` to inject into: one already stopped, or one
+        interrupted for this (borrowed: let it go afterwards). None: a borrowed thread had
+        just executed an int3; its hit was let through, ask again."""
+        th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
+        if th is not None:
+            return th, False
+        leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
+        th = next((t for t in leader_first if self.stop_thread(t)), None)
+        if th is None:
+            raise TargetError(f"pid {proc.pid}: no thread left to inject {what}")
+        if sigtrap_pending(th.tid):
+            # It just executed an int3: let that hit be handled, then try again.
+            self.resume(th)
+            return None
+        return th, True
+
     def new_area(self, proc: Process, lo: int, hi: int) -> XolArea:
         """Inject an XOL area in [lo, hi) using a stopped thread of `proc` (one already
         held, or one interrupted just for this and let go right after)."""
         for _ in range(8):
-            th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
-            borrowed = th is None
-            if th is None:
-                leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
-                th = next((t for t in leader_first if self.stop_thread(t)), None)
-                if th is None:
-                    raise TargetError(f"pid {proc.pid}: no thread left to inject the XOL area")
-                if sigtrap_pending(th.tid):
-                    # It just executed an int3: let that hit be handled, then try again.
-                    self.resume(th)
-                    continue
+            got = self._borrow_thread(proc, "the XOL area")
+            if got is None:
+                continue
+            th, borrowed = got
+            had_trampoline = proc.xol.trampoline
             area, pending = map_area(th.tid, proc.mem, proc.xol, lo, hi)
             th.pending += pending
+            if proc.lifeline is not None and proc.xol.trampoline != had_trampoline:
+                proc.lifeline.add_trampoline(proc.mem, proc.xol.trampoline)
             if borrowed:
                 self.resume(th)
             return area
         raise TargetError(f"pid {proc.pid}: could not stop a thread to inject the XOL area")
+
+    def ensure_lifeline(self, proc: Process) -> None:
+        """Before the first int3 goes into `proc`: the in-target SIGTRAP handler that keeps
+        it alive if we die (runtime/lifeline.py). Refused under strict seccomp, where any
+        system call we inject would kill the program."""
+        if proc.lifeline is not None:
+            return
+        lifeline.check_seccomp(proc.pid)
+        for _ in range(8):
+            got = self._borrow_thread(proc, "the SIGTRAP lifeline")
+            if got is None:
+                continue
+            th, borrowed = got
+            regs = pt.new_regs()
+            pt.getregs(th.tid, pt.regs_address(regs))
+            try:
+                line, pending = lifeline.install(th.tid, proc.mem, proc.xol, regs.rsp)
+            finally:
+                if borrowed:
+                    self.resume(th)
+            th.pending += pending
+            proc.lifeline = line
+            if proc.trap_action is not None:
+                # Guarded processes get our handler back after a kernel reset, not theirs
+                # (ours chains to theirs).
+                proc.trap_action = line.handler_action
+            return
+        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject the SIGTRAP lifeline")
 
     def install(self, probe: Probe) -> int:
         """Install one probe into every traced process; returns the number of sites."""
@@ -581,6 +640,7 @@ class Engine:
             return
         hook = Probe(placement=placement, handler=None, kind="internal", label="rendezvous",
                      call=self._on_r_brk)
+        self.ensure_lifeline(proc)
         install(proc, hook, maps, self.new_area, rendezvous.emulate_ret)
 
     def _on_r_brk(self, th: Thread, regs: Any) -> None:
@@ -614,6 +674,9 @@ class Engine:
         # place (unmapped and mapped again between two syncs): it must be made anew.
         gone += [a for a, bp in proc.sites.items() if proc.mem.read_upto(a, 1) != b"\xcc"]
         for addr in gone:
+            if proc.lifeline is not None and addr in proc.ever_sites:
+                proc.lifeline.drop_site(proc.mem, addr, 1 + len(proc.tails.get(addr, b"")))
+            proc.tails.pop(addr, None)
             proc.sites.pop(addr, None)
             proc.ever_sites.pop(addr, None)
             proc.oneshots.pop(addr, None)
@@ -635,10 +698,11 @@ class Engine:
             self._sync_semaphores(proc, read_maps(proc.pid))
 
     def _install_into(self, proc: Process, probe: Probe, maps: Any) -> int:
+        if not site_addresses(maps, probe):
+            return 0
+        self.ensure_lifeline(proc)
         if probe.kind == "return" and not proc.xol.trampoline:
             sites = site_addresses(maps, probe)
-            if not sites:
-                return 0
             # Entry sites may all be emulated (endbr64): the trampoline needs an area anyway.
             self.new_area(proc, sites[0] - REACH, sites[0] + REACH)
         if probe.kind == "return" and not proc.unwinder_hooked:
@@ -665,6 +729,7 @@ class Engine:
 
     def _clean_process(self, proc: Process) -> None:
         """Put back every byte we changed in the text (threads may keep running)."""
+        restore_tails(proc)
         for addr, orig in proc.ever_sites.items():
             try:
                 if proc.mem.read_upto(addr, 1) == b"\xcc":
@@ -685,6 +750,7 @@ class Engine:
         thread caught between a trap and its report, then PTRACE_DETACH each thread."""
         self.detaching = True
         for proc in list(self.procs.values()):
+            restore_tails(proc)
             for addr, orig in proc.ever_sites.items():
                 try:
                     proc.mem.write(addr, bytes((orig,)))
@@ -703,6 +769,9 @@ class Engine:
                 break
         for proc in list(self.procs.values()):
             self._clean_process(proc)
+            held = next((t for t in proc.threads.values() if t.stopped), None)
+            if held is not None and not proc.vfork:
+                self._drop_lifeline(proc, held)
             # Threads with a signal to deliver go last: a fatal one ends the whole
             # process, and threads still traced then would wait for us as zombies.
             ordered = sorted(proc.threads.values(), key=lambda t: bool(t.pending))
@@ -710,6 +779,20 @@ class Engine:
                 if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
                     self._reap_traced(th.tid)
             self._forget_process(proc)
+
+    @staticmethod
+    def _drop_lifeline(proc: Process, th: Thread) -> None:
+        """Give the program its own SIGTRAP action back (`th` is stopped)."""
+        line = proc.lifeline
+        if line is None:
+            return
+        proc.lifeline = None
+        regs = pt.new_regs()
+        try:
+            pt.getregs(th.tid, pt.regs_address(regs))
+            th.pending += lifeline.uninstall(th.tid, proc.mem, proc.xol, regs.rsp, line)
+        except (pt.PtraceFailed, TargetError, MemoryReadError):
+            pass  # the thread died: so did the process, or another thread will exit too
 
     @staticmethod
     def _reap_traced(tid: int) -> None:

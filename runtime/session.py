@@ -142,7 +142,7 @@ class Session:
         os.close(go_r)
         os.close(err_w)
         try:
-            pt.seize(pid, TRACE_OPTIONS | pt.O_EXITKILL)
+            pt.seize(pid, TRACE_OPTIONS)
         except BaseException:
             _kill(pid)
             raise

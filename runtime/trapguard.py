@@ -113,11 +113,11 @@ def _restart_interrupted(regs: Any) -> None:
     regs.rip -= 2
 
 
-def _scratch(rsp: int) -> int:
+def scratch(rsp: int) -> int:
     return (rsp - SCRATCH_BELOW) & ~0xF
 
 
-def _syscall_insn(mem: ProcessMemory, space: XolSpace) -> int:
+def syscall_insn(mem: ProcessMemory, space: XolSpace) -> int:
     if not space.syscall_insn:
         space.syscall_insn = xol.find_syscall_insn(mem, read_maps(mem.pid))
     return space.syscall_insn
@@ -133,9 +133,9 @@ def read_action(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int,
         return _IGNORED, []
     if not caught:
         return bytes(ACTION_SIZE), []
-    buf = _scratch(rsp)
+    buf = scratch(rsp)
     args = (signal.SIGTRAP, 0, buf, SIGSET_SIZE)
-    insn = _syscall_insn(mem, space)
+    insn = syscall_insn(mem, space)
     if not delivering:
         _, pending = remote_syscall(tid, insn, SYS_RT_SIGACTION, args)
         return mem.read(buf, ACTION_SIZE), pending
@@ -161,8 +161,8 @@ def restore_if_reset(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int,
     caught, ignored = trap_disposition(tid)
     if caught or ignored:
         return []
-    insn = _syscall_insn(mem, space)
-    buf = _scratch(rsp)
+    insn = syscall_insn(mem, space)
+    buf = scratch(rsp)
     mem.write(buf, action)
     _, pending = remote_syscall(tid, insn, SYS_RT_SIGACTION,
                                 (signal.SIGTRAP, buf, 0, SIGSET_SIZE))
