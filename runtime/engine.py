@@ -597,7 +597,7 @@ class Engine:
             regs = pt.new_regs()
             pt.getregs(th.tid, pt.regs_address(regs))
             try:
-                line, pending = lifeline.install(th.tid, proc.mem, proc.xol, regs.rsp)
+                line, pending = lifeline.install(th.tid, proc.mem, proc.xol, regs)
             finally:
                 if borrowed:
                     self.resume(th)
@@ -790,7 +790,7 @@ class Engine:
         regs = pt.new_regs()
         try:
             pt.getregs(th.tid, pt.regs_address(regs))
-            th.pending += lifeline.uninstall(th.tid, proc.mem, proc.xol, regs.rsp, line)
+            th.pending += lifeline.uninstall(th.tid, proc.mem, proc.xol, regs, line)
         except (pt.PtraceFailed, TargetError, MemoryReadError):
             pass  # the thread died: so did the process, or another thread will exit too
 

@@ -22,8 +22,9 @@ its handler, SIG_IGN, or SIG_DFL re-raised). After the tracer's death it sends a
 trapping on a site to the displaced instruction, one trapping on the trampoline to the real
 return address, and lets a thread whose stop the tracer had already moved on (rip at a slot
 or past an emulated instruction, no int3 before it) continue. Left alone: a one-byte
-instruction has no tail, so a thread stopped on it at the moment of death skips it (a nop,
-as at USDT sites, is harmless; `push %rbp` is not).
+instruction has no tail, so a thread stopped on it at the moment of death skips it: harmless
+for a nop (USDT sites); the frame prologue `push %rbp; mov %rsp,%rbp` is probed as one
+two-instruction site (`widen`); other one-byte sites (`push %rbx`, `ret`, ...) keep that risk.
 
 The return table is a cache keyed by stack slot: a slot is written only when its content
 changes, so a loop calling a probed function from one place costs nothing after the first
@@ -36,13 +37,14 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from runtime import trapguard
 from runtime.errors import PlacementError, TargetError
 from runtime.memory import ProcessMemory
 from runtime.x86 import encode
-from runtime.x86.ops import JccOps, JmpRelOps, NopOps, RetOps, SiteOps
+from runtime.x86.ops import JccOps, JmpRelOps, NopOps, PlainOps, RetOps, SiteOps
 from runtime.xol import XolSpace
 
 # runtime/lifeline.S assembled (gcc -c; objcopy -O binary -j .text), up to `restorer`'s end.
@@ -71,6 +73,7 @@ GONE, TRAMPOLINE = 0, 1
 # Rebuild the return cache from the live entries beyond this many used buckets.
 RETURN_LIMIT = (1 << RETURN_BITS) * 3 // 4
 SYS_MMAP = 9
+SYS_EXECVE, SYS_EXECVEAT = 59, 322
 PROT_READ, PROT_EXEC = 1, 4
 MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
 SA_SIGINFO = 0x4
@@ -201,6 +204,20 @@ def _refused(pid: int, what: str, err: int) -> TargetError:
     return TargetError(f"pid {pid}: the injected {what} failed ({why})")
 
 
+FRAME_PROLOGUE = bytes.fromhex("554889e5")  # push %rbp; mov %rsp,%rbp
+
+
+def widen(ops: SiteOps, code: bytes) -> SiteOps:
+    """A one-byte instruction has no tail to trap a thread left after it. For the frame
+    prologue `push %rbp; mov %rsp,%rbp` the site takes both instructions (one slot runs
+    them, the `mov` becomes the tail): nothing branches between the two, the frame must be
+    built in that order. Other one-byte sites stay as they are."""
+    if isinstance(ops, PlainOps) and code.startswith(FRAME_PROLOGUE):
+        insn = replace(ops.insn, raw=FRAME_PROLOGUE, op_str="%rbp; mov %rsp, %rbp")
+        return PlainOps(insn)
+    return ops
+
+
 def resume_address(line: LifeLine, mem: ProcessMemory, ops: SiteOps, slot: int) -> int:
     """Where a thread trapping on the site goes on without the tracer: its XOL slot, or
     for the classes the tracer emulates the branch target, the next instruction, or a
@@ -240,21 +257,18 @@ def _action(handler: int, flags: int, restorer: int, mask: int) -> bytes:
     return b"".join(v.to_bytes(8, "little") for v in (handler, flags, restorer, mask))
 
 
-def install(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int) -> tuple[LifeLine, list[int]]:
+def install(tid: int, mem: ProcessMemory, space: XolSpace, regs: Any) -> tuple[LifeLine, list[int]]:
     """Map the area and make its handler the SIGTRAP action, in the stopped thread `tid`
-    (`rsp` its stack pointer: scratch space below the red zone). System calls run through
-    syscall stops, never single steps (a step's SIGTRAP is what resets dispositions)."""
-    insn = trapguard.syscall_insn(mem, space)
+    (`regs` its registers: scratch space goes below the red zone of its stack)."""
+    call = _syscall_runner(tid, mem, space, regs)
     pending: list[int] = []
-    base, sigs = trapguard.remote_syscall(
-        tid, insn, SYS_MMAP,
-        (0, SIZE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1 & MASK64, 0))
+    base, sigs = call(SYS_MMAP, (0, SIZE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+                                 -1 & MASK64, 0))
     pending += sigs
     if base < 0:
         raise _refused(mem.pid, "mmap", -base)
-    scratch = trapguard.scratch(rsp)
-    _, sigs = trapguard.remote_syscall(tid, insn, trapguard.SYS_RT_SIGACTION,
-                                       (SIGTRAP, 0, scratch, trapguard.SIGSET_SIZE))
+    scratch = trapguard.scratch(regs.rsp)
+    _, sigs = call(trapguard.SYS_RT_SIGACTION, (SIGTRAP, 0, scratch, trapguard.SIGSET_SIZE))
     pending += sigs
     program = mem.read(scratch, trapguard.ACTION_SIZE)
     flags = int.from_bytes(program[8:16], "little")
@@ -266,24 +280,41 @@ def install(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int) -> tuple[Li
     line = LifeLine(base, ours)
     if space.trampoline:
         line.add_trampoline(mem, space.trampoline)
-    result, sigs = trapguard.remote_syscall(tid, insn, trapguard.SYS_RT_SIGACTION,
-                                            (SIGTRAP, base + OUR_ACTION, 0, trapguard.SIGSET_SIZE))
+    result, sigs = call(trapguard.SYS_RT_SIGACTION,
+                        (SIGTRAP, base + OUR_ACTION, 0, trapguard.SIGSET_SIZE))
     pending += sigs
     if result < 0:
         raise _refused(mem.pid, "rt_sigaction", -result)
     return line, pending
 
 
-def uninstall(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int, line: LifeLine) -> list[int]:
+def _syscall_runner(tid: int, mem: ProcessMemory, space: XolSpace,
+                    regs: Any) -> Callable[[int, tuple[int, ...]], tuple[int, list[int]]]:
+    """How to run system calls in `tid`: through syscall stops (a single step's SIGTRAP is
+    what resets dispositions). At an exec event the thread is still inside execve, whose
+    return value would overwrite our call's number: it is first let reach execve's exit."""
+    insn = trapguard.syscall_insn(mem, space)
+    early: list[int] = []
+    if regs.orig_rax in (SYS_EXECVE, SYS_EXECVEAT):
+        early += trapguard.finish_syscall(tid)
+
+    def call(nr: int, args: tuple[int, ...]) -> tuple[int, list[int]]:
+        result, pending = trapguard.remote_syscall(tid, insn, nr, args)
+        pending[:0] = early
+        early.clear()
+        return result, pending
+    return call
+
+
+def uninstall(tid: int, mem: ProcessMemory, space: XolSpace, regs: Any,
+              line: LifeLine) -> list[int]:
     """Detach: give the program its own SIGTRAP action back, if ours is still the one
     installed (the program may have set another since)."""
-    insn = trapguard.syscall_insn(mem, space)
-    scratch = trapguard.scratch(rsp)
-    _, pending = trapguard.remote_syscall(tid, insn, trapguard.SYS_RT_SIGACTION,
-                                          (SIGTRAP, 0, scratch, trapguard.SIGSET_SIZE))
+    call = _syscall_runner(tid, mem, space, regs)
+    scratch = trapguard.scratch(regs.rsp)
+    _, pending = call(trapguard.SYS_RT_SIGACTION, (SIGTRAP, 0, scratch, trapguard.SIGSET_SIZE))
     if int.from_bytes(mem.read(scratch, 8), "little") != line.base:
         return pending
-    _, sigs = trapguard.remote_syscall(tid, insn, trapguard.SYS_RT_SIGACTION,
-                                       (SIGTRAP, line.base + PROGRAM_ACTION, 0,
-                                        trapguard.SIGSET_SIZE))
+    _, sigs = call(trapguard.SYS_RT_SIGACTION,
+                   (SIGTRAP, line.base + PROGRAM_ACTION, 0, trapguard.SIGSET_SIZE))
     return pending + sigs

@@ -95,6 +95,22 @@ def remote_syscall(tid: int, insn: int, nr: int, args: tuple[int, ...]) -> tuple
     return (result - (1 << 64) if result >> 63 else result), pending
 
 
+def finish_syscall(tid: int) -> list[int]:
+    """Let the stopped thread `tid` run to the exit stop of the system call it is inside
+    (an exec event stop); returns signals that arrived meanwhile, to deliver later."""
+    pending: list[int] = []
+    while True:
+        pt.ptrace(PTRACE_SYSCALL, tid)
+        _, status = os.waitpid(tid, pt.WALL)
+        if not os.WIFSTOPPED(status):
+            raise TargetError(f"thread {tid} exited while leaving a system call")
+        sig = os.WSTOPSIG(status)
+        if sig == SYSCALL_STOP:
+            return pending
+        if status >> 16 == 0:
+            pending.append(sig)
+
+
 def ignored_action(pid: int) -> bytes | None:
     """SIG_IGN as a sigaction when the process ignores SIGTRAP (the one disposition that
     survives exec and so may be there before our first breakpoint), else None."""

@@ -125,6 +125,8 @@ def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: Are
     ops = analyse_site(code, addr)
     if wrap is not None:
         ops = wrap(ops)
+    if proc.lifeline is not None:
+        ops = lifeline.widen(ops, code)
     slot = 0
     if ops.slot_size:
         slot = take_slot(proc.xol, ops, addr) or 0
