@@ -12,17 +12,47 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from runtime import procfs
 from runtime.errors import UprobeError
 
 if TYPE_CHECKING:
-    from runtime.session import Session
+    from runtime.output.values import Stack
+    from runtime.stacks import Stacks
     from runtime.threads import Thread
-    from runtime.uprobes import Probe
+    from runtime.unwind.unwinder import RawFrame
 
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class ContextHost(Protocol):
+    """What a context needs of its session (runtime.session.Session)."""
+
+    @property
+    def effects(self) -> Any: ...
+
+    def symbolize(self, pid: int, addr: int) -> str: ...
+
+    @property
+    def stacks(self) -> Stacks: ...
+
+
+class HitProbe(Protocol):
+    """What a context tells of its probe: a uprobes.Probe, or a sampler's SampleProbe."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def placement(self) -> Any: ...
+
+    @property
+    def symbol(self) -> str: ...
 
 
 class HitContext:
@@ -31,7 +61,7 @@ class HitContext:
 
     __slots__ = ("session", "thread", "regs", "probe", "_nsecs", "_cpu", "_comm", "deferred")
 
-    def __init__(self, session: Session, thread: Thread, regs: Any, probe: Probe) -> None:
+    def __init__(self, session: ContextHost, thread: Thread, regs: Any, probe: HitProbe) -> None:
         self.session = session
         self.thread = thread
         self.regs = regs
@@ -41,7 +71,7 @@ class HitContext:
         self._comm: str | None = None
         self.deferred = False
 
-    def reset(self, probe: Probe) -> None:
+    def reset(self, probe: HitProbe) -> None:
         """Re-point a thread's reused context at the next hit (cheaper than a new one)."""
         self.probe = probe
         self._nsecs = 0
@@ -85,56 +115,38 @@ class HitContext:
     def cpu(self) -> int:
         """The CPU the thread last ran on (field 39 of /proc/PID/task/TID/stat)."""
         if self._cpu is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/stat") as f:
-                    text = f.read()
-                self._cpu = int(text[text.rindex(")") + 2 :].split()[36])
-            except (OSError, ValueError, IndexError):
-                self._cpu = -1
+            self._cpu = procfs.thread_cpu(self.pid, self.tid)
         return self._cpu
 
     @property
     def comm(self) -> str:
         if self._comm is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
-                    self._comm = f.read().rstrip("\n")
-            except OSError:
-                self._comm = ""
+            self._comm = procfs.comm(self.pid, self.tid)
         return self._comm
 
     def ustack(self, limit: int = 127) -> list[int]:
-        """Return addresses by the frame-pointer chain, innermost first. At a function's
-        first instruction rbp is still the caller's, so [rsp] supplies the caller. Pending
-        return-probe trampolines are shown as the addresses they replaced."""
-        mem = self.thread.proc.mem
-        fix = {r.slot: r.orig for r in self.thread.returns}
-        tramp = self.thread.proc.xol.trampoline
+        """Return addresses by call-frame information (frame pointers where none covers
+        a pc), innermost first. Pending return-probe trampolines are shown as the
+        addresses they replaced."""
+        return [f.pc for f in self.capture_stack(limit)]
 
-        def real(value: int, slot: int) -> int:
-            return fix.get(slot, value) if value == tramp and tramp else value
+    def capture_stack(self, limit: int = 127) -> list[RawFrame]:
+        """The unwound frames with the files they lie in (runtime/stacks.py)."""
+        proc = self.thread.proc
+        tramp = proc.xol.trampoline
+        fix_ra = None
+        if tramp and self.thread.returns:
+            fix = {r.slot: r.orig for r in self.thread.returns}
 
-        frames = [self.regs.rip]
-        if self.probe.kind == "entry" and getattr(self.probe.placement, "sym_offset", 1) == 0:
-            try:
-                frames.append(real(mem.read_u64(self.regs.rsp), self.regs.rsp))
-            except UprobeError:
-                return frames[:limit]
-        rbp = self.regs.rbp
-        while len(frames) < limit and rbp and not rbp & 7:
-            try:
-                pair = mem.read(rbp, 16)
-            except UprobeError:
-                break
-            nxt = int.from_bytes(pair[:8], "little")
-            ret = int.from_bytes(pair[8:], "little")
-            if not ret:
-                break
-            frames.append(real(ret, rbp + 8))
-            if nxt <= rbp:
-                break
-            rbp = nxt
-        return frames[:limit]
+            def fix_ra(value: int, slot: int) -> int:
+                return fix.get(slot, value) if value == tramp else value
+
+        return self.session.stacks.capture(proc.pid, proc.maps_generation, self.regs,
+                                           proc.mem, limit, fix_ra)
+
+    def stack_value(self, limit: int, mode: str) -> Stack:
+        """A ustack value: captured now, symbolised when printed."""
+        return self.session.stacks.value(self.capture_stack(limit), mode, limit)
 
     def symbolize(self, addr: int) -> str:
         return self.session.symbolize(self.pid, addr)

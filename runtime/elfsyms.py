@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection
 
 from runtime.errors import TargetError
 from runtime.procmaps import Mapping, file_mappings, read_maps
@@ -348,7 +349,7 @@ def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
 
 def _build_id(elf: ELFFile) -> str | None:
     sec = elf.get_section_by_name(".note.gnu.build-id")
-    if sec is None:
+    if not isinstance(sec, NoteSection):
         return None
     for note in sec.iter_notes():
         if note["n_type"] == "NT_GNU_BUILD_ID":

@@ -13,73 +13,27 @@ import errno
 import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
-from runtime import lifeline, rendezvous, retprobes, trapguard
+from runtime import procfs, retprobes, trapguard
 from runtime import ptrace_ops as pt
+from runtime.detach import clean_process, restore_text
 from runtime.errors import MemoryReadError, TargetError, UprobeError
+from runtime.installer import Installer
 from runtime.memory import ProcessMemory
-from runtime.procmaps import Mapping, read_maps
-from runtime.rendezvous import MappingWatch
 from runtime.semaphores import SemaphoreTable
-from runtime.threads import OneShot, Process, ReturnInstance, Thread
-from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
-from runtime.xol import REACH, XolArea, XolSpace, map_area
+from runtime.threads import Process, ReturnInstance, Thread
+from runtime.xol import XolSpace
 
 SIGTRAP = int(signal.SIGTRAP)
+T = TypeVar("T")
 # The wait status of a SIGTRAP signal-delivery stop (no ptrace event bits).
 TRAP_STOP = (SIGTRAP << 8) | 0x7F
 WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-AT_ENTRY = 9
-SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
 TRACE_OPTIONS = (
     pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
 )
-
-
-def read_entry(pid: int) -> int:
-    """AT_ENTRY from /proc/PID/auxv: where the program starts after the dynamic linker."""
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
-    for i in range(0, len(data) - 15, 16):
-        key = int.from_bytes(data[i : i + 8], "little")
-        if key == AT_ENTRY:
-            return int.from_bytes(data[i + 8 : i + 16], "little")
-    raise TargetError(f"pid {pid}: no AT_ENTRY in the auxiliary vector")
-
-
-def sigtrap_pending(tid: int) -> bool:
-    """Whether a SIGTRAP is queued for the thread (an int3 it executed whose stop the
-    kernel has not reported yet: interrupt traps are reported before queued signals)."""
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("SigPnd:"):
-                    return bool(int(line.split()[1], 16) & SIGTRAP_BIT)
-    except OSError:
-        pass
-    return False
-
-
-def thread_alive(tid: int) -> bool:
-    try:
-        with open(f"/proc/{tid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] not in "ZX"
-
-
-def restore_tails(proc: Process) -> None:
-    """Put back the rest of every site's instruction, first bytes left as they are (still
-    int3s: no thread can be inside), where our int3s are still there."""
-    for addr, tail in proc.tails.items():
-        try:
-            if proc.mem.read_upto(addr, 1) == b"\xcc":
-                proc.mem.write(addr + 1, tail)
-        except MemoryReadError:
-            continue
 
 
 class Engine:
@@ -92,7 +46,9 @@ class Engine:
         self.follow_forks = follow_forks
         self.procs: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
-        self.registry = ProbeRegistry()
+        self.installer = Installer(self)
+        # The hot loop reads `lean` from it on every hit.
+        self.registry = self.installer.registry
         self.regs = pt.new_regs()
         self.regs_addr = pt.regs_address(self.regs)
         self.main_pid = 0
@@ -101,15 +57,16 @@ class Engine:
         self.on_wake: Callable[[], None] = lambda: None
         # Told (pid, tid) when a traced thread is gone (exit, or an exec in another thread).
         self.on_thread_exit: Callable[[int, int], None] | None = None
-        # Told the pid of a process that exec'd, at its new entry point (libraries mapped),
+        # Told the pid of a process that exec'd, once its libraries are mapped,
         # before pending probes go in: the place to resolve probe specs again.
         self.on_exec: Callable[[int], None] = lambda pid: None
-        # Per process: the dynamic linker's rendezvous (see watch_mappings).
-        self.watches: dict[int, MappingWatch] = {}
-        self.semaphores = SemaphoreTable()
         self.detaching = False
         # Stops of threads whose creation event has not been seen yet.
         self._early: dict[int, int] = {}
+
+    @property
+    def semaphores(self) -> SemaphoreTable:
+        return self.installer.semaphores
 
     # -- processes and threads -------------------------------------------------------
 
@@ -128,13 +85,14 @@ class Engine:
         self.threads.pop(th.tid, None)
         th.proc.threads.pop(th.tid, None)
 
-    def _forget_process(self, proc: Process) -> None:
+    def forget_process(self, proc: Process) -> None:
         for th in list(proc.threads.values()):
             self._forget_thread(th)
         proc.mem.close()
         self.procs.pop(proc.pid, None)
-        self.watches.pop(proc.pid, None)
-        self.semaphores.forget(proc.pid)
+        self.installer.watches.pop(proc.pid, None)
+        self.installer.ready_hooks.pop(proc.pid, None)
+        self.installer.semaphores.forget(proc.pid)
 
     # -- the loop --------------------------------------------------------------------
 
@@ -258,7 +216,7 @@ class Engine:
                 return False
             th.stopped = False
             return True
-        if isinstance(exc, MemoryReadError) and not thread_alive(th.tid):
+        if isinstance(exc, MemoryReadError) and not procfs.alive(th.tid):
             th.stopped = False
             return True
         # A handler failed (or Ctrl-C) mid-hit: detach must finish this stop.
@@ -340,6 +298,7 @@ class Engine:
                 return
         # The program's own int3 or a SIGTRAP it raised: it uses SIGTRAP, so from now on
         # keep its disposition safe from our hits (see runtime/trapguard.py).
+        action: bytes | None
         try:
             action, deferred = trapguard.read_action(th.tid, proc.mem, proc.xol, self.regs.rsp,
                                                      delivering=True)
@@ -433,12 +392,14 @@ class Engine:
         cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
         child.vfork = vfork
         child.trap_action = parent.trap_action
-        if parent.lifeline is not None:
-            child.lifeline = parent.lifeline if vfork else parent.lifeline.copy()
-        watch = self.watches.get(parent.pid)
+        for name, ext in parent.extensions.items():
+            copied = ext.forked(child, th.tid)
+            if copied is not None:
+                child.extensions[name] = copied
+        watch = self.installer.watches.get(parent.pid)
         if watch is not None:
-            self.watches[child_pid] = watch.copy()
-        self.semaphores.fork(parent.pid, child_pid, vfork)
+            self.installer.watches[child_pid] = watch.copy()
+        self.installer.semaphores.fork(parent.pid, child_pid, vfork)
         self._replay_early(child_pid)
         self.resume(th)
 
@@ -449,14 +410,13 @@ class Engine:
             # traced until it execs or exits.
             self.resume(th)
             return
-        self._clean_process(proc)
-        self._drop_lifeline(proc, th)
+        clean_process(proc, self.installer.semaphores)
         pt.detach(th.tid, th.pending.pop(0) if th.pending else 0)
-        self._forget_process(proc)
+        self.forget_process(proc)
 
     def _on_exec(self, th: Thread) -> None:
-        """A new image: every address-space state is gone; the probes go in again at the
-        new entry point, once the dynamic linker has mapped the libraries."""
+        """A new image: every address-space state is gone; the probes go in again once
+        the dynamic linker has mapped the libraries, before any of their code runs."""
         proc = th.proc
         for other in list(proc.threads.values()):
             if other is not th:
@@ -467,9 +427,13 @@ class Engine:
             th = self.add_thread(proc, proc.pid)
             th.stopped = True
         if not proc.vfork:
-            self._undo_writes_after_exec(proc)
+            # Our /proc/PID/mem descriptor still reads only if it was opened on the new
+            # image (an attach that raced with the exec): then int3s we wrote are in the
+            # new text and must go. One opened before the exec reads nothing now. Not for
+            # a vfork child: its descriptor shows the parent's live memory.
+            restore_text(proc)
             # Same reasoning for semaphore raises: lowered only where the descriptor reads.
-            self.semaphores.release(proc.pid, proc.mem)
+            self.installer.semaphores.release(proc.pid, proc.mem)
         proc.mem.close()
         proc.mem = ProcessMemory(proc.pid)
         proc.xol = XolSpace()
@@ -478,34 +442,22 @@ class Engine:
         proc.ever_sites = {}
         proc.tails = {}
         proc.unwinder_hooked = False
-        proc.lifeline = None  # gone with the old image (and exec resets handlers)
+        proc.maps_generation += 1
+        proc.extensions = {}
         # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
         # entry hook's own trap on.
         proc.trap_action = trapguard.ignored_action(proc.pid)
         th.returns = []
-        self.semaphores.forget(proc.pid)
-        self.watches.pop(proc.pid, None)
+        self.installer.semaphores.forget(proc.pid)
+        self.installer.watches.pop(proc.pid, None)
+        self.installer.ready_hooks.pop(proc.pid, None)
         if not self.follow_forks and proc.pid != self.main_pid:
             pt.detach(th.tid, 0)
-            self._forget_process(proc)
+            self.forget_process(proc)
             return
-        self.watch_mappings(proc)
-        self.set_entry_hook(proc, self._after_exec)
+        self.installer.watch_mappings(proc)
+        self.installer.set_ready_hook(proc, self._after_exec)
         self.resume(th)
-
-    @staticmethod
-    def _undo_writes_after_exec(proc: Process) -> None:
-        """Our /proc/PID/mem descriptor still reads only if it was opened on the new image
-        (an attach that raced with the exec): then int3s we wrote are in the new text and
-        must go. One opened before the exec reads nothing now (the old memory is gone).
-        Not for a vfork child: its descriptor shows the parent's live memory."""
-        restore_tails(proc)
-        for addr, orig in proc.ever_sites.items():
-            if proc.mem.read_upto(addr, 1) == b"\xcc":
-                try:
-                    proc.mem.write(addr, bytes((orig,)))
-                except MemoryReadError:
-                    continue
 
     def _on_exit(self, th: Thread, status: int) -> None:
         proc = th.proc
@@ -513,7 +465,7 @@ class Engine:
         self._thread_gone(proc.pid, th.tid)
         if th.tid == proc.pid:
             # The leader is reported last: the whole process is gone.
-            self._forget_process(proc)
+            self.forget_process(proc)
             if proc.pid == self.main_pid:
                 self.main_status = status
 
@@ -521,15 +473,7 @@ class Engine:
         if self.on_thread_exit is not None:
             self.on_thread_exit(pid, tid)
 
-    # -- placement -------------------------------------------------------------------
-
-    def set_entry_hook(self, proc: Process, callback: Callable[[Thread], None]) -> None:
-        """A one-shot int3 at the program's entry point (AT_ENTRY)."""
-        entry = read_entry(proc.pid)
-        orig = proc.mem.read(entry, 1)[0]
-        proc.oneshots[entry] = OneShot(entry, orig, callback)
-        proc.ever_sites.setdefault(entry, orig)
-        proc.mem.write(entry, b"\xcc")
+    # -- stopping one thread ---------------------------------------------------------
 
     def stop_thread(self, th: Thread) -> bool:
         """Interrupt `th` and dispatch other stops until it is stopped; False if it died.
@@ -547,292 +491,32 @@ class Engine:
             ctypes.memmove(ctypes.addressof(self.regs), saved, len(saved))
         return th.tid in self.threads
 
-    def _borrow_thread(self, proc: Process, what: str) -> tuple[Thread, bool] | None:
-        """A stopped thread of `proc` to inject into: one already stopped, or one
-        interrupted for this (borrowed: let it go afterwards). None: a borrowed thread had
-        just executed an int3; its hit was let through, ask again."""
-        th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
-        if th is not None:
-            return th, False
-        leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
-        th = next((t for t in leader_first if self.stop_thread(t)), None)
-        if th is None:
-            raise TargetError(f"pid {proc.pid}: no thread left to inject {what}")
-        if sigtrap_pending(th.tid):
-            # It just executed an int3: let that hit be handled, then try again.
-            self.resume(th)
-            return None
-        return th, True
-
-    def new_area(self, proc: Process, lo: int, hi: int) -> XolArea:
-        """Inject an XOL area in [lo, hi) using a stopped thread of `proc` (one already
-        held, or one interrupted just for this and let go right after)."""
+    def with_stopped_thread(self, proc: Process,
+                            fn: Callable[[Thread], tuple[T, list[int]]]) -> T:
+        """Run `fn(thread)` (code injection) with a stopped thread of `proc`: one already
+        held, or one interrupted just for this and let go right after. `fn` returns its
+        result and the signals that arrived meanwhile, delivered later."""
         for _ in range(8):
-            got = self._borrow_thread(proc, "the XOL area")
-            if got is None:
-                continue
-            th, borrowed = got
-            had_trampoline = proc.xol.trampoline
-            area, pending = map_area(th.tid, proc.mem, proc.xol, lo, hi)
+            th = next((t for t in proc.threads.values() if t.stopped and t.started), None)
+            borrowed = th is None
+            if th is None:
+                leader_first = sorted(proc.threads.values(), key=lambda t: t.tid != proc.pid)
+                th = next((t for t in leader_first if self.stop_thread(t)), None)
+                if th is None:
+                    raise TargetError(f"pid {proc.pid}: no thread left to inject code")
+                if procfs.sigtrap_pending(th.tid):
+                    # It just executed an int3: let that hit be handled, then try again.
+                    self.resume(th)
+                    continue
+            result, pending = fn(th)
             th.pending += pending
-            if proc.lifeline is not None and proc.xol.trampoline != had_trampoline:
-                proc.lifeline.add_trampoline(proc.mem, proc.xol.trampoline)
             if borrowed:
                 self.resume(th)
-            return area
-        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject the XOL area")
+            return result
+        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject code")
 
-    def ensure_lifeline(self, proc: Process) -> None:
-        """Before the first int3 goes into `proc`: the in-target SIGTRAP handler that keeps
-        it alive if we die (runtime/lifeline.py). Refused under strict seccomp, where any
-        system call we inject would kill the program."""
-        if proc.lifeline is not None:
-            return
-        lifeline.check_seccomp(proc.pid)
-        for _ in range(8):
-            got = self._borrow_thread(proc, "the SIGTRAP lifeline")
-            if got is None:
-                continue
-            th, borrowed = got
-            regs = pt.new_regs()
-            pt.getregs(th.tid, pt.regs_address(regs))
-            try:
-                line, pending = lifeline.install(th.tid, proc.mem, proc.xol, regs)
-            finally:
-                if borrowed:
-                    self.resume(th)
-            th.pending += pending
-            proc.lifeline = line
-            if proc.trap_action is not None:
-                # Guarded processes get our handler back after a kernel reset, not theirs
-                # (ours chains to theirs).
-                proc.trap_action = line.handler_action
-            return
-        raise TargetError(f"pid {proc.pid}: could not stop a thread to inject the SIGTRAP lifeline")
-
-    def install(self, probe: Probe) -> int:
-        """Install one probe into every traced process; returns the number of sites."""
-        n = 0
-        for proc in list(self.procs.values()):
-            maps = read_maps(proc.pid)
-            n += self._install_into(proc, probe, maps)
-            if probe.semaphore is not None:
-                self._sync_semaphores(proc, maps)
-        return n
-
-    def install_all(self, proc: Process, maps: list[Mapping] | None = None) -> None:
-        maps = read_maps(proc.pid) if maps is None else maps
-        for probe in self.registry:
-            self._install_into(proc, probe, maps)
-        self._sync_semaphores(proc, maps)
-
-    # -- following mappings: exec, dlopen, dlclose -----------------------------------
-
-    def watch_mappings(self, proc: Process) -> None:
-        """Put an internal breakpoint on the dynamic linker's r_brk so that every dlopen
-        and dlclose is seen (runtime/rendezvous.py); a static program has none. Works at
-        exec (ld.so is mapped before it runs) as well as in a running process."""
-        maps = read_maps(proc.pid)
-        r_debug = rendezvous.locate_r_debug(proc.pid, proc.mem, maps)
-        self.watches[proc.pid] = MappingWatch(r_debug, rendezvous.executable_file_maps(maps))
-        placement = rendezvous.r_brk_placement(proc.pid, proc.mem, maps, r_debug)
-        if placement is None:
-            return
-        hook = Probe(placement=placement, handler=None, kind="internal", label="rendezvous",
-                     call=self._on_r_brk)
-        self.ensure_lifeline(proc)
-        install(proc, hook, maps, self.new_area, rendezvous.emulate_ret)
-
-    def _on_r_brk(self, th: Thread, regs: Any) -> None:
-        """ld.so announces a change of its object list; act once it is consistent."""
-        proc = th.proc
-        watch = self.watches.get(proc.pid)
-        if watch is None:
-            return
-        if not watch.r_debug:
-            # Attached or exec'd before ld.so filled DT_DEBUG in: look again now.
-            watch.r_debug = rendezvous.locate_r_debug(proc.pid, proc.mem, read_maps(proc.pid))
-        if watch.r_debug:
-            try:
-                state = rendezvous.read_r_debug(proc.mem, watch.r_debug).state
-            except MemoryReadError:
-                state = rendezvous.RT_CONSISTENT
-            if state != rendezvous.RT_CONSISTENT:
-                return
-        self.sync_mappings(proc)
-
-    def sync_mappings(self, proc: Process) -> None:
-        """Bring the process's probes in line with /proc/PID/maps: forget sites whose
-        mapping is gone (their int3 went with it: nothing is written there), then install
-        pending probes into new mappings and raise their semaphores."""
-        maps = read_maps(proc.pid)
-        now = rendezvous.executable_file_maps(maps)
-        watch = self.watches.setdefault(proc.pid, MappingWatch())
-        known = list(proc.ever_sites) + list(proc.oneshots)
-        gone = rendezvous.gone_addresses(known, watch.exec_maps, now)
-        # A live site without its int3 lies in a fresh mapping of the same file at the same
-        # place (unmapped and mapped again between two syncs): it must be made anew.
-        gone += [a for a, bp in proc.sites.items() if proc.mem.read_upto(a, 1) != b"\xcc"]
-        for addr in gone:
-            if proc.lifeline is not None and addr in proc.ever_sites:
-                proc.lifeline.drop_site(proc.mem, addr, 1 + len(proc.tails.get(addr, b"")))
-            proc.tails.pop(addr, None)
-            proc.sites.pop(addr, None)
-            proc.ever_sites.pop(addr, None)
-            proc.oneshots.pop(addr, None)
-        watch.exec_maps = now
-        self.install_all(proc, maps)
+    # -- exec ------------------------------------------------------------------------
 
     def _after_exec(self, th: Thread) -> None:
         self.on_exec(th.proc.pid)
-        self.sync_mappings(th.proc)
-
-    def _sync_semaphores(self, proc: Process, maps: list[Mapping]) -> None:
-        needed = {(p.placement.dev, p.placement.ino, p.semaphore)
-                  for p in self.registry if p.semaphore is not None}
-        self.semaphores.sync(proc.pid, proc.mem, maps, needed)
-
-    def sync_semaphores(self) -> None:
-        """After a probe was removed: lower counters no remaining probe needs."""
-        for proc in list(self.procs.values()):
-            self._sync_semaphores(proc, read_maps(proc.pid))
-
-    def _install_into(self, proc: Process, probe: Probe, maps: Any) -> int:
-        if not site_addresses(maps, probe):
-            return 0
-        self.ensure_lifeline(proc)
-        if probe.kind == "return" and not proc.xol.trampoline:
-            sites = site_addresses(maps, probe)
-            # Entry sites may all be emulated (endbr64): the trampoline needs an area anyway.
-            self.new_area(proc, sites[0] - REACH, sites[0] + REACH)
-        if probe.kind == "return" and not proc.unwinder_hooked:
-            proc.unwinder_hooked = True
-            self._hook_unwinder(proc, maps)
-        return install(proc, probe, maps, self.new_area)
-
-    def _hook_unwinder(self, proc: Process, maps: Any) -> None:
-        """Internal probes on the C++ unwinder, so that return trampolines are out of the
-        stack whenever it walks it (see runtime/retprobes.py). Per process: fork children
-        inherit the sites, an exec hooks the new image again."""
-        exe = os.path.realpath(f"/proc/{proc.pid}/exe")
-        for placement, starts in retprobes.unwinder_sites(maps, exe):
-            call = retprobes.on_unwind_start if starts else retprobes.on_catch
-            hook = Probe(placement=placement, handler=None, kind="internal",
-                         label=f"unwinder:{placement.symbol}", call=call)
-            install(proc, hook, maps, self.new_area)
-
-    def uninstall(self, probe: Probe) -> None:
-        for proc in self.procs.values():
-            uninstall(proc, probe)
-
-    # -- leaving ---------------------------------------------------------------------
-
-    def _clean_process(self, proc: Process) -> None:
-        """Put back every byte we changed in the text (threads may keep running)."""
-        restore_tails(proc)
-        for addr, orig in proc.ever_sites.items():
-            try:
-                if proc.mem.read_upto(addr, 1) == b"\xcc":
-                    proc.mem.write(addr, bytes((orig,)))
-            except MemoryReadError:
-                continue
-        proc.sites = {}
-        proc.oneshots = {}
-        for th in proc.threads.values():
-            retprobes.restore_all(proc, th)
-        self.semaphores.release(proc.pid, proc.mem)
-
-    def _all_stopped(self) -> bool:
-        return all(t.stopped for t in self.threads.values())
-
-    def detach_all(self) -> None:
-        """Remove every int3, stop every thread, restore pending return addresses, fix any
-        thread caught between a trap and its report, then PTRACE_DETACH each thread."""
-        self.detaching = True
-        for proc in list(self.procs.values()):
-            restore_tails(proc)
-            for addr, orig in proc.ever_sites.items():
-                try:
-                    proc.mem.write(addr, bytes((orig,)))
-                except MemoryReadError:
-                    pass
-            proc.sites = {}
-            proc.oneshots = {}
-        for th in list(self.threads.values()):
-            th.held = False
-            if not th.stopped and th.started:
-                th.interrupted = True
-                pt.interrupt(th.tid)
-        while True:
-            self.run(self._all_stopped)
-            if not self._drain_pending_traps():
-                break
-        for proc in list(self.procs.values()):
-            self._clean_process(proc)
-            held = next((t for t in proc.threads.values() if t.stopped), None)
-            if held is not None and not proc.vfork:
-                self._drop_lifeline(proc, held)
-            # Threads with a signal to deliver go last: a fatal one ends the whole
-            # process, and threads still traced then would wait for us as zombies.
-            ordered = sorted(proc.threads.values(), key=lambda t: bool(t.pending))
-            for th in ordered:
-                if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
-                    self._reap_traced(th.tid)
-            self._forget_process(proc)
-
-    @staticmethod
-    def _drop_lifeline(proc: Process, th: Thread) -> None:
-        """Give the program its own SIGTRAP action back (`th` is stopped)."""
-        line = proc.lifeline
-        if line is None:
-            return
-        proc.lifeline = None
-        regs = pt.new_regs()
-        try:
-            pt.getregs(th.tid, pt.regs_address(regs))
-            th.pending += lifeline.uninstall(th.tid, proc.mem, proc.xol, regs, line)
-        except (pt.PtraceFailed, TargetError, MemoryReadError):
-            pass  # the thread died: so did the process, or another thread will exit too
-
-    @staticmethod
-    def _reap_traced(tid: int) -> None:
-        """A thread that died under us while being detached: collect its exit report,
-        or it stays a traced zombie and its process can never be reaped."""
-        try:
-            os.waitpid(tid, pt.WALL)
-        except ChildProcessError:
-            pass
-
-    def _drain_pending_traps(self) -> bool:
-        """Threads stopped right after executing one of our int3s (or the trampoline)
-        still have SIGTRAP queued; let each take it now so detach does not deliver it.
-        A thread about to execute the trampoline is moved to the real return address."""
-        again = False
-        regs = self.regs
-        for th in list(self.threads.values()):
-            proc = th.proc
-            try:
-                pt.getregs(th.tid, self.regs_addr)
-            except pt.PtraceFailed:
-                continue
-            tramp = proc.xol.trampoline
-            if th.unfinished:
-                # Its trap was reported but the hit never completed: undo the trap.
-                th.unfinished = False
-                if regs.rip - 1 in proc.ever_sites:
-                    regs.rip -= 1
-                elif tramp and regs.rip - 1 == tramp:
-                    regs.rip = th.landing
-                pt.setregs(th.tid, self.regs_addr)
-                continue
-            if tramp and regs.rip == tramp:
-                # The `ret` already popped the slot; the int3 has not run yet.
-                retprobes.on_return(th, regs)
-                pt.setregs(th.tid, self.regs_addr)
-                continue
-            near = regs.rip - 1
-            if (near in proc.ever_sites or (tramp and near == tramp)) and sigtrap_pending(th.tid):
-                th.stopped = False
-                pt.try_cont(th.tid, 0)
-                again = True
-        return again
+        self.installer.sync_mappings(th.proc)

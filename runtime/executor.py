@@ -20,22 +20,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from runtime.errors import ResolveError, TargetError, UprobeError
+from runtime.errors import UprobeError
 from runtime.handlers.codegen import CompileError
 from runtime.handlers.compiler import compile_plan
-from runtime.handlers.contexts import ManualContext, ProbeInfo, UsdtContext
+from runtime.handlers.contexts import ManualContext, ProbeInfo
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapStore
 from runtime.output.printf import PrintfFormat
-from uplang import ast
-from uplang.astwalk import walk
-from uplang.plan import Plan, PlanClause, PlanProbe
-
-TRACE_KINDS = ("uprobe", "uretprobe", "usdt")
-DEFAULT_MAX_STRLEN = 64
-# bpftrace's default: a map holds at most this many keys; new keys beyond are dropped.
-DEFAULT_MAX_MAP_KEYS = 4096
+from runtime.placement import TRACE_KINDS, Placer, Settings
+from uplang.plan import Plan, PlanProbe
 
 
 @dataclass(frozen=True)
@@ -87,32 +81,25 @@ class PlanRun:
     options: RunOptions
     emitter: Emitter
     session: Any = None
+    placer: Placer | None = None
     stop_requested: threading.Event = field(default_factory=threading.Event)
     attached: int = 0
     local_timers: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
-    traced: list[PlanProbe] = field(default_factory=list)
-    # (spec, kind, dev, ino, file offset) of every placement added: no double probes when
-    # specs are resolved again after an exec.
-    placed: set[tuple[int, str, int, int, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.store = MapStore(
-            max_keys=int(self.plan.config.get("max_map_keys", DEFAULT_MAX_MAP_KEYS) or 0)
-        )
+        self.settings = Settings.of(self.plan.config)
+        self.store = MapStore()
         self.store.declare(self.plan.maps)
-        max_strlen = self.plan.config.get("max_strlen", DEFAULT_MAX_STRLEN)
         self.support = HandlerSupport(
             maps=self.store, emitter=self.emitter, stop=self.request_stop,
-            params=self.plan.params, max_strlen=int(max_strlen or DEFAULT_MAX_STRLEN),
-            unsafe=self.options.unsafe or self.plan.unsafe, uaddr_lookup=uaddr_lookup,
-            stack_mode=str(self.plan.config.get("stack_mode", "bpftrace")),
+            params=self.plan.params, unsafe=self.options.unsafe or self.plan.unsafe,
+            uaddr_lookup=uaddr_lookup,
         )
+        self.settings.apply(self.store, self.support)
         try:
             self.handlers = compile_plan(self.plan, self.support, PrintfFormat.parse)
         except CompileError as exc:
             raise ExecutorError(str(exc)) from None
-        # Clauses whose handlers never read registers: decided once, not per placement.
-        self.register_free = {c.index for c in self.plan.clauses if not reads_registers(c)}
         self.by_kind: dict[str, list[PlanProbe]] = {}
         for probe in self.plan.probes:
             self.by_kind.setdefault(probe.kind, []).append(probe)
@@ -135,7 +122,7 @@ class PlanRun:
             failed: Exception | None = None
             try:
                 try:
-                    self._place(traced)
+                    self._place()
                 except BaseException:
                     # Probes that cannot go in: a spawned command must not run untraced.
                     self._kill_spawned()
@@ -156,7 +143,7 @@ class PlanRun:
                 if self.session is not None:
                     self.session.detach()
             self._run_special("end")
-            if self.plan.config.get("print_maps_on_exit", 1):
+            if self.settings.print_maps_on_exit:
                 self.emitter.final_maps(self.store)
             for name, lost in sorted(self.store.dropped.items()):
                 self.emitter.stderr(
@@ -171,7 +158,7 @@ class PlanRun:
     def _kill_spawned(self) -> None:
         if self.session is not None and self.options.command is not None:
             try:
-                os.kill(_session_pid(self.session), signal.SIGKILL)
+                os.kill(self.session.pid, signal.SIGKILL)
             except (OSError, ExecutorError):
                 pass
 
@@ -189,128 +176,43 @@ class PlanRun:
                 raise ExecutorError("-c needs a command")
             session = Session.spawn(argv, follow_forks=self.options.follow_forks,
                                     cpu=self.options.cpu)
-            self.support.cpid = _session_pid(session)
+            self.support.cpid = session.pid
         else:
+            assert self.options.pid is not None
             session = Session.attach(self.options.pid, follow_forks=self.options.follow_forks,
                                      cpu=self.options.cpu)
-        # `self->` variables die with their thread; without this hook the support prunes
-        # dead threads itself (see HandlerSupport.prune_threads).
-        hook = getattr(session, "on_thread_exit", None)
-        if callable(hook):
-            hook(self.support.thread_exited)
-        session.on_exec(self._on_exec)
+        # `self->` variables die with their thread.
+        session.on_thread_exit(self.support.thread_exited)
+        self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
+                             note=self.emitter.stderr if self.options.verbose else None)
+        session.on_exec(self.placer.after_exec)
         return session
 
-    def _place(self, probes: list[PlanProbe]) -> None:
-        pid = _session_pid(self.session) if self.session is not None else None
-        self.traced = probes
-        missing = self.plan.config.get("missing_probes", "error")
-        for probe in probes:
-            try:
-                self._place_probe(probe, pid)
-            except ResolveError as exc:
-                # config missing_probes: a spec that matches nothing is an error (default),
-                # a warning, or ignored.
-                if missing == "error":
-                    raise
-                if missing == "warn":
-                    self.emitter.stderr(f"WARNING: {probe.spec}: {exc.message}\n")
-        limit = self.plan.config.get("max_probes")
-        if limit and self.attached > int(limit):
-            raise ExecutorError(
-                f"the script places {self.attached} probes, more than max_probes = {limit}"
-            )
+    def _place(self) -> None:
+        """Every probe of the plan: traced ones and timed ones into the session (the
+        placer applies missing_probes and max_probes), BEGIN and END counted as bpftrace
+        counts them."""
+        if self.placer is not None:
+            clauses = self.plan.clauses
+            order = [*TRACE_KINDS, "interval", "profile"]
+            self.placer.place_all(
+                (p, clauses[p.clause], self.handlers[p.clause].handler)
+                for k in order for p in self.by_kind.get(k, []))
+            self.attached = sum(len(g.parts) for g in self.placer.groups)
+        else:
+            for probe in self.by_kind.get("interval", []):
+                self._add_local_timer(probe)
+            self.attached = len(self.local_timers)
         self.attached += len(self.by_kind.get("begin", [])) + len(self.by_kind.get("end", []))
-        for probe in self.by_kind.get("interval", []):
-            self.attached += 1
-            self._add_timer(probe)
-        for probe in self.by_kind.get("profile", []):
-            self.attached += 1
-            hz = max(1, round(1_000_000_000 / probe.period_ns)) if probe.period_ns else 1
-            self.session.add_sampler(hz, self.handlers[probe.clause].handler, probe.spec)
 
-    def _place_probe(self, probe: PlanProbe, pid: int | None) -> int:
-        """Resolve one probe spec against the files of `pid` and add the placements not
-        added before; returns how many were added."""
-        from runtime.resolve import resolve_uprobe, resolve_usdt
-
-        clause = self.plan.clauses[probe.clause]
-        handler = self.handlers[probe.clause].handler
-        added = 0
-        if probe.kind == "usdt":
-            for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
-                label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
-                added += self._add(probe, up.placement, usdt_handler(handler, up), "entry",
-                                   clause.sync, label, up.semaphore_offset)
-            return added
-        ret = probe.kind == "uretprobe"
-        placements = resolve_uprobe(probe.target, probe.func, probe.offset, probe.address,
-                                    pid, want_return=ret)
-        for pl in placements:
-            where = pl.symbol or f"0x{pl.vaddr:x}"
-            if probe.offset and pl.symbol:
-                where += f"+{probe.offset}"
-            label = f"{probe.kind}:{pl.path}:{where}"
-            added += self._add(probe, pl, handler, "return" if ret else "entry", clause.sync,
-                               label)
-        return added
-
-    def _on_exec(self, pid: int) -> None:
-        """A traced process exec'd: resolve every spec again against its new image, where
-        "" (the main executable), short names and wildcards may name other files. A spec
-        that matches nothing there is not an error: the new program is simply not probed
-        by it. Sites already placed (the same file) are not added twice."""
-        for probe in self.traced:
-            try:
-                added = self._place_probe(probe, pid)
-            except (ResolveError, TargetError):
-                continue
-            except UprobeError as exc:
-                self.emitter.stderr(f"warning: {probe.spec} in pid {pid}: {exc}\n")
-                continue
-            if added and self.options.verbose:
-                self.emitter.stderr(f"{probe.spec}: {added} more after exec in pid {pid}\n")
-
-    def _add(self, probe: PlanProbe, placement: Any, handler: Callable[[Any], None], kind: str,
-             sync: bool, label: str, semaphore: int | None = None) -> int:
-        """Add one placement of a spec unless it is there already (after an exec the same
-        file resolves again); returns 1 if added."""
-        key = (id(probe), kind, placement.dev, placement.ino, placement.file_offset)
-        if key in self.placed:
-            return 0
-        # Only plain uprobes: USDT handlers decode their arguments from registers
-        # (usdt_handler) and return probes need rsp at the entry.
-        lean = (probe.kind == "uprobe" and kind == "entry"
-                and probe.clause in self.register_free)
-        self.session.add_probe(placement, handler, kind=kind, sync=sync, label=label,
-                               semaphore=semaphore, reads_regs=not lean)
-        self.placed.add(key)
-        self.attached += 1
-        if self.options.verbose:
-            self.emitter.stderr(f"{label}: {placement.path} file offset "
-                                f"0x{placement.file_offset:x}{' (sync)' if sync else ''}\n")
-        return 1
-
-    def _add_timer(self, probe: PlanProbe) -> None:
+    def _add_local_timer(self, probe: PlanProbe) -> None:
         handler = self.handlers[probe.clause].handler
         info = ProbeInfo(probe.spec, "interval")
 
         def tick() -> None:
-            handler(ManualContext(info, self._timer_defer))
+            handler(ManualContext(info, _run_now))
 
-        if self.session is not None:
-            self.session.add_timer(probe.period_ns, tick)
-        else:
-            self.local_timers.append((probe.period_ns, tick))
-
-    def _timer_defer(self, fn: Callable[[], None]) -> None:
-        # Timer handlers run in the tracer between hits; their effects must still come out
-        # in order with the hits' effects, so they go through the same queue when there is one.
-        effects = getattr(self.session, "effects", None)
-        if effects is not None:
-            effects.submit(fn)
-        else:
-            fn()
+        self.local_timers.append((probe.period_ns, tick))
 
     def _run_special(self, kind: str) -> None:
         for probe in self.by_kind.get(kind, []):
@@ -370,50 +272,17 @@ class PlanRun:
                 signal.signal(s, h)
 
 
-# What a clause may use and still never look at the hit thread's registers: identity,
-# time, memory and the map functions. Anything not listed counts as reading them.
-REGISTER_FREE_BUILTINS = frozenset(
-    {"pid", "tid", "ppid", "uid", "gid", "comm", "cpu", "nsecs", "elapsed", "cpid", "rand",
-     "probe"})
-REGISTER_FREE_CALLS = frozenset(
-    {"printf", "print", "str", "buf", "strlen", "strcontains", "strncmp", "usym", "uaddr",
-     "time", "strftime", "cat", "exit", "system", "sleep", "count", "sum", "avg", "min",
-     "max", "stats", "hist", "lhist", "delete", "clear", "zero", "has_key", "len"})
-
-
-def reads_registers(clause: PlanClause) -> bool:
-    """Whether the clause's handler may read registers (arg*, retval, reg(), ustack, func,
-    ...): a probe whose handler does not lets the engine skip GETREGS at its hits."""
-    roots = ([clause.predicate] if clause.predicate is not None else []) + list(clause.body)
-    for root in roots:
-        for node in walk(root):
-            if isinstance(node, ast.Builtin) and node.name not in REGISTER_FREE_BUILTINS:
-                return True
-            if isinstance(node, ast.Call) and node.name not in REGISTER_FREE_CALLS:
-                return True
-    return False
-
-
 def _run_now(fn: Callable[[], None]) -> None:
     fn()
 
 
-def _session_pid(session: Any) -> int:
-    for name in ("pid", "main_pid"):
-        value = getattr(session, name, None)
-        if isinstance(value, int):
-            return value
-    raise ExecutorError("the session does not report its process id")
-
-
 def uaddr_lookup(pid: int, name: str) -> int:
     """uaddr("sym"): the symbol's runtime address in the process's main executable."""
-    import os
-
+    from runtime import procfs
     from runtime.elfsyms import ElfFile
 
     try:
-        elf = ElfFile.open(os.readlink(f"/proc/{pid}/exe"))
+        elf = ElfFile.open(procfs.exe(pid))
     except (OSError, UprobeError):
         return 0
     vaddr = elf.symbol_vaddr(name)
@@ -422,19 +291,4 @@ def uaddr_lookup(pid: int, name: str) -> int:
     return vaddr + (elf.load_bias(pid) or 0)
 
 
-def usdt_handler(handler: Callable[[Any], None], up: Any) -> Callable[[Any], None]:
-    """A usdt placement's handler: the hit context's arg(n) read the note's argument specs."""
-    from runtime.elfsyms import ElfFile
-
-    elf = ElfFile.open(up.placement.path)
-    note = up.probe
-
-    def on_hit(ctx: Any) -> None:
-        # At the hit rip is the probe's runtime pc: that gives the load bias of this very
-        # mapping, right after an exec or a second dlopen at another address too.
-        handler(UsdtContext(ctx, note, elf, note.bias_at(ctx.regs.rip)))
-
-    return on_hit
-
-
-__all__ = ["ExecutorError", "RunOptions", "run_plan", "uaddr_lookup", "usdt_handler"]
+__all__ = ["ExecutorError", "RunOptions", "run_plan", "uaddr_lookup"]

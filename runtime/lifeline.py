@@ -40,12 +40,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from runtime import ptrace_ops as pt
 from runtime import trapguard
-from runtime.errors import PlacementError, TargetError
+from runtime.errors import MemoryReadError, PlacementError, TargetError
+from runtime.inject import leave_syscall, remote_syscall
 from runtime.memory import ProcessMemory
+from runtime.threads import Process
 from runtime.x86 import encode
 from runtime.x86.ops import JccOps, JmpRelOps, NopOps, PlainOps, RetOps, SiteOps
-from runtime.xol import XolSpace
+from runtime.xol import XolSpace, syscall_insn
 
 # runtime/lifeline.S assembled (gcc -c; objcopy -O binary -j .text), up to `restorer`'s end.
 CODE = bytes.fromhex(
@@ -81,6 +84,13 @@ SA_RESTORER = 0x04000000
 SIGTRAP = int(signal.SIGTRAP)
 
 
+NAME = "lifeline"  # its key in Process.extensions
+
+
+def of(proc: Process) -> LifeLine | None:
+    return proc.extensions.get(NAME)  # type: ignore[return-value]
+
+
 def bucket(key: int, bits: int) -> int:
     """The handler's hash: the top `bits` bits of key * GOLDEN (mod 2**64)."""
     return ((key * GOLDEN) & MASK64) >> (64 - bits)
@@ -97,10 +107,28 @@ class LifeLine:
     returns: dict[int, tuple[int, int]] = field(default_factory=dict)
     rescue_used: int = 0
 
-    def copy(self) -> LifeLine:
-        """A fork child's: its own memory holds a copy of the tables as they are now."""
+    def forked(self, child: Process, forking_tid: int) -> LifeLine:
+        """A fork child's: its memory holds a copy of the tables as they are now (a vfork
+        child shares the very memory, so the same bookkeeping)."""
+        if child.vfork:
+            return self
         return LifeLine(self.base, self.handler_action, dict(self.sites), dict(self.returns),
                         self.rescue_used)
+
+    def clean(self, proc: Process) -> None:
+        """Detach (every thread stopped): give the program its own SIGTRAP action back.
+        Not in a vfork child: it shares its parent's memory, not its actions."""
+        if proc.vfork:
+            return
+        th = next((t for t in proc.threads.values() if t.stopped), None)
+        if th is None:
+            return
+        regs = pt.new_regs()
+        try:
+            pt.getregs(th.tid, pt.regs_address(regs))
+            th.pending += uninstall(th.tid, proc.mem, proc.xol, regs, self)
+        except (pt.PtraceFailed, TargetError, MemoryReadError):
+            pass  # the thread died meanwhile, and with it the process (or it is exiting)
 
     def _free_bucket(self, key: int, used: set[int], bits: int) -> int:
         size = 1 << bits
@@ -293,13 +321,13 @@ def _syscall_runner(tid: int, mem: ProcessMemory, space: XolSpace,
     """How to run system calls in `tid`: through syscall stops (a single step's SIGTRAP is
     what resets dispositions). At an exec event the thread is still inside execve, whose
     return value would overwrite our call's number: it is first let reach execve's exit."""
-    insn = trapguard.syscall_insn(mem, space)
+    insn = syscall_insn(mem, space)
     early: list[int] = []
     if regs.orig_rax in (SYS_EXECVE, SYS_EXECVEAT):
-        early += trapguard.finish_syscall(tid)
+        early += leave_syscall(tid)
 
     def call(nr: int, args: tuple[int, ...]) -> tuple[int, list[int]]:
-        result, pending = trapguard.remote_syscall(tid, insn, nr, args)
+        result, pending = remote_syscall(tid, insn, nr, args)
         pending[:0] = early
         early.clear()
         return result, pending

@@ -1,8 +1,14 @@
-"""`uprobe -l`: the probes a pattern names, one per line, spelled as a user would paste them."""
+"""`uprobe -l`: the probes a query names, one per line, spelled as a user would paste them.
+
+The query arrives normalised: the command line parses the pattern with the language's own
+probe spellings (uplang.probes.interpret_listing), so every alias a script accepts
+(`u:`, `ur:`, `U:`, `pid$target`) lists too, and this module never sees a spelling.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass
 
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
@@ -10,37 +16,35 @@ from runtime.procmaps import mapped_files, read_maps
 from runtime.resolve import is_glob, open_targets
 from runtime.usdt import UsdtProbe, read_probes
 
-_FUNCTION_KINDS = ("uprobe", "uretprobe")
 
+@dataclass(frozen=True)
+class ProbeQuery:
+    """What to list.
 
-def list_probes(pattern: str, pid: int | None = None, verbose: bool = False) -> list[str]:
-    """Sorted probe lines for `pattern`:
-
-    `uprobe:TARGET:FUNCGLOB`, `uretprobe:...`, `usdt:TARGET[:PROVIDER]:NAMEGLOB`,
-    `usdt:TARGET`, a bare path or library (all its uprobes and USDT probes), or `*` / ""
-    with `pid`: every file mapped executable in the process. `verbose` appends the
-    function's address and size, or the USDT site, argument specs and semaphore.
+    kind: 'uprobe', 'uretprobe' or 'usdt' (a PlanProbe kind), or "" for every uprobe and
+    USDT probe of `target` (a path, a library, or ""/"*" with a pid: every file mapped
+    executable in the process). func: a function name or glob; usdt_provider ("" = any)
+    and usdt_name (a glob) for usdt.
     """
-    kind, sep, rest = pattern.partition(":")
-    if not sep or kind not in (*_FUNCTION_KINDS, "usdt"):
-        return _list_everything(pattern, pid, verbose)
-    if kind == "usdt":
-        target, provider, name = _split_usdt(rest)
-        return sorted({line for elf in open_targets(target, pid)
-                       for line in _usdt_lines(elf, provider, name, verbose)})
-    target, _, func = rest.partition(":")
-    return sorted({line for elf in open_targets(target, pid)
-                   for line in _function_lines(elf, kind, func or "*", verbose)})
+
+    kind: str
+    target: str
+    func: str = "*"
+    usdt_provider: str = ""
+    usdt_name: str = "*"
 
 
-def _split_usdt(rest: str) -> tuple[str, str, str]:
-    """TARGET, PROVIDER ("" = any) and NAME of `usdt:TARGET[:[PROVIDER:]NAME]`."""
-    parts = rest.split(":")
-    if len(parts) == 1:
-        return parts[0], "", "*"
-    if len(parts) == 2:
-        return parts[0], "", parts[1] or "*"
-    return ":".join(parts[:-2]), parts[-2], parts[-1] or "*"
+def list_probes(query: ProbeQuery, pid: int | None = None, verbose: bool = False) -> list[str]:
+    """Sorted probe lines for `query`. `verbose` appends the function's address and size,
+    or the USDT site, argument specs and semaphore."""
+    if not query.kind:
+        return _list_everything(query.target, pid, verbose)
+    if query.kind == "usdt":
+        return sorted({line for elf in open_targets(query.target, pid)
+                       for line in _usdt_lines(elf, query.usdt_provider, query.usdt_name,
+                                               verbose)})
+    return sorted({line for elf in open_targets(query.target, pid)
+                   for line in _function_lines(elf, query.kind, query.func, verbose)})
 
 
 def _list_everything(target: str, pid: int | None, verbose: bool) -> list[str]:

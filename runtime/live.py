@@ -30,21 +30,19 @@ from typing import IO, Any, TypeVar
 
 from runtime.elfsyms import ElfFile
 from runtime.errors import UprobeError
-from runtime.executor import uaddr_lookup, usdt_handler
+from runtime.executor import uaddr_lookup
 from runtime.handlers.codegen import CompileError
 from runtime.handlers.compiler import compile_plan
-from runtime.handlers.contexts import ManualContext, ProbeInfo
+from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapError, MapStore
 from runtime.output.printf import PrintfFormat
-from runtime.sampler import Sampler
-from uplang.plan import Plan, PlanProbe
+from runtime.placement import TIMED_KINDS, TRACE_KINDS, PlacedProbe, Placer, Settings
+from uplang.plan import Plan, PlanClause, PlanProbe
 
 T = TypeVar("T")
 
-TRACED_KINDS = ("uprobe", "uretprobe", "usdt")
-DEFAULT_MAX_STRLEN = 64
 # How long the REPL waits for the tracer to finish one piece of work.
 CALL_TIMEOUT_S = 60.0
 
@@ -66,39 +64,30 @@ class ProbeNotPlaced(LiveError):
 class LiveClause:
     """One clause as the user typed it, and what it placed in the current target.
 
-    `hits` counts handler calls (bumped on the tracer thread); `sites` is how many probes
-    the clause has in the current target (0 while unattached)."""
+    `hits` counts handler calls (bumped on the tracer thread); `sites` is how many things
+    (breakpoints, timers, samplers) the clause has in the current target (0 while
+    unattached)."""
 
     number: int
     text: str
     kinds: tuple[str, ...]
     specs: tuple[str, ...]
-    handler: Callable[[Any], None]
+    handler: Handler
     probes: tuple[PlanProbe, ...]
-    sync: bool = False
+    plan_clause: PlanClause
     hits: int = 0
-    handles: list[Any] = field(default_factory=list)
-    timers: list[_Ticker | Sampler] = field(default_factory=list)  # both have .active
+    placed: list[PlacedProbe] = field(default_factory=list)
+
+    @property
+    def sync(self) -> bool:
+        return self.plan_clause.sync
 
     @property
     def sites(self) -> int:
-        return len(self.handles) + len(self.timers)
+        return sum(len(g.parts) for g in self.placed)
 
     def count_hit(self) -> None:
         self.hits += 1
-
-
-@dataclass(eq=False)
-class _Ticker:
-    """An interval clause's timer; session timers cannot be removed, so a deleted clause's
-    ticker is switched off instead."""
-
-    fire: Callable[[], None]
-    active: bool = True
-
-    def __call__(self) -> None:
-        if self.active:
-            self.fire()
 
 
 class _CurrentStdout:
@@ -127,6 +116,7 @@ class _Tracer:
         self._nudge: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         self.session: Any = None
+        self.placer: Placer | None = None
         self.ready: Future[int] = Future()
         self.thread = threading.Thread(target=self._main, name="uprobe-tracer", daemon=True)
 
@@ -234,9 +224,11 @@ class LiveDriver:
         self.emitter = Emitter(fmt, stream, self.diag)
         self.store = MapStore()
         self.support = HandlerSupport(maps=self.store, emitter=self.emitter,
-                                      stop=self._handler_stop, params=params,
-                                      max_strlen=DEFAULT_MAX_STRLEN, unsafe=unsafe,
+                                      stop=self._handler_stop, params=params, unsafe=unsafe,
                                       uaddr_lookup=uaddr_lookup)
+        # The config of the live script so far (each added plan carries all of it).
+        self.settings = Settings()
+        self.settings.apply(self.store, self.support)
         self.clauses: list[LiveClause] = []
         self.ended: list[str] = []  # why each target went away, oldest first
         self._numbers = 0
@@ -285,11 +277,14 @@ class LiveDriver:
         failures: list[str] = []
 
         def setup(session: Any) -> None:
+            # `self->` variables die with their thread; probes follow an exec.
+            session.on_thread_exit(self.support.thread_exited)
+            placer = tracer.placer = Placer(session, self.settings, warn=self.emitter.stderr)
+            session.on_exec(placer.after_exec)
             for clause in self.clauses:
                 try:
-                    self._place(session, clause)
+                    self._place(placer, clause)
                 except UprobeError as exc:
-                    self._unplace(session, clause)
                     failures.append(f"[{clause.number}] not placed: {exc.message}")
 
         tracer = _Tracer(opener, setup, self._target_ended)
@@ -306,10 +301,7 @@ class LiveDriver:
     def _target_ended(self, tracer: _Tracer, reason: str) -> None:
         """On the tracer thread, as it ends: the clauses no longer have sites anywhere."""
         for clause in self.clauses:
-            clause.handles.clear()
-            for t in clause.timers:
-                t.active = False
-            clause.timers.clear()
+            clause.placed.clear()
         self.ended.append(reason)
         if not self._detaching:
             self.emitter.stderr(f"[{reason}]\n")
@@ -350,19 +342,19 @@ class LiveDriver:
             kinds = tuple(dict.fromkeys(p.kind for p in probes))
             number = self._numbers + len(new) + 1
             new.append(LiveClause(number, text, kinds, tuple(p.spec for p in probes),
-                                  handlers[index], probes, pc.sync))
+                                  handlers[index], probes, pc))
         tracer = self._live_tracer()
-        if tracer is not None and any(_needs_target(c) for c in new):
+        placer = tracer.placer if tracer is not None else None
+        if tracer is not None and placer is not None and any(_needs_target(c) for c in new):
             placed: list[LiveClause] = []
 
             def place_all() -> None:
                 for clause in new:
                     try:
-                        self._place(tracer.session, clause)
+                        self._place(placer, clause)
                     except BaseException:
-                        self._unplace(tracer.session, clause)
                         for done in placed:
-                            self._unplace(tracer.session, done)
+                            self._unplace(placer, done)
                         raise
                     placed.append(clause)
 
@@ -379,14 +371,12 @@ class LiveDriver:
         """Take clause `number` out: its probes leave the target (other clauses' stay)."""
         clause = self.clause(number)
         tracer = self._live_tracer()
-        if tracer is not None and clause.sites:
+        placer = tracer.placer if tracer is not None else None
+        if tracer is not None and placer is not None and clause.placed:
             # The target may end meanwhile: then its breakpoints are gone with it.
             with contextlib.suppress(LiveError):
-                tracer.call(lambda: self._unplace(tracer.session, clause))
-        for t in clause.timers:
-            t.active = False
-        clause.timers.clear()
-        clause.handles.clear()
+                tracer.call(lambda: self._unplace(placer, clause))
+        clause.placed.clear()
         self.clauses.remove(clause)
         return clause
 
@@ -400,7 +390,7 @@ class LiveDriver:
         t = self._tracer
         return t if t is not None and t.thread.is_alive() and t.session is not None else None
 
-    def _compile(self, plan: Plan) -> dict[int, Callable[[Any], None]]:
+    def _compile(self, plan: Plan) -> dict[int, Handler]:
         try:
             self.store.declare(plan.maps)
         except MapError as exc:
@@ -408,9 +398,14 @@ class LiveDriver:
             raise LiveError(f"{exc.message} from earlier clauses; :clear it first, or use "
                             f"another map name") from None
         self.support.params = plan.params
-        max_strlen = plan.config.get("max_strlen", DEFAULT_MAX_STRLEN)
-        self.support.max_strlen = int(max_strlen or DEFAULT_MAX_STRLEN)
         self.support.unsafe = self.support.unsafe or plan.unsafe
+        # Settings are the live script's config so far: the placer of the current target
+        # shares the object's values through `self.settings`, replaced here.
+        self.settings = Settings.of(plan.config)
+        self.settings.apply(self.store, self.support)
+        tracer = self._tracer
+        if tracer is not None and tracer.placer is not None:
+            tracer.placer.settings = self.settings
         try:
             compiled = compile_plan(plan, self.support, PrintfFormat.parse)
         except CompileError as exc:
@@ -419,63 +414,25 @@ class LiveDriver:
 
     # ------------------------------------------------------------------ placement (tracer)
 
-    def _place(self, session: Any, clause: LiveClause) -> None:
-        """On the tracer thread: resolve and install every probe of the clause; a probe
-        that cannot be placed raises ProbeNotPlaced naming it."""
+    def _place(self, placer: Placer, clause: LiveClause) -> None:
+        """On the tracer thread: resolve and place every probe of the clause; a probe
+        that cannot be placed raises ProbeNotPlaced naming it, with nothing of the clause
+        left in the target."""
         handler = _counting(clause, self.emitter)
         for probe in clause.probes:
+            if probe.kind not in TRACE_KINDS and probe.kind not in TIMED_KINDS:
+                continue
             try:
-                self._place_probe(session, clause, probe, handler)
+                clause.placed.extend(placer.place_all([(probe, clause.plan_clause, handler)]))
             except UprobeError as exc:
+                self._unplace(placer, clause)
                 raise ProbeNotPlaced(exc.message, probe) from None
 
-    def _place_probe(self, session: Any, clause: LiveClause, probe: PlanProbe,
-                     handler: Callable[[Any], None]) -> None:
-        from runtime.resolve import resolve_uprobe, resolve_usdt
-
-        pid = session.pid
-        if probe.kind == "usdt":
-            for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
-                label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
-                clause.handles.append(session.add_probe(
-                    up.placement, usdt_handler(handler, up), kind="entry",
-                    sync=clause.sync, label=label, semaphore=up.semaphore_offset))
-        elif probe.kind in ("uprobe", "uretprobe"):
-            ret = probe.kind == "uretprobe"
-            for pl in resolve_uprobe(probe.target, probe.func, probe.offset, probe.address,
-                                     pid, want_return=ret):
-                where = pl.symbol or f"0x{pl.vaddr:x}"
-                if probe.offset and pl.symbol:
-                    where += f"+{probe.offset}"
-                clause.handles.append(session.add_probe(
-                    pl, handler, kind="return" if ret else "entry", sync=clause.sync,
-                    label=f"{probe.kind}:{pl.path}:{where}"))
-        elif probe.kind == "interval":
-            ticker = _Ticker(self._timer_fire(session, clause, probe))
-            session.add_timer(probe.period_ns, ticker)
-            clause.timers.append(ticker)
-        elif probe.kind == "profile":
-            hz = max(1, round(1_000_000_000 / probe.period_ns)) if probe.period_ns else 1
-            clause.timers.append(session.add_sampler(hz, handler, probe.spec))
-
-    def _timer_fire(self, session: Any, clause: LiveClause, probe: PlanProbe) -> Callable[[], None]:
-        info = ProbeInfo(probe.spec, "interval")
-        handler = _counting(clause, self.emitter)
-
-        def fire() -> None:
-            handler(ManualContext(info, session.effects.submit))
-
-        return fire
-
     @staticmethod
-    def _unplace(session: Any, clause: LiveClause) -> None:
-        for handle in clause.handles:
-            with contextlib.suppress(UprobeError):
-                session.remove_probe(handle)
-        clause.handles.clear()
-        for t in clause.timers:
-            t.active = False
-        clause.timers.clear()
+    def _unplace(placer: Placer, clause: LiveClause) -> None:
+        for group in clause.placed:
+            placer.remove(group)
+        clause.placed.clear()
 
     def _run_special(self, clause: LiveClause, kind: str) -> None:
         for probe in clause.probes:
@@ -526,17 +483,17 @@ class LiveDriver:
 
 
 def _needs_target(clause: LiveClause) -> bool:
-    return any(k in TRACED_KINDS or k in ("interval", "profile") for k in clause.kinds)
+    return any(k in TRACE_KINDS or k in TIMED_KINDS for k in clause.kinds)
 
 
-def _counting(clause: LiveClause, emitter: Emitter) -> Callable[[Any], None]:
+def _counting(clause: LiveClause, emitter: Emitter) -> Handler:
     """The clause's handler with its hit count, and errors reported in the output rather
     than raised into the tracer (which would end the session for every clause)."""
     handler = clause.handler
     bump = clause.count_hit
     number = clause.number
 
-    def on_hit(ctx: Any) -> None:
+    def on_hit(ctx: Hit) -> None:
         bump()
         try:
             handler(ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from runtime.errors import TargetError, TracePermissionError
+from runtime import procfs
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,7 @@ def parse_maps_line(line: str) -> Mapping:
 
 def read_maps(pid: int) -> list[Mapping]:
     """The mappings of `pid` in address order."""
-    try:
-        with open(f"/proc/{pid}/maps") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise TargetError(f"no process with pid {pid}") from None
-    except PermissionError:
-        raise TracePermissionError(f"cannot read the memory map of pid {pid}: permission denied") from None
-    except ProcessLookupError:
-        raise TargetError(f"process {pid} is gone") from None
+    text = procfs.maps_text(pid)
     return [parse_maps_line(line) for line in text.splitlines() if line.strip()]
 
 
@@ -97,16 +89,6 @@ def mapped_files(maps: list[Mapping], executable_only: bool = True) -> list[str]
             continue
         seen.setdefault(m.path, None)
     return list(seen)
-
-
-def main_executable(pid: int) -> str:
-    """The path of the program `pid` runs (readlink /proc/PID/exe)."""
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except FileNotFoundError:
-        raise TargetError(f"no process with pid {pid}") from None
-    except PermissionError:
-        raise TracePermissionError(f"cannot inspect pid {pid}: permission denied") from None
 
 
 def find_mapping(maps: list[Mapping], address: int) -> Mapping | None:

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import procfs
 from runtime.elfsyms import ElfFile
 from runtime.errors import MemoryReadError, UprobeError
 from runtime.memory import ProcessMemory
@@ -83,23 +84,11 @@ class MappingWatch:
 
     r_debug: int = 0
     exec_maps: list[Mapping] = field(default_factory=list)
+    hooked: bool = False  # an internal breakpoint sits on r_brk
 
     def copy(self) -> MappingWatch:
         """A fork child's view: same addresses, same mappings."""
-        return MappingWatch(self.r_debug, list(self.exec_maps))
-
-
-def read_auxv(pid: int) -> dict[int, int]:
-    """The auxiliary vector of `pid` (key -> value)."""
-    with open(f"/proc/{pid}/auxv", "rb") as f:
-        data = f.read()
-    out: dict[int, int] = {}
-    for i in range(0, len(data) - 15, 16):
-        key, value = struct.unpack_from("<QQ", data, i)
-        if key == 0:
-            break
-        out[key] = value
-    return out
+        return MappingWatch(self.r_debug, list(self.exec_maps), self.hooked)
 
 
 def read_r_debug(mem: ProcessMemory, addr: int) -> RDebug:
@@ -158,7 +147,7 @@ def dt_debug(mem: ProcessMemory, auxv: dict[int, int]) -> int:
 def locate_r_debug(pid: int, mem: ProcessMemory, maps: list[Mapping]) -> int:
     """r_debug's runtime address: DT_DEBUG when set, else `_r_debug` in ld.so; 0 if
     neither (a static program)."""
-    auxv = read_auxv(pid)
+    auxv = procfs.auxv(pid)
     addr = dt_debug(mem, auxv)
     if addr:
         return addr
@@ -179,7 +168,7 @@ def locate_r_brk(pid: int, mem: ProcessMemory, maps: list[Mapping], r_debug: int
             brk = 0
         if brk:
             return brk
-    ld = interpreter(maps, read_auxv(pid))
+    ld = interpreter(maps, procfs.auxv(pid))
     if ld is None:
         return 0
     return _symbol_address(pid, ld, maps, "_dl_debug_state") or 0

@@ -16,9 +16,10 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from runtime import procfs
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
-from runtime.procmaps import main_executable, mapped_files, read_maps
+from runtime.procmaps import mapped_files, read_maps
 from runtime.usdt import UsdtProbe, read_probes
 from runtime.x86.decode import instruction_boundaries
 
@@ -81,7 +82,7 @@ def find_targets(target: str, pid: int | None = None) -> list[str]:
     if target == "":
         if pid is None:
             raise ResolveError("probe has no target file and no process (-p/-c) to default to")
-        return [main_executable(pid)]
+        return [procfs.exe(pid)]
     if "/" in target:
         if is_glob(target):
             found = sorted(p for p in glob.glob(target) if os.path.isfile(p))

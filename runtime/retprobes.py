@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from runtime import lifeline
 from runtime.elfsyms import ElfFile
 from runtime.errors import TargetError, UprobeError
 from runtime.procmaps import Mapping
@@ -92,7 +93,7 @@ def on_entry(proc: Process, th: Thread, regs: Any, bp: UserBkpt) -> None:
 def _note(proc: Process, slot: int, orig: int) -> None:
     """Tell the target's lifeline the real return address before the trampoline goes in
     (runtime/lifeline.py); a full cache is rebuilt from every thread's live entries."""
-    line = proc.lifeline
+    line = lifeline.of(proc)
     if line is None or line.note_return(proc.mem, slot, orig):
         return
     live = [(r.slot, r.orig) for t in proc.threads.values() for r in t.returns]

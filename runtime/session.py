@@ -12,25 +12,25 @@ import contextlib
 import os
 import queue
 import signal
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
-from runtime import ptrace_ops as pt
 from runtime import trapguard
+from runtime.attach import attach_failure, exe_or_empty, seize_all_threads, seize_process
 from runtime.context import HitContext
+from runtime.detach import detach_all
 from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
-from runtime.engine import TRACE_OPTIONS, Engine
-from runtime.errors import PlacementError, TargetError, TracePermissionError, UprobeError
-from runtime.procmaps import read_maps
+from runtime.engine import Engine
+from runtime.errors import PlacementError, TargetError, UprobeError
 from runtime.sampler import Sampler
-from runtime.threads import Process, Thread
+from runtime.spawn import StdStream, pin_tracer, start_traced
+from runtime.spawn import kill as kill_child
+from runtime.stacks import Stacks
+from runtime.threads import Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
-
-StdStream = int | IO[Any] | None
 
 
 @dataclass(frozen=True)
@@ -44,50 +44,6 @@ class ExitStatus:
     reason: str
 
 
-def _fd(stream: StdStream) -> int | None:
-    if stream is None or isinstance(stream, int):
-        return stream
-    return stream.fileno()
-
-
-def _exec_child(argv: Sequence[str], env: dict[str, str] | None, cwd: str | None,
-                fds: list[int | None], go: int, err: int) -> None:  # pragma: no cover - child
-    """In the forked child: wait until the tracer has seized us, then exec."""
-    code = 127
-    try:
-        # Python ignores SIGPIPE and SIGXFSZ and the exec would keep that: undo it, and
-        # any signal mask of the spawning thread, so the program runs as from a shell.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        os.read(go, 1)
-        for target, fd in enumerate(fds):
-            if fd is not None and fd != target:
-                os.dup2(fd, target)
-        if cwd:
-            os.chdir(cwd)
-        if env is None:
-            os.execvp(argv[0], list(argv))
-        os.execvpe(argv[0], list(argv), env)
-    except OSError as e:
-        os.write(err, f"cannot run {argv[0]}: {e.strerror}".encode())
-    finally:
-        os._exit(code)
-
-
-def pin_tracer(cpu: int) -> None:
-    """Pin the calling (tracer) thread to `cpu`: a hit then switches between two tasks on
-    one CPU instead of waking the tracer elsewhere. Threads started later inherit it."""
-    allowed = os.sched_getaffinity(0)
-    if cpu not in allowed:
-        cpus = ",".join(str(c) for c in sorted(allowed))
-        raise UprobeError(f"cannot pin to CPU {cpu}: this process may run on CPUs {cpus}")
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except OSError as e:
-        raise UprobeError(f"cannot pin to CPU {cpu}: {e.strerror}") from None
-
-
 class Session:
     """A traced program and its probes. Create with `spawn` or `attach`."""
 
@@ -95,7 +51,7 @@ class Session:
         self.engine = engine
         self.effects = EffectRunner()
         self.symbols = SymbolCache()
-        self._maps_cache: dict[int, list[Any]] = {}
+        self.stacks = Stacks(self.symbols)
         self._stop_requested = False
         self._detached = False
         self._waker = Waker()
@@ -125,37 +81,16 @@ class Session:
         cwd: str | None = None,
         cpu: int | None = None,
     ) -> Session:
-        """Run `argv` traced; returns with the program stopped at its entry point (after
-        the dynamic linker mapped its libraries, before main), ready for probes.
+        """Run `argv` traced; returns with the program stopped once the dynamic linker
+        has mapped its libraries and before any of their code ran (relocation, IFUNC
+        resolvers, constructors, main), ready for probes.
         `cpu`: pin the tracer thread to that CPU, and the program's first thread with it
         (inherited through the fork: the program's own affinity changes, knowingly)."""
         if not argv:
             raise TargetError("no command to run")
         if cpu is not None:
             pin_tracer(cpu)
-        fds = [_fd(stdin), _fd(stdout), _fd(stderr)]
-        go_r, go_w = os.pipe()
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            _exec_child(argv, env, cwd, fds, go_r, err_w)
-        os.close(go_r)
-        os.close(err_w)
-        try:
-            pt.seize(pid, TRACE_OPTIONS)
-        except BaseException:
-            _kill(pid)
-            raise
-        finally:
-            os.write(go_w, b"g")
-            os.close(go_w)
-        try:
-            _wait_exec(pid, err_r)
-        except BaseException:
-            _kill(pid)
-            raise
-        finally:
-            os.close(err_r)
+        pid = start_traced(argv, env, cwd, (stdin, stdout, stderr))
         engine = Engine(follow_forks)
         engine.main_pid = pid
         try:
@@ -165,7 +100,7 @@ class Session:
             th.stopped = True
             session = cls(engine)
         except BaseException:
-            _kill(pid)
+            kill_child(pid)
             raise
         reached: list[Thread] = []
 
@@ -175,13 +110,13 @@ class Session:
 
         try:
             # From the start: probes on libraries follow every dlopen, even before main.
-            engine.watch_mappings(proc)
-            engine.set_entry_hook(proc, at_entry)
+            engine.installer.watch_mappings(proc)
+            engine.installer.set_ready_hook(proc, at_entry)
             engine.resume(th)
             engine.run(lambda: bool(reached) or not engine.procs)
         except BaseException:
             session._close()
-            _kill(pid)
+            kill_child(pid)
             raise
         return session
 
@@ -193,34 +128,24 @@ class Session:
             pin_tracer(cpu)
         engine = Engine(follow_forks)
         engine.main_pid = pid
-        if not os.path.isdir(f"/proc/{pid}/task"):
-            raise TargetError(f"no process with pid {pid}")
-        exe = _exe_of(pid)
-        try:
-            pt.seize(pid, TRACE_OPTIONS)
-        except TracePermissionError:
-            raise _why_refused(pid) from None
+        exe = exe_or_empty(pid)
+        seize_process(pid)
         try:
             proc = engine.add_process(pid, spawned=False)
             engine.add_thread(proc, pid)
-            _seize_all_threads(engine, proc)
+            seize_all_threads(engine, proc)
             # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
             engine.guard_traps(proc)
-            engine.watch_mappings(proc)
+            engine.installer.watch_mappings(proc)
             return cls(engine)
         except BaseException as exc:
             # Let go of whatever was seized before failing.
             with contextlib.suppress(Exception):
-                engine.detach_all()
-            # ESRCH from /proc/PID files, or memory that vanished: exited or exec'd.
-            if isinstance(exc, (UprobeError, ProcessLookupError)):
-                # ESRCH on /proc/PID/mem: no address space left, the process is exiting.
-                if isinstance(exc, ProcessLookupError) or not _alive(pid):
-                    raise TargetError(f"process {pid} exited while attaching") from None
-                if _exe_of(pid) != exe and not isinstance(exc, TargetError):
-                    raise TargetError(
-                        f"process {pid} ran a new program while attaching; try again") from None
-            raise
+                detach_all(engine)
+            failure = attach_failure(pid, exe, exc)
+            if failure is exc:
+                raise
+            raise failure from None
 
     # -- probes ----------------------------------------------------------------------
 
@@ -245,7 +170,7 @@ class Session:
         stale in ctx.regs). A refused site raises PlacementError with the x86 reason."""
         if kind not in ("entry", "return"):
             raise UprobeError(f"unknown probe kind {kind!r} (entry or return)")
-        if kind == "return" and getattr(placement, "sym_offset", 0):
+        if kind == "return" and placement.sym_offset:
             # Only at the first instruction does [rsp] hold the return address.
             raise PlacementError(
                 f"a return probe must be at the start of {placement.symbol}, "
@@ -254,27 +179,16 @@ class Session:
         probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label,
                       semaphore=semaphore, reads_regs=reads_regs)
         probe.call = self._caller(probe)
-        self.engine.registry.add(probe)
-        try:
-            self.engine.install(probe)
-        except BaseException:
-            self.engine.uninstall(probe)
-            self.engine.registry.remove(probe)
-            if semaphore is not None:
-                with contextlib.suppress(UprobeError):
-                    self.engine.sync_semaphores()
-            raise
+        self.engine.installer.add(probe)
         return probe
 
     def remove_probe(self, probe: Probe) -> None:
-        self.engine.uninstall(probe)
-        self.engine.registry.remove(probe)
-        if probe.semaphore is not None:
-            self.engine.sync_semaphores()
+        self.engine.installer.remove(probe)
 
     def on_exec(self, callback: Callable[[int], None]) -> None:
         """Call `callback(pid)` on the tracer thread when traced process `pid` has exec'd
-        and reached its new entry point (libraries mapped), before pending probes go in:
+        and its libraries are mapped (before any of their code runs), before pending
+        probes go in:
         probes added there (specs resolved again against the new image) are placed too."""
         self.engine.on_exec = callback
 
@@ -327,16 +241,28 @@ class Session:
             raise UprobeError("a timer period must be positive")
         return self._clock.add(period_ns, callback)
 
+    def remove_timer(self, timer: Timer) -> None:
+        """The timer never fires again (a tick already due included)."""
+        self._clock.remove(timer)
+
     def add_sampler(self, hz: int, handler: Callable[[HitContext], Any],
-                    label: str = "") -> Sampler:
-        """Call `handler(ctx)` `hz` times a second for every running thread of every traced
-        process, each stopped meanwhile (see runtime/sampler.py: threads blocked in a
-        system call are sampled too, unlike bpftrace's on-CPU profile)."""
+                    label: str = "", on_cpu: bool = True) -> Sampler:
+        """Call `handler(ctx)` `hz` times a second for every thread of every traced process
+        that is on a CPU (as bpftrace's profile), or for every thread when `on_cpu` is
+        false (a wall-clock profile); each is stopped meanwhile (runtime/sampler.py)."""
         if hz <= 0:
             raise UprobeError("a sampling rate must be positive")
-        sampler = Sampler(self, handler, label or f"profile:hz:{hz}")
-        self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
+
+        def context(th: Thread, regs: Any, probe: Any) -> HitContext:
+            return HitContext(self, th, regs, probe)
+
+        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}", on_cpu)
+        sampler.timer = self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
         return sampler
+
+    def remove_sampler(self, sampler: Sampler) -> None:
+        """No more samples from `sampler`."""
+        self._clock.remove(sampler.timer)
 
     def on_thread_exit(self, callback: Callable[[int, int], None]) -> None:
         """Call `callback(pid, tid)` on the tracer thread whenever a traced thread is gone
@@ -415,7 +341,7 @@ class Session:
             return
         try:
             if self.engine.procs:
-                self.engine.detach_all()
+                detach_all(self.engine)
         finally:
             self._close()
 
@@ -440,15 +366,14 @@ class Session:
         return self.engine.main_pid
 
     def symbolize(self, pid: int, addr: int) -> str:
-        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss)."""
-        maps = self._maps_cache.get(pid)
-        if maps is None or not any(m.contains(addr) for m in maps):
-            try:
-                maps = read_maps(pid)
-            except UprobeError:
-                maps = []
-            self._maps_cache[pid] = maps
-        return self.symbols.symbolize(maps, addr)
+        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss or
+        after the process's mappings changed), else the hex address."""
+        proc = self.engine.procs.get(pid)
+        hit = self.stacks.symbolize(pid, addr, proc.maps_generation if proc else 0)
+        if hit is None:
+            return f"{addr:#x}"
+        name, off = hit
+        return f"{name}+{off}" if off else name
 
 
 class InjectedFault(RuntimeError):
@@ -461,117 +386,6 @@ def _fault_hit(text: str) -> int:
         return max(0, int(text))
     except ValueError:
         return 0
-
-
-def _seize_all_threads(engine: Engine, proc: Process) -> None:
-    """Seize every thread of the process, again until no new thread shows up (threads
-    may be created meanwhile; those made by a seized thread arrive through TRACECLONE)."""
-    pid = proc.pid
-    me = threading.get_native_id()
-    while True:
-        try:
-            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except FileNotFoundError:
-            raise TargetError(f"process {pid} exited while attaching") from None
-        new = [t for t in tids if t not in engine.threads]
-        if not new:
-            return
-        for tid in new:
-            try:
-                pt.seize(tid, TRACE_OPTIONS)
-            except TargetError:
-                continue  # the thread exited meanwhile
-            except UprobeError:
-                if _tracer_of(tid) != me:
-                    raise
-                # Auto-attached through TRACECLONE: its clone event registers it.
-                engine.add_thread(proc, tid, started=False)
-                continue
-            engine.add_thread(proc, tid)
-
-
-CAP_SYS_PTRACE = 19
-
-
-def _status_fields(pid: int | str) -> dict[str, str]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    except OSError:
-        return {}
-
-
-def _exe_of(pid: int) -> str:
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    # No status at all: the process is gone.
-    return _status_fields(pid).get("State", "Z")[:1] not in ("Z", "X")
-
-
-def _why_refused(pid: int) -> UprobeError:
-    """The kernel said EPERM to PTRACE_SEIZE: name the likely reason in one line."""
-    fields = _status_fields(pid)
-    if not fields or fields.get("State", "")[:1] in ("Z", "X"):
-        return TargetError(f"process {pid} has exited")
-    tracer = int(fields.get("TracerPid", "0") or 0)
-    if tracer:
-        return TracePermissionError(
-            f"cannot trace pid {pid}: it is already traced by pid {tracer} "
-            "(a debugger or another tracer)")
-    mine = _status_fields("self")
-    can_ptrace = int(mine.get("CapEff", "0"), 16) >> CAP_SYS_PTRACE & 1
-    uid = fields.get("Uid", "").split()
-    if not can_ptrace and uid and uid[0] != str(os.geteuid()):
-        return TracePermissionError(
-            f"cannot trace pid {pid}: it belongs to another user (uid {uid[0]}); "
-            "run uprobe as that user or as root")
-    try:
-        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
-            scope = int(f.read())
-    except (OSError, ValueError):
-        scope = 0
-    if scope and not can_ptrace:
-        return TracePermissionError(
-            f"cannot trace pid {pid}: kernel.yama.ptrace_scope={scope} forbids it "
-            "(run as root, or lower the setting)")
-    return TracePermissionError(f"cannot trace pid {pid}: operation not permitted")
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, pt.WALL)
-
-
-def _tracer_of(tid: int) -> int:
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _wait_exec(pid: int, err_r: int) -> None:
-    """Wait for the child's exec event; a failed exec reports through `err_r`."""
-    while True:
-        _, status = os.waitpid(pid, pt.WALL)
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            msg = os.read(err_r, 4096).decode(errors="replace")
-            raise TargetError(msg or f"the program exited before it started ({status:#x})")
-        if status >> 16 == pt.EVENT_EXEC:
-            return
-        sig = (status >> 8) & 0xFF
-        # Signals before exec go on to the child; event stops just continue.
-        pt.cont(pid, sig if status >> 16 == 0 else 0)
 
 
 def _describe(status: int | None) -> ExitStatus:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from runtime.memory import ProcessMemory
 from runtime.user_bkpt import UserBkpt
@@ -59,6 +59,19 @@ class Thread:
     hit_ctx: Any = None
 
 
+class ProcessExtension(Protocol):
+    """State another placement strategy keeps in a process (the jump path), told of the
+    process's fork and clean-up by the engine; an exec drops it."""
+
+    def forked(self, child: Process, forking_tid: int) -> ProcessExtension | None:
+        """The child's copy (the child is stopped before its first instruction)."""
+        ...
+
+    def clean(self, proc: Process) -> None:
+        """Undo every change to `proc` (every thread of it is stopped)."""
+        ...
+
+
 @dataclass(eq=False)
 class Process:
     """One address space: memory, XOL areas, installed sites by runtime address, and the
@@ -81,5 +94,6 @@ class Process:
     vfork: bool = False
     # The program's own SIGTRAP sigaction while it has one (runtime/trapguard.py).
     trap_action: bytes | None = None
-    # The in-target SIGTRAP handler that outlives us (runtime/lifeline.py), once placed.
-    lifeline: Any = None
+    # Bumped at exec and at every dlopen/dlclose: cached map snapshots (stacks) go stale.
+    maps_generation: int = 0
+    extensions: dict[str, ProcessExtension] = field(default_factory=dict)

@@ -13,16 +13,13 @@ block SIGTRAP again in that thread. Processes that never touch SIGTRAP pay nothi
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
-from typing import Any
 
+from runtime import procfs
 from runtime import ptrace_ops as pt
-from runtime import xol
-from runtime.errors import TargetError
+from runtime.inject import remote_syscall
 from runtime.memory import ProcessMemory
-from runtime.procmaps import read_maps
-from runtime.xol import XolSpace
+from runtime.xol import XolSpace, syscall_insn
 
 SYS_RT_SIGACTION = 13
 SYS_RT_SIGPROCMASK = 14
@@ -35,80 +32,14 @@ TRAP_BIT = 1 << (signal.SIGTRAP - 1)
 # Scratch space below the red zone of the stopped thread's stack.
 SCRATCH_BELOW = 128 + 64
 PTRACE_SETSIGINFO = 0x4203
-PTRACE_SYSCALL = 24
-# -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK
-ERESTART_RESTARTBLOCK = -516
-RESTART_ERRORS = (-512, -513, -514, ERESTART_RESTARTBLOCK)
-NR_RESTART_SYSCALL = 219
 _IGNORED = SIG_IGN.to_bytes(8, "little") + bytes(ACTION_SIZE - 8)
-SYSCALL_STOP = signal.SIGTRAP | 0x80
 
 
 def trap_disposition(tid: int | str) -> tuple[bool, bool]:
     """(caught, ignored) for SIGTRAP in the process of `tid` (from /proc/TID/status)."""
-    caught = ignored = False
-    try:
-        with open(f"/proc/{tid}/status") as f:
-            for line in f:
-                if line.startswith("SigIgn:"):
-                    ignored = bool(int(line.split()[1], 16) & TRAP_BIT)
-                elif line.startswith("SigCgt:"):
-                    caught = bool(int(line.split()[1], 16) & TRAP_BIT)
-                    break
-    except OSError:
-        pass
-    return caught, ignored
-
-
-def remote_syscall(tid: int, insn: int, nr: int, args: tuple[int, ...]) -> tuple[int, list[int]]:
-    """Run syscall `nr` in the stopped thread `tid` at the `syscall` instruction `insn`,
-    driven by syscall stops: a single step would end in a forced SIGTRAP, and that is what
-    resets the disposition we are protecting. Registers are restored; returns (result,
-    signals that arrived meanwhile, to deliver later)."""
-    saved = pt.new_regs()
-    pt.getregs(tid, pt.regs_address(saved))
-    regs = pt.new_regs()
-    ctypes.memmove(ctypes.addressof(regs), ctypes.addressof(saved), ctypes.sizeof(regs))
-    regs.rax = nr
-    for name, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args, strict=False):
-        setattr(regs, name, value & 0xFFFF_FFFF_FFFF_FFFF)
-    regs.rip = insn
-    pt.setregs(tid, pt.regs_address(regs))
-    pending: list[int] = []
-    stops = 0
-    try:
-        while stops < 2:  # syscall entry, then exit
-            pt.ptrace(PTRACE_SYSCALL, tid)
-            _, status = os.waitpid(tid, pt.WALL)
-            if not os.WIFSTOPPED(status):
-                raise TargetError(f"thread {tid} exited during an injected system call")
-            sig = os.WSTOPSIG(status)
-            if sig == SYSCALL_STOP:
-                stops += 1
-            elif status >> 16 == 0:
-                pending.append(sig)  # a signal for the program: deliver it later
-        pt.getregs(tid, pt.regs_address(regs))
-    finally:
-        _restart_interrupted(saved)
-        pt.setregs(tid, pt.regs_address(saved))
-    result = regs.rax
-    return (result - (1 << 64) if result >> 63 else result), pending
-
-
-def finish_syscall(tid: int) -> list[int]:
-    """Let the stopped thread `tid` run to the exit stop of the system call it is inside
-    (an exec event stop); returns signals that arrived meanwhile, to deliver later."""
-    pending: list[int] = []
-    while True:
-        pt.ptrace(PTRACE_SYSCALL, tid)
-        _, status = os.waitpid(tid, pt.WALL)
-        if not os.WIFSTOPPED(status):
-            raise TargetError(f"thread {tid} exited while leaving a system call")
-        sig = os.WSTOPSIG(status)
-        if sig == SYSCALL_STOP:
-            return pending
-        if status >> 16 == 0:
-            pending.append(sig)
+    fields = procfs.status(tid)
+    return (bool(int(fields.get("SigCgt", "0"), 16) & TRAP_BIT),
+            bool(int(fields.get("SigIgn", "0"), 16) & TRAP_BIT))
 
 
 def ignored_action(pid: int) -> bytes | None:
@@ -117,26 +48,8 @@ def ignored_action(pid: int) -> bytes | None:
     return _IGNORED if trap_disposition(pid)[1] else None
 
 
-def _restart_interrupted(regs: Any) -> None:
-    """A thread stopped inside an interrupted system call would have it restarted by the
-    kernel on its way back to user mode; leaving from our syscall's exit stop it no longer
-    is, so do what the kernel would (arch_do_signal_or_restart, no handler run)."""
-    orig = regs.orig_rax
-    err = regs.rax - (1 << 64)
-    if orig >> 63 or err not in RESTART_ERRORS:
-        return
-    regs.rax = NR_RESTART_SYSCALL if err == ERESTART_RESTARTBLOCK else orig
-    regs.rip -= 2
-
-
 def scratch(rsp: int) -> int:
     return (rsp - SCRATCH_BELOW) & ~0xF
-
-
-def syscall_insn(mem: ProcessMemory, space: XolSpace) -> int:
-    if not space.syscall_insn:
-        space.syscall_insn = xol.find_syscall_insn(mem, read_maps(mem.pid))
-    return space.syscall_insn
 
 
 def read_action(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int,
@@ -160,7 +73,7 @@ def read_action(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int,
     # in a thread about to receive it; the stop's siginfo is put back afterwards.
     info = ctypes.create_string_buffer(128)
     has_info = pt.fast_ptrace(pt.PTRACE_GETSIGINFO, tid, 0, ctypes.addressof(info)) == 0
-    _, pending = xol.remote_syscall(tid, mem, insn, SYS_RT_SIGACTION, args)
+    _, pending = remote_syscall(tid, insn, SYS_RT_SIGACTION, args, step=True)
     if has_info:
         pt.fast_ptrace(PTRACE_SETSIGINFO, tid, 0, ctypes.addressof(info))
     return mem.read(buf, ACTION_SIZE), pending

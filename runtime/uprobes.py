@@ -125,7 +125,8 @@ def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: Are
     ops = analyse_site(code, addr)
     if wrap is not None:
         ops = wrap(ops)
-    if proc.lifeline is not None:
+    line = lifeline.of(proc)
+    if line is not None:
         ops = lifeline.widen(ops, code)
     slot = 0
     if ops.slot_size:
@@ -135,7 +136,6 @@ def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: Are
             area = new_area(proc, lo, hi + ops.slot_size)
             slot = new_area_slot(area, ops, addr)
         fill_slot(proc.mem, ops, slot)
-    line = proc.lifeline
     tail = code[1:ops.length] if line is not None else b""
     bp = UserBkpt(addr=addr, orig=code[0], ops=ops, slot=slot, key=key, tail=tail)
     if line is not None:

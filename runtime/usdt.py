@@ -21,6 +21,7 @@ from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection
 
 from runtime.elfsyms import ElfFile, FileIdentity
 from runtime.errors import MemoryReadError, ResolveError, TargetError
@@ -85,17 +86,17 @@ class UsdtArg:
         size = abs(size_signed)
         if size not in (1, 2, 4, 8):
             raise ResolveError(f"bad USDT argument size in '{spec}'")
-        common = {"size": size, "signed": size_signed < 0, "spec": spec}
+        signed = size_signed < 0
         if operand.startswith("$"):
             try:
-                return cls(kind="imm", value=int(operand[1:], 0), **common)
+                return cls(size, signed, "imm", value=int(operand[1:], 0), spec=spec)
             except ValueError:
                 raise ResolveError(f"unsupported USDT argument '{spec}'") from None
         if operand.startswith("%"):
             reg = operand[1:]
             if reg not in _REGS:
                 raise ResolveError(f"unknown register in USDT argument '{spec}'")
-            return cls(kind="reg", reg=reg, **common)
+            return cls(size, signed, "reg", reg=reg, spec=spec)
         m = _MEM.match(operand)
         if m is None:
             raise ResolveError(f"unsupported USDT argument '{spec}'")
@@ -109,8 +110,8 @@ class UsdtArg:
             if base != "rip" or index is not None:
                 raise ResolveError(f"unsupported USDT argument '{spec}' (symbol without %rip)")
             offset += int(m.group("symoff") or 0)
-        return cls(kind="mem", base=base, index=index, scale=int(m.group("scale") or 1),
-                   offset=offset, symbol=symbol, **common)
+        return cls(size, signed, "mem", base=base, index=index,
+                   scale=int(m.group("scale") or 1), offset=offset, symbol=symbol, spec=spec)
 
     def evaluate(
         self,
@@ -210,6 +211,8 @@ def _read_probes(path: str, identity: FileIdentity) -> tuple[UsdtProbe, ...]:
     try:
         with open(path, "rb") as f:
             section = ELFFile(f).get_section_by_name(".note.stapsdt")
+            if not isinstance(section, NoteSection):
+                return ()
             notes = [n["n_descdata"] for n in section.iter_notes()
                      if n["n_name"] == "stapsdt" and _note_type(n["n_type"]) == NT_STAPSDT]
     except ELFError as e:

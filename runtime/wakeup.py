@@ -55,11 +55,6 @@ class Waker:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._w, b"w")
 
-    def rearm(self) -> None:
-        """Let the helper run again after its stop was seen."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGCONT)
-
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._w)
@@ -97,6 +92,13 @@ class TimerClock:
             self._thread.start()
         return t
 
+    def remove(self, timer: Timer) -> None:
+        """Stop calling `timer`; a removed timer never fires again, even one already due."""
+        with self._cond:
+            if timer in self._timers:
+                self._timers.remove(timer)
+            self._cond.notify()
+
     def _loop(self) -> None:
         with self._cond:
             while not self._closed:
@@ -124,7 +126,9 @@ class TimerClock:
         for t in due:
             if stopped():
                 return
-            t.callback()
+            # A callback before it may have removed it (a REPL edit run by a tick).
+            if t in self._timers:
+                t.callback()
 
     def close(self) -> None:
         with self._cond:

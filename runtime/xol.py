@@ -12,12 +12,10 @@ a few pages), because we cannot prove that no thread is still inside one.
 
 from __future__ import annotations
 
-import os
-import signal
 from dataclasses import dataclass, field
 
-from runtime import ptrace_ops as pt
-from runtime.errors import PlacementError, TargetError
+from runtime.errors import PlacementError
+from runtime.inject import find_syscall_insn, remote_syscall
 from runtime.memory import ProcessMemory
 from runtime.procmaps import Mapping, read_maps
 
@@ -70,19 +68,6 @@ class XolSpace:
     syscall_insn: int = 0
 
 
-def find_syscall_insn(mem: ProcessMemory, maps: list[Mapping]) -> int:
-    """Address of a `0f 05` byte pair in executable memory, preferring the vdso."""
-    ordered = sorted(maps, key=lambda m: m.path != "[vdso]")
-    for m in ordered:
-        if not m.executable or m.path == "[vsyscall]":
-            continue
-        data = mem.read_upto(m.start, min(m.end - m.start, 1 << 22))
-        i = data.find(b"\x0f\x05")
-        if i >= 0:
-            return m.start + i
-    raise TargetError(f"pid {mem.pid}: no syscall instruction found to inject the XOL area")
-
-
 def candidate_addresses(maps: list[Mapping], lo: int, hi: int, size: int) -> list[int]:
     """Free, page-aligned starts for `size` bytes whose whole range lies in [lo, hi),
     nearest to the middle of that window first."""
@@ -109,64 +94,33 @@ def candidate_addresses(maps: list[Mapping], lo: int, hi: int, size: int) -> lis
     return sorted(found, key=lambda a: abs(a - mid))
 
 
-def remote_syscall(
-    tid: int, mem: ProcessMemory, insn: int, nr: int, args: tuple[int, ...]
-) -> tuple[int, list[int]]:
-    """Run syscall `nr` in stopped thread `tid` by single-stepping the `syscall` at `insn`.
-    Returns (result, signals that arrived meanwhile and must be delivered later).
-    Registers are restored; orig_rax=-1 keeps the kernel from restarting an interrupted
-    syscall in place of ours."""
-    saved = pt.new_regs()
-    pt.getregs(tid, pt.regs_address(saved))
-    regs = pt.new_regs()
-    pt.getregs(tid, pt.regs_address(regs))
-    regs.rax = nr
-    regs.orig_rax = 0xFFFF_FFFF_FFFF_FFFF
-    for name, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args, strict=False):
-        setattr(regs, name, value & 0xFFFF_FFFF_FFFF_FFFF)
-    regs.rip = insn
-    pt.setregs(tid, pt.regs_address(regs))
-    pending: list[int] = []
-    for _ in range(64):
-        pt.singlestep(tid)
-        _, status = os.waitpid(tid, pt.WALL)
-        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
-            raise TargetError(f"thread {tid} exited while the XOL area was being injected")
-        pt.getregs(tid, pt.regs_address(regs))
-        sig = os.WSTOPSIG(status)
-        if regs.rip == insn + 2:
-            if sig != signal.SIGTRAP:
-                pending.append(sig)
-            break
-        if sig != signal.SIGTRAP and status >> 16 == 0:
-            # A signal arrived before the syscall ran: keep it for later and step again.
-            pending.append(sig)
-    else:
-        pt.setregs(tid, pt.regs_address(saved))
-        raise TargetError(f"thread {tid} did not complete the injected syscall")
-    result = regs.rax
-    pt.setregs(tid, pt.regs_address(saved))
-    return result, pending
+def syscall_insn(mem: ProcessMemory, space: XolSpace,
+                 maps: list[Mapping] | None = None) -> int:
+    """The `syscall` instruction this address space borrows, found once."""
+    if not space.syscall_insn:
+        space.syscall_insn = find_syscall_insn(mem, maps if maps is not None
+                                               else read_maps(mem.pid))
+    return space.syscall_insn
 
 
 def map_area(
-    tid: int, mem: ProcessMemory, space: XolSpace, lo: int, hi: int
+    tid: int, mem: ProcessMemory, space: XolSpace, lo: int, hi: int, size: int = AREA_SIZE
 ) -> tuple[XolArea, list[int]]:
-    """Inject a new area whose bytes all lie in [lo, hi) (a window around the code it
-    serves); the thread `tid` must be stopped. Returns the area and deferred signals."""
+    """Inject a new area of `size` bytes (a multiple of the page size) whose bytes all lie
+    in [lo, hi) (a window around the code it serves); the thread `tid` must be stopped.
+    Returns the area and deferred signals."""
     maps = read_maps(mem.pid)
-    if not space.syscall_insn:
-        space.syscall_insn = find_syscall_insn(mem, maps)
+    insn = syscall_insn(mem, space, maps)
     pending: list[int] = []
-    for hint in candidate_addresses(maps, lo, hi, AREA_SIZE)[:16]:
+    for hint in candidate_addresses(maps, lo, hi, size)[:16]:
         flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE
         result, sigs = remote_syscall(
-            tid, mem, space.syscall_insn, SYS_MMAP,
-            (hint, AREA_SIZE, PROT_READ | PROT_EXEC, flags, -1, 0),
+            tid, insn, SYS_MMAP, (hint, size, PROT_READ | PROT_EXEC, flags, -1, 0),
+            step=True,
         )
         pending += sigs
         if result == hint:
-            area = XolArea(hint, AREA_SIZE, hint)
+            area = XolArea(hint, size, hint)
             space.areas.append(area)
             if not space.trampoline:
                 # The first bytes of the first area: the return-probe trampoline. Two

@@ -25,7 +25,7 @@ NOSPAN = Span()
 
 
 def _span() -> Span:
-    return field(default=NOSPAN, kw_only=True, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=NOSPAN, kw_only=True, compare=False, repr=False)
 
 
 # ----------------------------------------------------------------------------- types

@@ -15,27 +15,29 @@ from dataclasses import dataclass, field
 
 from uplang import ast
 from uplang.astwalk import walk
-from uplang.builtins import (
-    AGGREGATIONS,
-    ARG_INFO,
-    ARG_RE,
-    BUILTINS,
-    CONFIG_KEYS,
-    FUNCTIONS,
-    KERNEL_NAMES,
-    MAX_ARG,
-    REGISTERS,
-    SCALAR_AGGREGATIONS,
-    SIGNALS,
-    THREAD_KINDS,
-    USTACK_MODES,
-    all_names,
-)
 from uplang.diagnostics import Diagnostic, UplangCheckError, did_you_mean
 from uplang.formats import INT_CONVERSIONS, FormatError, conversions
 from uplang.layout import Layouts, lay_out
 from uplang.plan import MapDecl
-from uplang.probes import PROVIDERS, interpret, split_raw
+from uplang.probes import interpret, split_raw
+from uplang.vocab.calls import (
+    AGGREGATIONS,
+    ALL_KINDS,
+    ARG,
+    ARG_RE,
+    BUILTIN_BY_NAME,
+    CONFIG_KEYS,
+    FUNCTION_BY_NAME,
+    KERNEL_NAMES,
+    MAX_ARG,
+    SCALAR_AGGREGATIONS,
+    SIGNALS,
+    USTACK_MODES,
+    Word,
+    all_names,
+)
+from uplang.vocab.probetypes import BY_NAME, PROVIDERS, THREAD_KINDS, thread_kinds_text
+from uplang.vocab.registers import REGISTERS
 
 MAX_UNROLL = 100
 _NUMERIC_PARAM = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
@@ -73,6 +75,7 @@ _DESCRIBE = {
     "int": "an integer", "str": "a string", "ptr": "a pointer", "struct": "a struct value",
     "tuple": "a tuple", "stack": "a stack", "usym": "a symbol", "buf": "a buffer",
     "void": "no value", "agg": "an aggregation", "unknown": "a value",
+    "timestamp": "a timestamp (strftime)",
 }
 
 
@@ -99,6 +102,7 @@ class MapState:
     value_span: ast.Span | None = None
     aggregation: bool = False
     lhist_args: tuple[int, int, int] | None = None
+    hist_bits: int | None = None  # hist(x, bits): one map, one bucket layout
     written: bool = False
 
 
@@ -141,6 +145,10 @@ def const_int(expr: ast.Expr) -> int | None:
         inner = const_int(expr.operand)
         return None if inner is None else (-inner if expr.op == "-" else inner)
     return None
+
+
+def _line(span: ast.Span | None) -> int:
+    return span.line if span is not None else 0
 
 
 def map_label(name: str) -> str:
@@ -244,7 +252,8 @@ class Checker:
             self.error(probe.span, f"unknown probe type '{probe.provider}'",
                        did_you_mean(probe.provider, PROVIDERS))
         if (
-            probe.provider in ("uprobe", "uretprobe", "usdt")
+            probe.provider in BY_NAME
+            and BY_NAME[probe.provider].resolution in ("symbol", "usdt")
             and not probe.target
             and self.options.has_process is False
         ):
@@ -319,7 +328,7 @@ class Checker:
                 self.error(stmt.span, f"{value.name}() is assigned with '=', not '{stmt.op}'")
             self.call(value, aggregation_ok=True)
             self.map_write(target, value.name, stmt.span, aggregation=True,
-                           lhist_args=self.lhist_args(value))
+                           lhist_args=self.lhist_args(value), hist_bits=self.hist_bits(value))
             return
         ty = self.expr(value)
         if ty.kind == "void":
@@ -355,6 +364,12 @@ class Checker:
     def plain_kind(ty: Ty) -> str:
         return "int" if ty.kind == "ptr" else ty.kind
 
+    @staticmethod
+    def hist_bits(call: ast.Call) -> int | None:
+        if call.name != "hist":
+            return None
+        return const_int(call.args[1]) if len(call.args) > 1 else 0
+
     def lhist_args(self, call: ast.Call) -> tuple[int, int, int] | None:
         if call.name != "lhist" or len(call.args) != 4:
             return None
@@ -377,7 +392,7 @@ class Checker:
         label = map_label(ref.name)
         if len(state.key_kinds) != len(kinds):
             self.error(ref.span, f"map {label} is used with {_keys(len(kinds))} here but with "
-                                 f"{_keys(len(state.key_kinds))} at line {state.key_span.line}")
+                                 f"{_keys(len(state.key_kinds))} at line {_line(state.key_span)}")
             return
         for i, (old, new) in enumerate(zip(state.key_kinds, kinds, strict=True)):
             if compatible(Ty(old), Ty(new)):
@@ -386,10 +401,11 @@ class Checker:
                 continue
             self.error(ref.keys[i].span, f"key {i + 1} of map {label} is {describe(Ty(new))} "
                                          f"here but {describe(Ty(old))} at line "
-                                         f"{state.key_span.line}")
+                                         f"{_line(state.key_span)}")
 
     def map_write(self, ref: ast.MapRef, kind: str, span: ast.Span, *, aggregation: bool,
-                  lhist_args: tuple[int, int, int] | None = None) -> None:
+                  lhist_args: tuple[int, int, int] | None = None,
+                  hist_bits: int | None = None) -> None:
         self.record_key_shape(ref, self.map_keys(ref))
         state = self.maps[ref.name]
         state.written = True
@@ -397,14 +413,18 @@ class Checker:
         if state.value is None:
             state.value, state.value_span, state.aggregation = kind, span, aggregation
             state.lhist_args = lhist_args
+            state.hist_bits = hist_bits
             return
-        where = f"line {state.value_span.line}"
+        where = f"line {_line(state.value_span)}"
         if state.aggregation and aggregation:
             if state.value != kind:
                 self.error(span, f"map {label} is {state.value}() at {where}; "
                                  f"it cannot also be {kind}()")
             elif lhist_args and state.lhist_args and lhist_args != state.lhist_args:
                 self.error(span, f"map {label} uses lhist() with different bounds at {where}")
+            elif None not in (hist_bits, state.hist_bits) and hist_bits != state.hist_bits:
+                self.error(span, f"map {label} uses hist() with {hist_bits} bits here but "
+                                 f"{state.hist_bits} at {where}")
         elif state.aggregation != aggregation:
             agg = state.value if state.aggregation else kind
             self.error(span, f"map {label} mixes the aggregation {agg}() with plain "
@@ -524,16 +544,15 @@ class Checker:
         if match:
             if int(match.group(1)) > MAX_ARG:
                 self.error(e.span, f"'{name}' is out of range: arguments go up to arg{MAX_ARG}")
-            self.where(e.span, name, ARG_INFO.where, ARG_INFO.where_text)
+            self.where_word(e.span, name, ARG)
             return INT
-        if name in BUILTINS:
-            info = BUILTINS[name]
-            if info.where_text:
-                hint = "use uretprobe: to see the return value" if name == "retval" else ""
-                self.where(e.span, name, info.where, info.where_text, hint)
+        if name in BUILTIN_BY_NAME:
+            info = BUILTIN_BY_NAME[name]
+            hint = "use uretprobe: to see the return value" if name == "retval" else ""
+            self.where_word(e.span, name, info, hint)
             if name == "cpid" and self.options.has_command is False:
                 self.error(e.span, "'cpid' needs a command started with -c")
-            return Ty(info.kind)
+            return Ty(info.result)
         if name in self.enums:
             return INT
         if name == "args":
@@ -541,7 +560,7 @@ class Checker:
                        "use arg0..argN, with a cast for struct pointers")
         elif name in KERNEL_NAMES:
             self.kernel_only(e.span, name)
-        elif name in FUNCTIONS:
+        elif name in FUNCTION_BY_NAME:
             self.error(e.span, f"'{name}' is a function; call it as {name}()")
         else:
             hint = did_you_mean(name, all_names() | set(self.enums))
@@ -560,6 +579,12 @@ class Checker:
             self.error(span, f"'{name}' can only be used in {text}",
                        hint or f"this clause has {probes} probes")
 
+    def where_word(self, span: ast.Span, name: str, word: Word, hint: str = "") -> None:
+        """A builtin or function used in a probe type its table row does not allow."""
+        if word.allowed != ALL_KINDS:
+            text = word.where_text or thread_kinds_text()
+            self.where(span, name, word.allowed, text, hint)
+
     def positional(self, e: ast.Positional) -> Ty:
         if e.count:
             return INT
@@ -576,8 +601,7 @@ class Checker:
         return self.vars[e.name]
 
     def thread_local(self, e: ast.ThreadLocal) -> None:
-        self.where(e.span, f"self->{e.name}", THREAD_KINDS,
-                   "probes that stop a thread (uprobe, uretprobe, usdt, profile)")
+        self.where(e.span, f"self->{e.name}", THREAD_KINDS, thread_kinds_text())
 
     def unary(self, e: ast.Unary) -> Ty:
         if e.op == "&":
@@ -730,31 +754,30 @@ class Checker:
     def call(self, call: ast.Call, *, statement: bool = False,
              aggregation_ok: bool = False) -> Ty:
         name = call.name
-        info = FUNCTIONS.get(name)
+        info = FUNCTION_BY_NAME.get(name)
         if info is None:
             for arg in call.args:
                 self.expr(arg)
             if name in KERNEL_NAMES:
                 self.kernel_only(call.span, name)
-            elif name in BUILTINS or ARG_RE.fullmatch(name):
+            elif name in BUILTIN_BY_NAME or ARG_RE.fullmatch(name):
                 self.error(call.span, f"'{name}' is a builtin, not a function",
                            f"write {name} without parentheses")
             else:
-                self.error(call.span, f"unknown function '{name}'", did_you_mean(name, FUNCTIONS))
+                self.error(call.span, f"unknown function '{name}'", did_you_mean(name, FUNCTION_BY_NAME))
             return UNKNOWN
         n = len(call.args)
         if n < info.min_args or (info.max_args >= 0 and n > info.max_args):
             self.error(call.span, f"{name}() takes {_arity(info.min_args, info.max_args)}, "
                                   f"got {n}")
-        if info.where_text:
-            self.where(call.span, f"{name}()", info.where, info.where_text)
+        self.where_word(call.span, f"{name}()", info)
         if info.unsafe and not self.options.unsafe:
             self.error(call.span, f"{name}() needs --unsafe",
                        "it acts on the system; run with --unsafe if you mean it")
         if info.aggregation and not aggregation_ok:
             self.error(call.span, f"{name}() can only be assigned to a map",
                        f"write e.g. @x = {name}(...)")
-        if info.returns == "void" and not statement:
+        if info.result == "void" and not statement:
             self.error(call.span, f"{name}() returns no value")
         handler = getattr(self, f"call_{name}", None)
         if handler is not None:
@@ -764,7 +787,7 @@ class Checker:
                 ty = self.expr(arg)
                 if info.aggregation and ty.kind not in _INTLIKE:
                     self.error(arg.span, f"{name}() needs an integer, not {describe(ty)}")
-        return Ty(info.returns) if not info.aggregation else Ty("agg")
+        return Ty(info.result) if not info.aggregation else Ty("agg")
 
     def literal(self, call: ast.Call, i: int, what: str = "a string literal") -> ast.Str | None:
         if i >= len(call.args):
@@ -958,7 +981,7 @@ class Checker:
         if args and isinstance(args[0], ast.Builtin) and args[0].name in USTACK_MODES:
             args.pop(0)
         elif args and isinstance(args[0], ast.Builtin) and not ARG_RE.fullmatch(args[0].name) \
-                and args[0].name not in BUILTINS:
+                and args[0].name not in BUILTIN_BY_NAME:
             self.error(args[0].span, f"unknown stack mode '{args[0].name}'",
                        did_you_mean(args[0].name, USTACK_MODES) or "modes: bpftrace, perf, raw")
             args.pop(0)

@@ -12,13 +12,17 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from uplang.checks import CheckOptions
 from uplang.diagnostics import UplangError
 from uplang.plan import Plan
 from uplang.planner import compile_script
 from uplang.planprint import format_plan
+from uplang.probes import interpret_listing
+
+if TYPE_CHECKING:
+    from runtime.listing import ProbeQuery
 
 EXIT_OK = 0
 EXIT_USAGE = 1  # script or usage error
@@ -98,8 +102,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", dest="program", metavar="PROGRAM", help="the program text")
     p.add_argument("-c", dest="command", metavar="CMD", help="run CMD and trace it")
     p.add_argument("-p", dest="pid", type=_pid, metavar="PID", help="trace a running process")
-    p.add_argument("-f", dest="fmt", choices=("text", "json"), default="text",
-                   help="output format (default: text)")
+    p.add_argument("-f", dest="fmt", choices=("text", "json", "folded"), default="text",
+                   help="output format (default: text; folded: flame-graph stacks)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write output to FILE")
     p.add_argument("-q", dest="quiet", action="store_true", help="quiet: no banner")
     p.add_argument("-v", dest="verbose", action="store_true", help="verbose")
@@ -146,14 +150,6 @@ def _list_parser() -> _Parser:
     return p
 
 
-def _repl_parser() -> _Parser:
-    p = _Parser(prog="uprobe repl", description="Interactive session against one process.")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("-p", dest="pid", type=_pid, metavar="PID", help="attach to PID")
-    group.add_argument("-c", dest="command", metavar="CMD", help="start CMD")
-    return p
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script. Returns the exit status (see EPILOG)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -188,13 +184,9 @@ def _dispatch(args: list[str], streams: Streams) -> int:
 
 
 def repl_command(rest: list[str], streams: Streams) -> int:
-    """The REPL parses its own flags; without it, check ours and say it is missing."""
-    try:
-        from uplang.repl import main as repl_main
-    except ImportError:
-        _repl_parser().parse_args(rest)
-        print("uprobe: the REPL is not available yet", file=streams.err)
-        return EXIT_USAGE
+    """The REPL parses its own flags (prompt_toolkit is loaded only for it)."""
+    from uplang.repl import main as repl_main
+
     return repl_main(rest)
 
 
@@ -237,11 +229,8 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         return EXIT_USAGE
     if opts.dry_run:
         return _write_plan(plan, opts.output, streams)
-    try:
-        from runtime.executor import RunOptions, run_plan
-    except ImportError as exc:
-        print(f"uprobe: the runtime is not available: {exc}", file=streams.err)
-        return EXIT_USAGE
+    from runtime.executor import RunOptions, run_plan
+
     options = RunOptions(
         command=opts.command,
         pid=opts.pid,
@@ -262,15 +251,33 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         return report_runtime_error(exc, opts.debug, streams)
 
 
+def listing_query(pattern: str) -> ProbeQuery:
+    """A `-l` pattern read with the script's own probe spellings; raises UsageError."""
+    from runtime.listing import ProbeQuery
+
+    res = interpret_listing(pattern)
+    if res.problems:
+        message, hint = res.problems[0]
+        raise UsageError(f"{pattern}: {message}" + (f" ({hint})" if hint else ""))
+    f = res.fields
+    if f["provider"] == "usdt":
+        return ProbeQuery("usdt", str(f["target"]), usdt_provider=str(f.get("usdt_provider", "")),
+                          usdt_name=str(f["usdt_name"]))
+    if f["provider"]:
+        address = f.get("address")
+        # An address names no symbol: it lists nothing, as a name that matches nothing.
+        func = str(f.get("func") or (f"{address:#x}" if address is not None else "*"))
+        return ProbeQuery(str(f["provider"]), str(f["target"]), func=func)
+    return ProbeQuery("", str(f["target"]))
+
+
 def list_command(pattern: str, pid: int | None, verbose: bool, debug: bool,
                  streams: Streams) -> int:
+    query = listing_query(pattern)
+    from runtime.listing import list_probes
+
     try:
-        from runtime.listing import list_probes
-    except ImportError as exc:
-        print(f"uprobe: the runtime is not available: {exc}", file=streams.err)
-        return EXIT_USAGE
-    try:
-        lines = list_probes(pattern, pid, verbose)
+        lines = list_probes(query, pid, verbose)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001
@@ -282,12 +289,10 @@ def list_command(pattern: str, pid: int | None, verbose: bool, debug: bool,
 
 def report_runtime_error(exc: BaseException, debug: bool, streams: Streams) -> int:
     """The runtime's own errors carry `.message`; anything else is unexpected."""
-    try:
-        from runtime.errors import UprobeError
-    except ImportError:
-        UprobeError = None  # noqa: N806 - a class or nothing
+    from runtime.errors import UprobeError
+
     message = getattr(exc, "message", None)
-    if (UprobeError is not None and isinstance(exc, UprobeError)) or isinstance(message, str):
+    if isinstance(exc, UprobeError) or isinstance(message, str):
         print(f"uprobe: {message}", file=streams.err)
     else:
         print(f"uprobe: error: {exc}", file=streams.err)

@@ -19,14 +19,14 @@ from typing import Protocol
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from uplang.builtins import BUILTINS, FUNCTIONS
 from uplang.highlight import DECL_WORDS, KEYWORDS, TYPE_WORDS
-from uplang.probes import PROVIDER_ALIASES
+from uplang.vocab.calls import BUILTIN_BY_NAME, FUNCTION_BY_NAME
+from uplang.vocab.probetypes import PROBE_TYPES, PROVIDER_ALIASES
 
 MAX_COMPLETIONS = 500
 # Spelled as users type them: the long forms, and BEGIN/END without a colon.
-PROVIDER_COMPLETIONS = ("uprobe:", "uretprobe:", "usdt:", "interval:", "profile:", "BEGIN",
-                        "END")
+PROVIDER_COMPLETIONS = tuple(t.name if t.resolution == "none" else t.name + ":"
+                             for t in PROBE_TYPES)
 TOP_LEVEL_WORDS = ("sync", "config", *DECL_WORDS)
 BODY_WORDS = tuple(sorted({*KEYWORDS, *DECL_WORDS, *TYPE_WORDS, "self"} - {"config", "sync"}))
 EXPR_WORDS = ("sizeof", "self", *TYPE_WORDS)
@@ -194,9 +194,9 @@ class UplangCompleter(Completer):
             yield from _starting(typed, sorted({f"self->{v}" for v in _TLS_NAMES.findall(text)}))
         elif typed:
             # A predicate is one expression: no statement keywords there.
-            words = {*BUILTINS, *ARG_NAMES, *(EXPR_WORDS if expression else BODY_WORDS)}
+            words = {*BUILTIN_BY_NAME, *ARG_NAMES, *(EXPR_WORDS if expression else BODY_WORDS)}
             yield from _starting(typed, sorted(words))
-            for name in sorted(FUNCTIONS):
+            for name in sorted(FUNCTION_BY_NAME):
                 if name.startswith(typed):
                     yield Completion(name + "(", -len(typed), display=name + "()")
 

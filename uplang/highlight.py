@@ -22,8 +22,8 @@ from pygments.token import (
     Whitespace,
 )
 
-from uplang.builtins import BUILTINS, FUNCTIONS
-from uplang.probes import PROVIDER_ALIASES
+from uplang.vocab.calls import BUILTIN_BY_NAME, FUNCTION_BY_NAME
+from uplang.vocab.probetypes import DTRACE_PID, PROBE_TYPES, PROVIDER_ALIASES
 
 KEYWORDS = ("if", "else", "while", "for", "unroll", "return", "break", "continue",
             "config", "sizeof", "sync")
@@ -35,7 +35,9 @@ TYPE_WORDS = (
 )
 DECL_WORDS = ("struct", "union", "enum")
 # Longest first, so that `uretprobe` is not lexed as `u` followed by junk.
-PROVIDER_WORDS = tuple(sorted(set(PROVIDER_ALIASES) | {"pid$target"}, key=len, reverse=True))
+PROVIDER_WORDS = tuple(sorted(set(PROVIDER_ALIASES) | {DTRACE_PID}, key=len, reverse=True))
+# Providers written without ':' (BEGIN, END and their spellings).
+BARE_PROVIDERS = tuple(s for t in PROBE_TYPES if t.resolution == "none" for s in (t.name, *t.aliases))
 _PROVIDER_RE = "|".join(p.replace("$", r"\$") for p in PROVIDER_WORDS)
 
 
@@ -52,7 +54,7 @@ class UplangLexer(RegexLexer):
             include("space"),
             # A probe spec: provider, then ':'-separated segments up to a space, ',' or '{'.
             (rf"({_PROVIDER_RE})(:)", bygroups(Keyword.Namespace, Punctuation), "spec"),
-            (words(("BEGIN", "END", "begin", "end"), suffix=r"\b"), Keyword.Namespace),
+            (words(BARE_PROVIDERS, suffix=r"\b"), Keyword.Namespace),
             include("code"),
         ],
         "spec": [
@@ -83,8 +85,8 @@ class UplangLexer(RegexLexer):
             (words(DECL_WORDS, suffix=r"\b"), Keyword.Declaration),
             (words(TYPE_WORDS, suffix=r"\b"), Keyword.Type),
             (r"arg[0-9]+\b", Name.Builtin),
-            (words(tuple(sorted(FUNCTIONS)), suffix=r"\b(?=\s*\()"), Name.Function.Magic),
-            (words(tuple(sorted(BUILTINS)), suffix=r"\b"), Name.Builtin),
+            (words(tuple(sorted(FUNCTION_BY_NAME)), suffix=r"\b(?=\s*\()"), Name.Function.Magic),
+            (words(tuple(sorted(BUILTIN_BY_NAME)), suffix=r"\b"), Name.Builtin),
             (r"[A-Za-z_][A-Za-z0-9_]*", Name),
             (r"->|\+\+|--|<<=|>>=|[-+*/%&|^!=<>]=|&&|\|\||<<|>>|[-+*/%&|^!~<>=?]", Operator),
             (r"[{}()\[\];,.:]", Punctuation),

@@ -17,9 +17,7 @@ from uplang.diagnostics import Diagnostic, UplangError, UplangSyntaxError
 from uplang.grammar_loader import lalr_parser
 from uplang.probes import Segment, interpret, parse_int
 from uplang.terminals import describe_expected, describe_token
-
-# DTrace spellings of builtins accepted as aliases (documented in docs/language.md).
-BUILTIN_ALIASES = {"execname": "comm"}
+from uplang.vocab.calls import BUILTIN_ALIASES
 
 _ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a",
@@ -73,7 +71,8 @@ def _too_deep(filename: str, text: str) -> UplangSyntaxError:
 def _lark_diagnostic(exc: UnexpectedInput, text: str, filename: str) -> Diagnostic:
     line, col = max(exc.line, 1), max(exc.column, 1)
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        pos = exc.pos_in_stream
+        char = text[pos] if pos is not None and pos < len(text) else ""
         if char == '"':
             return Diagnostic(filename, line, col, "unterminated string",
                               "a string ends with '\"' on the same line")
@@ -249,9 +248,10 @@ class AstBuilder(Transformer):
             out.append(ast.FieldDef(name, ref, array_len, span=whole))
         return out
 
-    def declarator(self, meta: Meta, pointer: int | None, name: Token, length: Token | None):
+    def declarator(self, meta: Meta, pointer: int | None, name: Token, length: Token | None
+                   ) -> tuple[int, str, int | None, ast.Span]:
         array_len = self._int(length) if length is not None else None
-        if array_len is not None and array_len <= 0:
+        if length is not None and array_len is not None and array_len <= 0:
             raise _fail(self.file, length, "array length must be positive")
         return (pointer or 0, name.value, array_len, self.sp(meta))
 
@@ -367,7 +367,8 @@ class AstBuilder(Transformer):
     logor = logand = bitor = bitxor = bitand = _binary
     equality = relational = shift = additive = mult = _binary
 
-    def ternary(self, meta: Meta, cond: ast.Expr, then: ast.Expr, orelse: ast.Expr):
+    def ternary(self, meta: Meta, cond: ast.Expr, then: ast.Expr, orelse: ast.Expr
+                ) -> ast.Ternary:
         return ast.Ternary(cond, then, orelse, span=self.sp(meta))
 
     def cast(self, meta: Meta, type_: ast.TypeRef, operand: ast.Expr) -> ast.Cast:

@@ -64,7 +64,8 @@ class PlanProbe:
     offset (bytes from the function start, 0 for the entry), address (absolute
     virtual address in the file's own address space, for `uprobe:T:0xADDR`).
     For usdt: target, usdt_provider ("" = any), usdt_name (may be a glob).
-    For interval/profile: period_ns.
+    For interval/profile: period_ns; `offcpu` (wallclock:) samples threads that are not
+    on a CPU too.
     """
 
     id: int
@@ -78,6 +79,7 @@ class PlanProbe:
     usdt_provider: str = ""
     usdt_name: str = ""
     period_ns: int = 0
+    offcpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class PlanClause:
     predicate: ast.Expr | None
     body: tuple[ast.Stmt, ...]
     sync: bool = False
+    # Whether the handler may read the hit thread's registers (arg*, retval, reg(), ustack,
+    # func: the `reads_regs` column of uplang.vocab.calls). False lets the runtime skip
+    # GETREGS at a hit; a hand-written plan that leaves it True is merely slower.
+    reads_regs: bool = True
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,17 @@ are attached. It never fails on a checked program.
 
 from __future__ import annotations
 
+from typing import Any
+
 from uplang import ast
-from uplang.astwalk import rewrite
+from uplang.astwalk import rewrite, walk
 from uplang.checks import CheckOptions, CheckResult, check
 from uplang.parser import parse
 from uplang.plan import Config, Plan, PlanClause, PlanProbe
 from uplang.probes import TIME_UNITS
+from uplang.vocab import calls
+from uplang.vocab.probetypes import BY_NAME
 
-_KIND = {"BEGIN": "begin", "END": "end"}
 NSECS_PER_SEC = 1_000_000_000
 
 
@@ -44,7 +47,8 @@ def build_plan(program: ast.Program, result: CheckResult, *,
             ids.append(probe.id)
         predicate = _fold_enums(clause.predicate, enums) if clause.predicate else None
         body = tuple(_fold_enums(s, enums) for s in clause.body)
-        clauses.append(PlanClause(index, tuple(ids), predicate, body, clause.sync))
+        clauses.append(PlanClause(index, tuple(ids), predicate, body, clause.sync,
+                                  reads_registers(predicate, body)))
     return Plan(
         probes=tuple(probes),
         clauses=tuple(clauses),
@@ -57,9 +61,9 @@ def build_plan(program: ast.Program, result: CheckResult, *,
 
 
 def plan_probe(pid: int, clause: int, spec: ast.ProbeSpec) -> PlanProbe:
-    kind = _KIND.get(spec.provider, spec.provider)
+    kind = BY_NAME[spec.provider].plan_kind
     period = 0
-    if kind in ("interval", "profile") and spec.value > 0:
+    if BY_NAME[spec.provider].resolution == "timer" and spec.value > 0:
         unit = TIME_UNITS[spec.unit]
         period = NSECS_PER_SEC // spec.value if spec.unit == "hz" else unit * spec.value
     return PlanProbe(
@@ -74,7 +78,21 @@ def plan_probe(pid: int, clause: int, spec: ast.ProbeSpec) -> PlanProbe:
         usdt_provider=spec.usdt_provider,
         usdt_name=spec.usdt_name,
         period_ns=period,
+        offcpu=spec.provider == "wallclock",
     )
+
+
+def reads_registers(predicate: ast.Expr | None, body: tuple[ast.Stmt, ...]) -> bool:
+    """Whether a clause's handler may read registers: any builtin or function whose table
+    row says so (or that the table does not know)."""
+    roots = ([predicate] if predicate is not None else []) + list(body)
+    for root in roots:
+        for node in walk(root):
+            if isinstance(node, ast.Builtin) and calls.reads_registers(node.name, False):
+                return True
+            if isinstance(node, ast.Call) and calls.reads_registers(node.name, True):
+                return True
+    return False
 
 
 def _config_value(value: int | str) -> int | str:
@@ -82,12 +100,12 @@ def _config_value(value: int | str) -> int | str:
     return {"true": 1, "false": 0}.get(value, value) if isinstance(value, str) else value
 
 
-def _fold_enums(node, enums: dict[str, int]):
+def _fold_enums(node: Any, enums: dict[str, int]) -> Any:
     """Enum constants are compile-time integers: the runtime never sees their names."""
     if not enums:
         return node
 
-    def fold(n):
+    def fold(n: Any) -> Any:
         if isinstance(n, ast.Builtin) and n.name in enums:
             return ast.Int(enums[n.name], span=n.span)
         return n

@@ -10,33 +10,9 @@ import re
 from dataclasses import dataclass, field
 
 from uplang.diagnostics import did_you_mean
+from uplang.vocab.probetypes import BY_NAME, DTRACE_PID, KERNEL_PROVIDERS, PROVIDER_ALIASES
 
-PROVIDER_ALIASES: dict[str, str] = {
-    "uprobe": "uprobe",
-    "u": "uprobe",
-    "uretprobe": "uretprobe",
-    "ur": "uretprobe",
-    "usdt": "usdt",
-    "U": "usdt",
-    "BEGIN": "BEGIN",
-    "begin": "BEGIN",
-    "END": "END",
-    "end": "END",
-    "interval": "interval",
-    "i": "interval",
-    "profile": "profile",
-    "p": "profile",
-}
-
-# Spelled as in bpftrace, with their aliases: these all need the kernel.
-KERNEL_PROVIDERS = frozenset(
-    "kprobe k kretprobe kr tracepoint t rawtracepoint rt kfunc f fentry kretfunc fr fexit "
-    "software s hardware h watchpoint w asyncwatchpoint aw iter it".split()
-)
-
-PROVIDERS = frozenset(PROVIDER_ALIASES.values())
 TIME_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "hz": 0}
-DTRACE_PID = "pid$target"
 
 _ADDRESS = re.compile(r"(?:0[xX][0-9a-fA-F]+|[0-9]+)")
 _FUNC_OFFSET = re.compile(r"(.+)\+((?:0[xX][0-9a-fA-F]+|[0-9]+))")
@@ -122,15 +98,41 @@ def interpret(provider: str, segments: list[Segment]) -> Interpretation:
                 "use uprobe:, uretprobe: or usdt: on a user-space program",
             )
         return res.fail(f"unknown probe type '{provider}'", did_you_mean(provider, PROVIDER_ALIASES))
-    if canonical in ("BEGIN", "END"):
+    resolution = BY_NAME[canonical].resolution
+    if resolution == "none":
         if segments:
             res.fail(f"{canonical} takes no arguments", f"write just '{canonical}'")
         return res
-    if canonical in ("uprobe", "uretprobe"):
+    if resolution == "symbol":
         return _uprobe(canonical, segments, res)
-    if canonical == "usdt":
+    if resolution == "usdt":
         return _usdt(segments, res)
     return _timer(canonical, segments, res)
+
+
+def interpret_listing(pattern: str) -> Interpretation:
+    """A `uprobe -l` pattern, through the same spellings as a script: a missing or empty
+    function or USDT name means every one (`uprobe:libc`, `usdt:./prog`). Anything that
+    does not start with a known provider is a file, a library or `*`: fields
+    {"provider": "", "target": pattern}."""
+    provider, segments = split_raw(pattern)
+    canonical = PROVIDER_ALIASES.get(provider)
+    spec_like = canonical is not None or provider.startswith("pid") or (
+        provider in KERNEL_PROVIDERS)
+    if not segments or not spec_like:
+        return Interpretation({"provider": "", "target": pattern, "raw": pattern})
+    resolution = BY_NAME[canonical].resolution if canonical else "symbol"
+    if resolution == "symbol" and canonical is not None and len(segments) == 1:
+        segments = [*segments, Segment("*")]
+    if resolution == "usdt" and len(segments) == 1:
+        segments = [*segments, Segment("*")]
+    if segments and not segments[-1].text and resolution in ("symbol", "usdt"):
+        segments = [*segments[:-1], Segment("*")]
+    res = interpret(provider, segments)
+    if res.fields["provider"] not in ("uprobe", "uretprobe", "usdt") and not res.problems:
+        res.fail(f"'{provider}' probes have nothing to list",
+                 "list uprobe:, uretprobe: or usdt: probes, a file or a library")
+    return res
 
 
 def _uprobe(kind: str, segments: list[Segment], res: Interpretation) -> Interpretation:

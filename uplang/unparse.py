@@ -93,7 +93,7 @@ def expr(e: ast.Expr) -> str:
             return f"{_postfix_operand(o)}.{i}"
         case ast.Sizeof(target=ast.TypeRef() as t):
             return f"sizeof({type_text(t)})"
-        case ast.Sizeof(target=t):
+        case ast.Sizeof(target=t) if not isinstance(t, ast.TypeRef):
             return f"sizeof({bare(t)})"
     raise TypeError(f"not an expression: {e!r}")
 

@@ -26,16 +26,11 @@ from runtime.handlers.ctypes_ import (
 )
 from uplang import ast
 from uplang.plan import MapDecl, TypeLayout
+from uplang.vocab.calls import AGGREGATIONS, USTACK_MODES
+from uplang.vocab.registers import register_field
 
-ARITH = {"+", "-", "*", "<<", "&", "|", "^"}
+ARITH = {"+", "-", "*", "&", "|", "^"}
 COMPARE = {"==", "!=", "<", ">", "<=", ">="}
-AGGREGATIONS = {"count", "sum", "avg", "min", "max", "stats", "hist", "lhist"}
-# What reg() may name: the fields of the tracer's user_regs_struct.
-REG_NAMES = {
-    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
-    "r13", "r14", "r15", "rip", "eflags", "cs", "ss", "ds", "es", "fs", "gs", "fs_base",
-    "gs_base", "orig_rax",
-}
 
 
 class CompileError(Exception):
@@ -238,7 +233,6 @@ class ClauseGen:
             "ppid": ("_proc_field(_ctx.pid, 'PPid')", INT64),
             "uid": ("_proc_field(_ctx.pid, 'Uid')", INT64),
             "gid": ("_proc_field(_ctx.pid, 'Gid')", INT64),
-            "execname": ("_ctx.comm", STR),
         }
         if n in simple:
             return simple[n]
@@ -337,8 +331,11 @@ class ClauseGen:
             return f"_w({a} {op} {b})", at
         if op in ARITH:
             return f"_w({a} {op} {b})", (UINT64 if (not at.signed and not bt.signed) else INT64)
+        # Shift counts are masked to 0..63 as BPF does: a negative or huge count is no error.
+        if op == "<<":
+            return f"_shl({a}, {b})", (UINT64 if (not at.signed and not bt.signed) else INT64)
         if op == ">>":
-            return f"({a} >> {b})", at
+            return (f"_shr({a}, {b})" if at.signed else f"_lshr({a}, {b})"), at
         if op == "/":
             return f"_div({a}, {b})", INT64
         if op == "%":
@@ -459,13 +456,17 @@ class ClauseGen:
 
     def f_reg(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         name = self.const_str(args[0])
-        if name not in REG_NAMES:
+        field = register_field(name)
+        if field is None:
             raise CompileError(f"unknown register '{name}'")
-        return f"_s64(_ctx.regs.{name})", INT64
+        return f"_s64(_ctx.regs.{field})", INT64
 
     def f_ustack(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
+        mode = None
+        if args and isinstance(args[0], ast.Builtin) and args[0].name in USTACK_MODES:
+            mode, args = args[0].name, args[1:]
         limit = self.const_int(args[0]) if args else self.shared.max_ustack
-        return f"_ustack(_ctx, {limit})", STACK
+        return f"_ustack(_ctx, {limit}, {mode!r})", STACK
 
     def f_time(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         fmt = self.const_str(args[0]) if args else "%H:%M:%S\n"

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from runtime.handlers.codegen import ClauseGen, CompileError, Shared, map_global
+from runtime.handlers.contexts import Handler
 from runtime.handlers.support import HandlerSupport
 from uplang.plan import Plan
 
@@ -27,7 +27,7 @@ class CompiledClause:
     """One clause's handler: `handler(ctx)` evaluates predicate and body at the hit."""
 
     index: int
-    handler: Callable[[Any], None]
+    handler: Handler
     source: str
 
 
@@ -36,6 +36,21 @@ def plan_kind(plan: Plan, clause_index: int) -> str:
     by_id = {p.id: p for p in plan.probes}
     kinds = {by_id[i].kind for i in clause.probes if i in by_id}
     return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def bind_namespace(shared: Shared, support: HandlerSupport,
+                   compile_format: Callable[[str], object]) -> dict[str, object]:
+    """Globals of generated handler code: the support's helpers, the constants the
+    generator bound (printf formats parsed once here) and the map objects."""
+    namespace: dict[str, object] = dict(support.namespace())
+    for name, value in shared.consts.items():
+        if isinstance(value, tuple) and len(value) == 2 and value[0] == "printf":
+            namespace[name] = compile_format(str(value[1]))
+        else:
+            namespace[name] = value
+    for name in shared.map_names:
+        namespace[map_global(name)] = support.maps.map(name)
+    return namespace
 
 
 def compile_plan(plan: Plan, support: HandlerSupport,
@@ -57,14 +72,7 @@ def compile_plan(plan: Plan, support: HandlerSupport,
             src = gen.function(f"clause_{clause.index}", clause.predicate, clause.body)
             if final:
                 sources[clause.index] = src
-    namespace: dict[str, object] = dict(support.namespace())
-    for name, value in shared.consts.items():
-        if isinstance(value, tuple) and len(value) == 2 and value[0] == "printf":
-            namespace[name] = compile_format(str(value[1]))
-        else:
-            namespace[name] = value
-    for name in shared.map_names:
-        namespace[map_global(name)] = support.maps.map(name)
+    namespace = bind_namespace(shared, support, compile_format)
     module = "\n".join(sources.values())
     try:
         code = compile(module, "<uprobe handlers>", "exec")

@@ -19,18 +19,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from runtime import procfs
+from runtime.cint import c_div, c_mod, cast, lshr, s64, shl, shr, wrap_s64
 from runtime.errors import UprobeError
+from runtime.handlers.contexts import Hit
 from runtime.handlers.mapops import MapOps, snapshot
-from runtime.handlers.values import (
-    cast,
-    decode_cstr,
-    div,
-    mod,
-    s64,
-    str_index,
-    strncmp,
-    wrap64,
-)
+from runtime.handlers.values import decode_cstr, str_index, strncmp
 from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
 from runtime.output.values import Buf, Frame, Pointer, Stack, Timestamp, Usym
 
@@ -64,7 +58,7 @@ class HandlerSupport:
 
     # ------------------------------------------------------------------ thread-locals
 
-    def tls_of(self, ctx: Any) -> dict[str, object]:
+    def tls_of(self, ctx: Hit) -> dict[str, object]:
         d = self.tls.get(ctx.tid)
         if d is None:
             if len(self.tls) >= self.tls_prune_at:
@@ -73,12 +67,12 @@ class HandlerSupport:
         return d
 
     def prune_threads(self, pid: int) -> None:
-        """Drops thread-locals of threads that no longer exist. The session reports no
-        thread exits, so this runs when the table has doubled since the last pass: the
-        cost stays amortised O(1) per new thread and the table bounded by live threads."""
+        """Drops thread-locals of threads that no longer exist. Both drivers hook
+        `thread_exited` to Session.on_thread_exit; this is the safety net for a session
+        that reports no exits (a library user's), run when the table has doubled since
+        the last pass: amortised O(1) per new thread, the table bounded by live threads."""
         for tid in list(self.tls):
-            if not os.path.exists(f"/proc/{pid}/task/{tid}") and not os.path.exists(
-                    f"/proc/{tid}"):
+            if not procfs.has_task(pid, tid) and not procfs.alive(tid):
                 del self.tls[tid]
         self.tls_prune_at = max(64, 2 * len(self.tls))
 
@@ -87,7 +81,7 @@ class HandlerSupport:
         are reused)."""
         self.tls.pop(tid, None)
 
-    def func(self, ctx: Any) -> str:
+    def func(self, ctx: Hit) -> str:
         """`func`: the probed function; in a profile sample, the function rip is in."""
         probe = ctx.probe
         if getattr(probe, "kind", "") == "profile":
@@ -102,16 +96,16 @@ class HandlerSupport:
     def tl_add(tl: dict[str, object], name: str, delta: int, post: bool) -> int:
         old = tl.get(name, 0)
         assert isinstance(old, int)
-        tl[name] = wrap64(old + delta)
-        return old if post else wrap64(old + delta)
+        tl[name] = wrap_s64(old + delta)
+        return old if post else wrap_s64(old + delta)
 
     # ------------------------------------------------------------------ target reads
 
-    def error(self, ctx: Any, message: str) -> None:
+    def error(self, ctx: Hit, message: str) -> None:
         """An error event at the hit: reported in order, the hit goes on."""
         ctx.defer(partial(self.emitter.error, message))
 
-    def rd_int(self, ctx: Any, addr: int, size: int, signed: bool) -> int:
+    def rd_int(self, ctx: Hit, addr: int, size: int, signed: bool) -> int:
         try:
             raw = ctx.read(addr, size)
         except (UprobeError, OSError):
@@ -119,7 +113,7 @@ class HandlerSupport:
             return 0
         return int.from_bytes(raw, "little", signed=signed)
 
-    def rd_str(self, ctx: Any, addr: int, size: int) -> str:
+    def rd_str(self, ctx: Hit, addr: int, size: int) -> str:
         try:
             raw = ctx.read(addr, size)
         except (UprobeError, OSError):
@@ -127,7 +121,7 @@ class HandlerSupport:
             return ""
         return decode_cstr(raw)
 
-    def str_(self, ctx: Any, addr: int, n: int | None) -> str:
+    def str_(self, ctx: Hit, addr: int, n: int | None) -> str:
         limit = self.max_strlen if n is None else max(0, min(n, self.max_strlen))
         if isinstance(addr, str):
             return addr[:limit]
@@ -143,7 +137,7 @@ class HandlerSupport:
         # bpftrace keeps room for the terminating NUL within max_strlen.
         return decode_cstr(raw)[: max(0, limit - 1) if n is None else limit]
 
-    def buf(self, ctx: Any, addr: int, n: int) -> Buf:
+    def buf(self, ctx: Hit, addr: int, n: int) -> Buf:
         n = max(0, min(n, self.max_strlen))
         try:
             return Buf(bytes(ctx.read(addr, n)))
@@ -151,14 +145,23 @@ class HandlerSupport:
             self.error(ctx, f"buf(): failed to read {n} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
             return Buf(b"")
 
-    def ustack(self, ctx: Any, limit: int) -> Stack:
+    def ustack(self, ctx: Hit, limit: int, mode: str | None = None) -> Stack:
+        """ustack, ustack(N), ustack(MODE[, N]): MODE overrides config stack_mode. A hit
+        context captures the stack now and names its frames when printed."""
+        mode = mode or self.stack_mode
+        capture = getattr(ctx, "stack_value", None)
+        if capture is not None:
+            try:
+                return capture(limit, mode)
+            except (UprobeError, OSError):
+                return Stack((), mode)
         try:
             addrs = ctx.ustack(limit)
         except (UprobeError, OSError):
             addrs = []
-        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), self.stack_mode)
+        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), mode)
 
-    def frame(self, ctx: Any, addr: int) -> Frame:
+    def frame(self, ctx: Hit, addr: int) -> Frame:
         """Symbolised once per (process, address): stacks repeat, symbolising is not cheap."""
         key = (ctx.pid, addr)
         f = self.frame_cache.get(key)
@@ -166,11 +169,11 @@ class HandlerSupport:
             f = self.frame_cache[key] = frame_of(ctx, addr)
         return f
 
-    def usym(self, ctx: Any, addr: int) -> Usym:
+    def usym(self, ctx: Hit, addr: int) -> Usym:
         f = self.frame(ctx, addr)
         return Usym(addr, f.symbol, f.offset, f.module)
 
-    def uaddr(self, ctx: Any, name: str) -> int:
+    def uaddr(self, ctx: Hit, name: str) -> int:
         key = (ctx.pid, name)
         if key not in self.uaddr_cache:
             if self.uaddr_lookup is None:
@@ -184,17 +187,14 @@ class HandlerSupport:
         cached = self.proc_cache.get(key)
         if cached is not None:
             return cached
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    tag, _, rest = line.partition(":")
-                    if tag in ("PPid", "Uid", "Gid"):
-                        self.proc_cache[(pid, tag)] = int(rest.split()[0])
-        except OSError:
+        fields = procfs.status(pid)
+        if not fields:
             return 0
+        for tag in ("PPid", "Uid", "Gid"):
+            self.proc_cache[(pid, tag)] = int(fields.get(tag, "0").split()[0])
         return self.proc_cache.get(key, 0)
 
-    def join(self, ctx: Any, addr: int, sep: str) -> None:
+    def join(self, ctx: Hit, addr: int, sep: str) -> None:
         """join(argv): up to 16 strings from a NULL-terminated char* array, at the hit."""
         words: list[str] = []
         for i in range(16):
@@ -206,17 +206,17 @@ class HandlerSupport:
 
     # ------------------------------------------------------------------ effects
 
-    def printf(self, ctx: Any, fmt: Any, args: tuple) -> None:
+    def printf(self, ctx: Hit, fmt: Any, args: tuple) -> None:
         ctx.defer(partial(self.emitter.printf, fmt, args))
 
-    def print_value(self, ctx: Any, value: object) -> None:
+    def print_value(self, ctx: Hit, value: object) -> None:
         ctx.defer(partial(self.emitter.value, value))
 
-    def print_map(self, ctx: Any, m: Any, top: int, div_: int) -> None:
+    def print_map(self, ctx: Hit, m: Any, top: int, div_: int) -> None:
         snap = snapshot(m)
         ctx.defer(partial(self.emitter.map, snap, top, div_))
 
-    def time_(self, ctx: Any, fmt: str) -> None:
+    def time_(self, ctx: Hit, fmt: str) -> None:
         ctx.defer(partial(self.emitter.text, time_text(fmt, time.time_ns()), "time"))
 
     @staticmethod
@@ -224,7 +224,7 @@ class HandlerSupport:
         # nsecs are CLOCK_MONOTONIC like the hit timestamps; move them onto the wall clock.
         return Timestamp(fmt, monotonic_ns_to_epoch_ns(nsecs))
 
-    def cat(self, ctx: Any, fmt: Any, args: tuple) -> None:
+    def cat(self, ctx: Hit, fmt: Any, args: tuple) -> None:
         path = self.emitter.format(fmt, args)
 
         def run() -> None:
@@ -238,7 +238,7 @@ class HandlerSupport:
 
         ctx.defer(run)
 
-    def system(self, ctx: Any, fmt: Any, args: tuple) -> None:
+    def system(self, ctx: Hit, fmt: Any, args: tuple) -> None:
         cmd = self.emitter.format(fmt, args)
 
         def run() -> None:
@@ -252,10 +252,10 @@ class HandlerSupport:
         ctx.defer(run)
 
     @staticmethod
-    def sleep(ctx: Any, ms: int) -> None:
+    def sleep(ctx: Hit, ms: int) -> None:
         ctx.defer(partial(time.sleep, max(0, ms) / 1000))
 
-    def exit_(self, ctx: Any, code: int = 0) -> None:
+    def exit_(self, ctx: Hit, code: int = 0) -> None:
         # Hits that the engine reports after exit() must not run their handlers (bpftrace
         # stops at once); END still runs, its code does not look at the cell.
         if not self.stopped[0]:
@@ -264,7 +264,7 @@ class HandlerSupport:
         self.stopped[0] = True
         self.stop()
 
-    def signal(self, ctx: Any, sig: int | str) -> None:
+    def signal(self, ctx: Hit, sig: int | str) -> None:
         if isinstance(sig, str):
             name = sig if sig.startswith("SIG") else "SIG" + sig
             sig = int(getattr(signals.Signals, name, 0))
@@ -277,7 +277,7 @@ class HandlerSupport:
         except OSError as exc:
             self.error(ctx, f"signal(): {exc.strerror}")
 
-    def loop_cap(self, ctx: Any, limit: int) -> None:
+    def loop_cap(self, ctx: Hit, limit: int) -> None:
         self.error(ctx, f"while loop stopped after {limit} iterations (max_loop_iterations)")
 
     # ------------------------------------------------------------------ namespace
@@ -285,7 +285,8 @@ class HandlerSupport:
     def namespace(self) -> dict[str, object]:
         """Globals of the generated handler functions."""
         return {
-            "_w": wrap64, "_s64": s64, "_div": div, "_mod": mod, "_cast": cast,
+            "_w": wrap_s64, "_s64": s64, "_div": c_div, "_mod": c_mod, "_cast": cast,
+            "_shl": shl, "_shr": shr, "_lshr": lshr,
             "_strncmp": strncmp, "_str_index": str_index,
             "_rd_int": self.rd_int, "_rd_str": self.rd_str, "_str": self.str_,
             "_buf": self.buf, "_ustack": self.ustack, "_usym": self.usym,
@@ -302,7 +303,7 @@ class HandlerSupport:
         }
 
 
-def frame_of(ctx: Any, addr: int) -> Frame:
+def frame_of(ctx: Hit, addr: int) -> Frame:
     """One symbolised frame; the context answers "name+off", (name, off) or None."""
     try:
         sym = ctx.symbolize(addr)
@@ -324,5 +325,5 @@ def _pointer(value: int) -> Pointer:
     return Pointer(value & 0xFFFFFFFFFFFFFFFF)
 
 
-def _probe_name(ctx: Any) -> str:
+def _probe_name(ctx: Hit) -> str:
     return getattr(ctx.probe, "label", "") or ""

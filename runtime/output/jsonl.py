@@ -22,17 +22,9 @@ from __future__ import annotations
 
 from typing import IO
 
-from runtime.maps import (
-    AvgState,
-    BpfMap,
-    CountState,
-    HistState,
-    LhistState,
-    MapStore,
-    StatsState,
-    c_div,
-    wrap_u64,
-)
+from runtime.aggregations import AvgState, CountState, HistState, LhistState, StatsState
+from runtime.cint import c_div, wrap_u64
+from runtime.maps import BpfMap, MapStore
 from runtime.output.hist import hist_json, lhist_json
 from runtime.output.mapview import ordered_entries
 from runtime.output.sink import Output
@@ -82,7 +74,7 @@ def value_json(value: object) -> str:
 
 
 def _scaled_json(m: BpfMap, value: object, div: int) -> str:
-    v = value.read() if hasattr(value, "read") else value  # type: ignore[union-attr]
+    v = value.read() if hasattr(value, "read") else value
     if isinstance(v, bool):
         v = int(v)
     if isinstance(v, int):

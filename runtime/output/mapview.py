@@ -9,15 +9,9 @@ that order, i.e. the largest.
 
 from __future__ import annotations
 
-from runtime.maps import (
-    AvgState,
-    BpfMap,
-    HistState,
-    Key,
-    LhistState,
-    key_sort_key,
-    wrap_u64,
-)
+from runtime.aggregations import AvgState, HistState, LhistState
+from runtime.cint import wrap_u64
+from runtime.maps import BpfMap, Key, key_sort_key
 
 VALUE_SORTED = frozenset({"count", "sum", "int", "min", "max"})
 
@@ -27,7 +21,7 @@ def _sort_value(kind: str, value: object) -> int:
         return value.average
     if isinstance(value, HistState | LhistState):
         return value.total
-    v = value.read() if hasattr(value, "read") else value  # type: ignore[union-attr]
+    v = value.read() if hasattr(value, "read") else value
     if not isinstance(v, int):
         return 0
     return wrap_u64(v) if kind == "count" else v

@@ -22,16 +22,9 @@ from __future__ import annotations
 
 from typing import IO
 
-from runtime.maps import (
-    AvgState,
-    BpfMap,
-    HistState,
-    LhistState,
-    MapStore,
-    StatsState,
-    c_div,
-    wrap_u64,
-)
+from runtime.aggregations import AvgState, HistState, LhistState, StatsState
+from runtime.cint import c_div, wrap_u64
+from runtime.maps import BpfMap, MapStore
 from runtime.output.hist import hist_text, lhist_text
 from runtime.output.mapview import ordered_entries
 from runtime.output.sink import Output, attached_text, lost_text
@@ -40,7 +33,7 @@ from runtime.output.valuetext import key_text, value_text
 
 
 def _scaled(m: BpfMap, value: object, div: int) -> str:
-    v = value.read() if hasattr(value, "read") else value  # type: ignore[union-attr]
+    v = value.read() if hasattr(value, "read") else value
     if isinstance(v, bool):
         v = int(v)
     if isinstance(v, int) and not isinstance(v, Pointer):

@@ -8,7 +8,7 @@ as surrogate escapes so that the output sink can write the original bytes back).
 
 from __future__ import annotations
 
-from runtime.maps import AvgState, CountState, MaxState, MinState, SumState
+from runtime.aggregations import AvgState, CountState, MaxState, MinState, SumState
 from runtime.output.errors import OutputError
 from runtime.output.stack import stack_text, uaddr_text, usym_text
 from runtime.output.timefmt import strftime_text

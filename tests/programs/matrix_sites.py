@@ -46,3 +46,16 @@ def read_sites(path: Path) -> list[Site]:
         aliases = frozenset(n for n, v in symbols.items() if v == at)
         sites.append(Site(name, cls, int(hits), at, aliases))
     return sites
+
+
+def function_extent(path: Path, vaddr: int) -> tuple[str, int, int]:
+    """(name, start, end) of the matrix function (m_*, r_*, h_*, main) holding `vaddr`:
+    its assembly has no .size, so each function runs up to the next one."""
+    with open(path, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        found = sorted({(s["st_value"], s.name) for s in symtab.iter_symbols()
+                        if s.name.startswith(("m_", "r_", "h_", "main")) and s["st_value"]})
+    for (start, name), (end, _n) in zip(found, found[1:], strict=False):
+        if start <= vaddr < end:
+            return name, start, end
+    raise LookupError(f"no matrix function holds {vaddr:#x}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+import threading
 from pathlib import Path
 
 from runtime.resolve import Placement, resolve_uprobe
@@ -43,3 +45,42 @@ class Spawned:
     def output(self) -> str:
         self._out.close()
         return self.out_path.read_text()
+
+
+class Lines:
+    """A text stream (probe output) that wakes waiters as text arrives: tests wait for
+    what they expect to see instead of sleeping."""
+
+    WAIT_S = 30.0
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.cond = threading.Condition()
+
+    def write(self, s: str) -> int:
+        with self.cond:
+            self.text += s
+            self.cond.notify_all()
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def lines(self, prefix: str) -> list[str]:
+        with self.cond:
+            return [line for line in self.text.splitlines() if line.startswith(prefix)]
+
+    def wait_for(self, pattern: str) -> re.Match[str]:
+        """The first match of the regular expression `pattern` (multi-line)."""
+        rx = re.compile(pattern, re.M)
+        with self.cond:
+            found = self.cond.wait_for(lambda: rx.search(self.text), self.WAIT_S)
+        assert found, f"no {pattern!r} in:\n{self.text}"
+        return found
+
+    def wait_lines(self, prefix: str, n: int) -> list[str]:
+        """At least `n` lines starting with `prefix`."""
+        with self.cond:
+            ok = self.cond.wait_for(lambda: len(self.lines(prefix)) >= n, self.WAIT_S)
+        assert ok, f"fewer than {n} lines starting {prefix!r} in:\n{self.text}"
+        return self.lines(prefix)

@@ -7,6 +7,7 @@ import os
 import pytest
 from programs.rt_support import Spawned
 
+from runtime import procfs
 from runtime.elfsyms import ElfFile
 from runtime.procmaps import Mapping, read_maps
 from runtime.rendezvous import (
@@ -16,7 +17,6 @@ from runtime.rendezvous import (
     interpreter,
     link_maps,
     locate_r_brk,
-    read_auxv,
     read_r_debug,
 )
 
@@ -29,7 +29,7 @@ def test_r_debug_r_brk_and_link_maps_of_a_live_process(builder, reaper, tmp_path
     pid = run.session.pid
     mem = run.session.engine.procs[pid].mem
     maps = read_maps(pid)
-    auxv = read_auxv(pid)
+    auxv = procfs.auxv(pid)
     ld = interpreter(maps, auxv)
     assert ld is not None and "ld-linux" in ld.path
     ld_elf = ElfFile.open(ld.path)

@@ -53,6 +53,9 @@ class FakeRegs:
     rax = 7
     rsp = 0x7000
     rip = 0x401000
+    rbp = 0x7010
+    eflags = 0x246
+    orig_rax = 0xFFFFFFFFFFFFFFFF
 
 
 class FakeContext:
@@ -302,6 +305,46 @@ def test_ustack_and_usym_are_symbolised() -> None:
     assert ctx.queue == []
 
 
+@pytest.mark.parametrize(("name", "want"), [
+    ("sp", 0x7000), ("rsp", 0x7000), ("ip", 0x401000), ("rip", 0x401000), ("bp", 0x7010),
+    ("ax", 7), ("flags", 0x246), ("eflags", 0x246), ("orig_ax", -1), ("orig_rax", -1),
+])
+def test_every_register_spelling_the_checks_accept_reads_its_field(name, want) -> None:
+    """reg("sp") and reg("ip") passed the checks and failed here: one table now."""
+    assert value_of(f'reg("{name}")') == str(want)
+
+
+def test_ustack_with_a_mode_prints_in_that_mode() -> None:
+    """ustack(perf) and ustack(perf, 2) passed the checks and failed to compile."""
+    h = Harness('uprobe:p:f { print(ustack(perf)); print(ustack(perf, 2)); '
+                'print(ustack(raw, 1)); print(ustack(bpftrace, 1)); }')
+    h.hit()
+    configured = Harness("uprobe:p:f { print(ustack); print(ustack(2)); }",
+                         config=(("stack_mode", "perf"),))
+    configured.support.stack_mode = "perf"
+    configured.hit()
+    perf = ("\n\t401005 work+5 ([unknown])\n\t401100 main+16 ([unknown])\n"
+            "\tdead 0xdead ([unknown])\n\n")
+    perf_two = "\n\t401005 work+5 ([unknown])\n\t401100 main+16 ([unknown])\n\n"
+    assert h.out.getvalue() == perf + perf_two + "\n401005\n\n" + "\n        work+5\n\n"
+    assert configured.out.getvalue() == perf + perf_two
+
+
+@pytest.mark.parametrize(("expr", "want"), [
+    ("1 << $n", "-9223372036854775808"),     # -1 & 63 == 63
+    ("-8 >> $n", "-1"),
+    ("(uint64)-8 >> $n", "1"),               # an unsigned value shifts logically
+    ("$n << 64", "-1"),                      # counts are masked: << 64 is << 0
+    ("5 >> 65", "2"),
+    ("1 << 0x10000000000", "1"),             # a huge count neither hangs nor raises
+])
+def test_shift_counts_are_masked_as_bpf_does(expr, want) -> None:
+    """`$x >> $y` with a negative count ended the session ("negative shift count")."""
+    h = Harness(f'uprobe:p:f {{ $n = -1; printf("%lld", {expr}); }}')
+    h.hit()
+    assert h.out.getvalue() == want
+
+
 def test_join_reads_an_argv_array() -> None:
     ptrs = b"".join(a.to_bytes(8, "little") for a in (0x3000, 0x3006, 0))
     ctx = FakeContext(args=(0x5000,), mem=FakeMemory({0x5000: ptrs, 0x3000: b"hello\0world\0"}))
@@ -489,3 +532,35 @@ def test_thread_locals_of_dead_threads_are_pruned() -> None:
         h.hit(FakeContext(pid=os.getpid(), tid=dead))
     h.hit(FakeContext(pid=os.getpid(), tid=os.getpid()))
     assert set(h.support.tls) == {os.getpid()}
+
+
+class _Regs:
+    rip = 0x1234
+
+
+class _Probe:
+    kind = "profile"
+    symbol = ""
+    label = "profile:hz:99"
+
+
+class _SampleCtx:
+    pid = 1
+    regs = _Regs()
+    probe = _Probe()
+
+    @staticmethod
+    def symbolize(addr: int) -> str:
+        return f"spin_here+{addr - 0x1200}"
+
+
+def test_func_in_a_sample_is_the_function_rip_is_in() -> None:
+    support = HandlerSupport(maps=MapStore(), emitter=None, stop=lambda: None)
+    assert support.func(_SampleCtx()) == "spin_here"
+
+
+def test_thread_exit_drops_that_thread_only() -> None:
+    support = HandlerSupport(maps=MapStore(), emitter=None, stop=lambda: None)
+    support.tls.update({10: {"x": 1}, 11: {"x": 2}})
+    support.thread_exited(5, 10)
+    assert support.tls == {11: {"x": 2}}

@@ -8,12 +8,12 @@ import subprocess
 import pytest
 from programs.sym_process import running
 
+from runtime import procfs
 from runtime.errors import TargetError
 from runtime.procmaps import (
     executable_mappings,
     file_mappings,
     find_mapping,
-    main_executable,
     mapped_files,
     parse_maps_line,
     read_maps,
@@ -47,7 +47,7 @@ def test_live_process_maps(builder, reaper, pie: str) -> None:
     with running([str(exe), str(lib)], reaper) as p:
         add_addr, square_addr = (int(v.split("=")[1], 16) for v in p.lines[0].split())
         maps = read_maps(p.pid)
-        assert main_executable(p.pid) == os.path.realpath(exe)
+        assert procfs.exe(p.pid) == os.path.realpath(exe)
 
         st = os.stat(exe)
         m = find_mapping(maps, add_addr)
@@ -78,4 +78,4 @@ def test_gone_process_is_a_target_error() -> None:
     with pytest.raises(TargetError, match=f"no process with pid {pid}"):
         read_maps(pid)
     with pytest.raises(TargetError, match=f"no process with pid {pid}"):
-        main_executable(pid)
+        procfs.exe(pid)

@@ -4,44 +4,16 @@ an interval clause as the clock after the delete."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
+from programs.rt_support import Lines
 
 from runtime.live import LiveDriver
 from uplang.checks import CheckOptions
 from uplang.planner import compile_script
 
 pytestmark = pytest.mark.timeout(60)
-WAIT_S = 30
-
-
-class Lines:
-    """A text stream that wakes waiters as lines arrive."""
-
-    def __init__(self) -> None:
-        self.text = ""
-        self.cond = threading.Condition()
-
-    def write(self, s: str) -> int:
-        with self.cond:
-            self.text += s
-            self.cond.notify_all()
-        return len(s)
-
-    def flush(self) -> None:
-        pass
-
-    def lines(self, prefix: str) -> list[str]:
-        with self.cond:
-            return [line for line in self.text.splitlines() if line.startswith(prefix)]
-
-    def wait_for(self, prefix: str, n: int) -> list[str]:
-        with self.cond:
-            ok = self.cond.wait_for(lambda: len(self.lines(prefix)) >= n, WAIT_S)
-        assert ok, f"fewer than {n} lines starting {prefix!r} in:\n{self.text}"
-        return self.lines(prefix)
 
 
 def add(driver: LiveDriver, clauses: list[str], text: str):
@@ -60,15 +32,15 @@ def test_profile_clause_samples_until_deleted(builder, reaper) -> None:
         clauses: list[str] = []
         live = add(driver, clauses, 'profile:hz:199 /tid == pid/ { printf("s %s\\n", func); }')
         assert live.sites == 1
-        samples = out.wait_for("s ", 20)
+        samples = out.wait_lines("s ", 20)
         assert sum(line == "s more_spin_here" for line in samples) >= 0.8 * len(samples)
         driver.delete(live.number)
         # The clock: ticks of another clause, added after the delete returned. Effects come
         # out in order, so samples taken before the delete are all out by the first tick.
         add(driver, clauses, 'interval:ms:20 { printf("tick\\n"); }')
-        out.wait_for("tick", 1)
+        out.wait_lines("tick", 1)
         after_delete = len(out.lines("s "))
-        out.wait_for("tick", 6)  # 100 ms more: about 20 samples, had the sampler stayed on
+        out.wait_lines("tick", 6)  # 100 ms more: about 20 samples, had the sampler stayed on
         assert len(out.lines("s ")) == after_delete
         assert driver.pid == pid
     finally:

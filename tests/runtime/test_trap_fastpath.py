@@ -116,21 +116,3 @@ def test_a_broken_reads_regs_promise_is_an_error_not_a_corruption(builder, reape
     _, status = os.waitpid(run.session.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert run.output() == f"sum={sum(3 * i + 1 for i in range(5))}\n"
-
-
-@pytest.mark.parametrize(("text", "reads"), [
-    ("{ @c = count(); }", False),
-    ('{ printf("%d %s\\n", pid, comm); @t[tid] = sum(nsecs); self->x = 1; }', False),
-    ("/arg0 > 1/ { @c = count(); }", True),
-    ("{ @s[ustack] = count(); }", True),
-    ("{ @f[func] = count(); }", True),
-    ('{ @r = sum(reg("rax")); }', True),
-])
-def test_the_executor_knows_which_clauses_read_registers(text, reads):
-    from runtime.executor import reads_registers
-    from uplang.checks import CheckOptions
-    from uplang.planner import compile_script
-
-    plan = compile_script(f"uprobe:/bin/true:main {text}", "x.up",
-                          CheckOptions(unsafe=False, params=()))
-    assert reads_registers(plan.clauses[0]) is reads

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.listing import ProbeQuery
 from uplang.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +61,7 @@ def runtime(monkeypatch: pytest.MonkeyPatch):
     executor.run_plan = run_plan
     listing = types.ModuleType("runtime.listing")
     listing.list_probes = list_probes
+    listing.ProbeQuery = ProbeQuery
     errors = types.ModuleType("runtime.errors")
     errors.UprobeError = FakeUprobeError
     monkeypatch.setitem(sys.modules, "runtime.executor", executor)
@@ -179,34 +181,32 @@ def test_interrupt_exits_130(runtime) -> None:
     assert main(["-e", SCRIPT, "-p", "1"]) == 130
 
 
-def test_runtime_missing_is_reported(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setitem(sys.modules, "runtime.executor", None)
-    monkeypatch.setitem(sys.modules, "runtime.listing", None)
-    assert main(["-e", SCRIPT, "-p", "1"]) == 1
-    assert capsys.readouterr().err.startswith("uprobe: the runtime is not available: ")
-    assert main(["-l", "uprobe:libc:*"]) == 1
-    assert capsys.readouterr().err.startswith("uprobe: the runtime is not available: ")
-
-
 def test_list_forms(runtime, capsys) -> None:
     calls, behaviour = runtime
     behaviour["lines"] = ["uprobe:/lib/libc.so.6:malloc", "uprobe:/lib/libc.so.6:free"]
     assert main(["list", "uprobe:libc:*", "-p", "77", "-v"]) == 0
-    assert calls["list"] == ("uprobe:libc:*", 77, True)
+    assert calls["list"] == (ProbeQuery("uprobe", "libc", "*"), 77, True)
     assert capsys.readouterr().out == "uprobe:/lib/libc.so.6:malloc\nuprobe:/lib/libc.so.6:free\n"
     assert main(["-l", "usdt:./prog"]) == 0
-    assert calls["list"] == ("usdt:./prog", None, False)
+    assert calls["list"] == (ProbeQuery("usdt", "./prog"), None, False)
+    # The script's aliases list too: `u:` is uprobe, a glob names functions.
+    assert main(["-l", "u:libc:mallo?"]) == 0
+    assert calls["list"] == (ProbeQuery("uprobe", "libc", "mallo?"), None, False)
+    assert main(["-l", "ur:libc"]) == 0
+    assert calls["list"] == (ProbeQuery("uretprobe", "libc", "*"), None, False)
+    assert main(["-l", "U:./prog:prov:na*"]) == 0
+    assert calls["list"] == (ProbeQuery("usdt", "./prog", usdt_provider="prov",
+                                        usdt_name="na*"), None, False)
+    assert main(["-l", "/lib/libc.so.6"]) == 0
+    assert calls["list"] == (ProbeQuery("", "/lib/libc.so.6"), None, False)
+    capsys.readouterr()
+    assert main(["-l", "kprobe:vfs_read"]) == 1
+    assert "trace the kernel" in capsys.readouterr().err
+    assert main(["-l", "interval:s:1"]) == 1
+    assert "nothing to list" in capsys.readouterr().err
     behaviour["raise"] = FakeUprobeError("no such file: ./prog")
     assert main(["-l", "usdt:./prog"]) == 2
     assert "uprobe: no such file: ./prog" in capsys.readouterr().err
-
-
-def test_repl_without_its_module(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setitem(sys.modules, "uplang.repl", None)
-    assert main(["repl", "-c", "ls"]) == 1
-    assert "REPL is not available yet" in capsys.readouterr().err
-    assert main(["repl", "-p", "1", "-c", "x"]) == 1
-    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_repl_gets_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:

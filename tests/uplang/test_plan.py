@@ -48,7 +48,7 @@ PROBES = [
 def test_probe_lands_in_plan(spec: str, expected: PlanProbe) -> None:
     got = plan(f"{spec} {{ }}")
     assert got.probes == (expected,)
-    assert got.clauses == (PlanClause(0, (0,), None, ()),)
+    assert got.clauses == (PlanClause(0, (0,), None, (), reads_regs=False),)
 
 
 def test_clauses_share_probe_ids_in_order() -> None:
@@ -58,7 +58,7 @@ def test_clauses_share_probe_ids_in_order() -> None:
     ]
     assert got.clauses[1] == PlanClause(
         1, (1, 2), A.Binary("==", A.Builtin("pid"), A.Int(1)),
-        (A.ExprStmt(A.Call("exit")),), sync=True,
+        (A.ExprStmt(A.Call("exit")),), sync=True, reads_regs=False,
     )
 
 
@@ -106,7 +106,7 @@ def test_plan_is_deterministic_and_hand_buildable() -> None:
         probes=(PlanProbe(0, 0, "uprobe", "uprobe:libc:malloc", target="libc", func="malloc"),),
         clauses=(PlanClause(0, (0,), None, (
             A.Assign(A.MapRef("", (A.Builtin("comm"),)), "=", A.Call("count")),
-        )),),
+        ), reads_regs=False),),
         maps=(MapDecl("", 1, ("str",), "count"),),
     )
     assert plan(text) == by_hand

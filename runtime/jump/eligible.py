@@ -1,0 +1,215 @@
+"""Which probe sites may take the jump path, and why the others keep their int3.
+
+A `jmp rel32` replaces the whole instructions covering the site's first 5 bytes. That is
+only safe when each of them can run elsewhere (relocated into the trampoline), and when no
+branch in the containing function lands on bytes 1..4 (it would jump into the middle of
+our jmp). The function is decoded whole for that; a jump table whose size we cannot read
+from the code makes its targets unknown, so such functions keep the trap path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from capstone import x86 as cs
+
+from runtime.x86.analyse import analyse
+from runtime.x86.decode import Insn, decode_one, disassembler
+from runtime.x86.flags import JCC_CONDITIONS
+
+JMP_SIZE = 5
+# Classes the trampoline can run anywhere in the displaced sequence.
+_ANYWHERE = {"plain", "rip_relative", "nop", "pushf", "popf", "jmp_rel", "jcc", "ret",
+             "jmp_indirect"}
+# Classes that leave a return address or an exit behind them: only as the last instruction,
+# whose successor lies at or beyond the end of the patched bytes.
+_LAST_ONLY = {"call_rel", "call_indirect", "loop", "jrcxz"}
+
+# Per arithmetic flag: capstone's "reads it" bit, and its "writes it" bits.
+_ARITH = tuple(
+    (getattr(cs, f"X86_EFLAGS_TEST_{flag}"),
+     sum(getattr(cs, f"X86_EFLAGS_{how}_{flag}") for how in ("MODIFY", "RESET", "SET",
+                                                              "UNDEFINED")))
+    for flag in ("CF", "PF", "AF", "ZF", "SF", "OF"))
+_ALL_ARITH = (1 << len(_ARITH)) - 1
+# Instructions that read the whole flags image (capstone does not mark them as tests).
+_READS_ALL_FLAGS = {cs.X86_INS_PUSHF, cs.X86_INS_PUSHFQ, cs.X86_INS_LAHF}
+_LIVENESS_WINDOW = 48
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """The bytes of the function holding a site (and of its split-off parts, e.g. gcc's
+    `f.cold`, whose branches jump back into it), at their runtime addresses."""
+
+    name: str
+    start: int
+    code: bytes
+    parts: tuple[tuple[int, bytes], ...] = ()
+
+    def where(self, address: int) -> str:
+        """`f+17` for an address inside the function."""
+        off = address - self.start
+        return f"{self.name}+{off}" if off else self.name
+
+
+@dataclass(frozen=True)
+class JumpSite:
+    """A site that takes the jump path: the instructions the jmp displaces (`covered`
+    bytes, at least 5), and whether the flags at the site can be live (when they provably
+    are not, the trampoline skips saving them)."""
+
+    address: int
+    insns: tuple[Insn, ...]
+    flags_live: bool
+
+    @property
+    def covered(self) -> int:
+        return sum(i.length for i in self.insns)
+
+    @property
+    def resume(self) -> int:
+        return self.address + self.covered
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The jump path's `site`, or the `reason` the site keeps the trap path."""
+
+    site: JumpSite | None
+    reason: str = ""
+
+
+def _displaced(code: bytes, address: int) -> tuple[list[Insn], str]:
+    insns: list[Insn] = []
+    at = 0
+    while at < JMP_SIZE:
+        ops = analyse(code[at:], address + at)
+        if ops.refused:
+            text = ops.text or "undecodable bytes"
+            why = getattr(ops, "reason", ops.refused)
+            return [], f"the instruction at +{at} ({text}) cannot be relocated: {why}"
+        insn = decode_one(code[at:], address + at)
+        if insn is None:
+            return [], f"the bytes at +{at} do not decode"
+        cls = ops.cls
+        last = at + insn.length >= JMP_SIZE
+        if cls in _LAST_ONLY and not last:
+            return [], (f"the {insn.mnemonic} at +{at} would return or exit into the "
+                        "patched bytes")
+        if cls not in _ANYWHERE and cls not in _LAST_ONLY:
+            return [], f"the instruction at +{at} ({insn.text}) is of class {cls}"
+        insns.append(insn)
+        at += insn.length
+    return insns, ""
+
+
+def _decode_all(start: int, code: bytes) -> tuple[list[Insn], bool]:
+    """Every instruction of `code` decoded linearly; False when decoding stopped early."""
+    out: list[Insn] = []
+    md = disassembler()
+    end = start
+    for ci in md.disasm(code, start):
+        insn = decode_one(bytes(ci.bytes), ci.address)
+        if insn is None:
+            break
+        out.append(insn)
+        end = ci.address + ci.size
+    return out, end >= start + len(code)
+
+
+def _is_table_jump(insn: Insn) -> bool:
+    return insn.id == cs.X86_INS_JMP and insn.branch_target is None
+
+
+def _bounded_table(insns: list[Insn], at: int) -> bool:
+    """A `jmp reg` that is a tail call (no table load before it in the function) is
+    harmless; one fed by `movsxd r, dword [base + idx*4]` is a compiler jump table whose
+    targets we do not enumerate, so it is not bounded."""
+    jmp = insns[at]
+    if jmp.mem is not None:
+        # jmp [table + idx*8]: a table of absolute addresses; jmp [rip+d]: a GOT tail call.
+        return not jmp.mem.index
+    if 0x3E in jmp.prefixes:
+        return False  # notrack: gcc marks its switch jumps so under -fcf-protection
+    for prev in insns[:at]:
+        if (prev.id == cs.X86_INS_MOVSXD and prev.mem is not None and prev.mem.index
+                and prev.mem.scale == 4):
+            return False
+    return True
+
+
+def branch_into(func: FunctionCode, lo: int, hi: int) -> str:
+    """Why a branch of `func` (or of its parts) may land in [lo, hi), or ""."""
+    for start, code in ((func.start, func.code), *func.parts):
+        insns, whole = _decode_all(start, code)
+        if not whole:
+            return f"{func.name} does not decode whole, so branch targets are unknown"
+        for n, insn in enumerate(insns):
+            target = insn.branch_target
+            if target is not None and insn.id in _BRANCH_IDS and lo <= target < hi:
+                where = func.where(insn.address) if start == func.start else f"{insn.address:#x}"
+                return f"a branch at {where} lands inside the patched bytes"
+            if insn.id == cs.X86_INS_CALL and lo < insn.next_address < hi:
+                return (f"the call at {func.where(insn.address)} returns inside the patched "
+                        "bytes")
+            if _is_table_jump(insn) and not _bounded_table(insns, n):
+                return (f"an indirect jump at {func.where(insn.address)} goes through a "
+                        "table whose targets cannot be bounded")
+    return ""
+
+
+_BRANCH_IDS = {
+    cs.X86_INS_JMP, cs.X86_INS_CALL, cs.X86_INS_JRCXZ, cs.X86_INS_JECXZ, cs.X86_INS_LOOP,
+    cs.X86_INS_LOOPE, cs.X86_INS_LOOPNE, cs.X86_INS_XBEGIN, *JCC_CONDITIONS,
+}
+
+
+def flags_live(code: bytes, address: int) -> bool:
+    """Whether the arithmetic flags at `address` may be read before all of them are
+    written, following straight-line code. A call or a return ends the search as dead
+    (the SysV ABI passes no flags into or out of a function); anything unknown is live."""
+    md = disassembler()
+    written = 0
+    for n, ci in enumerate(md.disasm(code, address)):
+        if n >= _LIVENESS_WINDOW:
+            return True
+        if ci.id in _READS_ALL_FLAGS:
+            return True
+        eflags = ci.eflags
+        for bit, (test, _mod) in enumerate(_ARITH):
+            if eflags & test and not written & (1 << bit):
+                return True
+        for bit, (_test, mod) in enumerate(_ARITH):
+            if eflags & mod:
+                written |= 1 << bit
+        if written == _ALL_ARITH:
+            return False
+        if ci.id in (cs.X86_INS_CALL, cs.X86_INS_RET):
+            return False
+        if ci.id in _BRANCH_IDS or ci.group(cs.X86_GRP_JUMP) or ci.id in (
+                cs.X86_INS_SYSCALL, cs.X86_INS_INT3, cs.X86_INS_UD2):
+            return True
+    return True
+
+
+def check_site(code: bytes, address: int, func: FunctionCode | None) -> Verdict:
+    """The jump-path verdict for the site at runtime `address`. `code` holds the program's
+    bytes from the site on (at least 32, more makes the flag analysis sharper); `func` is
+    the containing function, None when its extent is unknown."""
+    if func is None or not func.code:
+        return Verdict(None, "the site's function has no known size, so branches into the "
+                             "patched bytes cannot be ruled out")
+    if not func.start <= address < func.start + len(func.code):
+        return Verdict(None, "the site lies outside its function's known extent")
+    insns, why = _displaced(code, address)
+    if why:
+        return Verdict(None, why)
+    if address + JMP_SIZE > func.start + len(func.code):
+        return Verdict(None, f"{func.where(address)} is less than {JMP_SIZE} bytes from "
+                             "the end of its function")
+    end = address + sum(i.length for i in insns)
+    why = branch_into(func, address + 1, end)
+    if why:
+        return Verdict(None, why)
+    return Verdict(JumpSite(address, tuple(insns), flags_live(code, address)))

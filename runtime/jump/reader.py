@@ -1,0 +1,383 @@
+"""The tracer side of the shared area: drain the event ring, merge the maps.
+
+`JumpReader.drain()` runs, in ring order (the global order of the hits), the user-side part
+of each event: the clause's effect statement compiled by the trap path's own handler code
+generator, with the captured values bound where the target evaluated them. So printf,
+print, time, system, cat and string-keyed map updates format and behave exactly as on the
+trap path. `merge_maps(store)` folds the shared maps into the executor's MapStore: what
+changed since the last merge is added (counts, sums, buckets), combined (min, max) or
+assigned (plain integers), so trap-path sites and user-side writes to the same map add up,
+and clear()/zero() on the user side only reset what has already been merged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.aggregations import new_state
+from runtime.cint import MASK64, wrap_s64
+from runtime.handlers.codegen import ClauseGen, Shared
+from runtime.handlers.compiler import bind_namespace
+from runtime.handlers.ctypes_ import INT64, STR
+from runtime.handlers.values import decode_cstr
+from runtime.jump import layout as L
+from runtime.jump.fastprintf import compile_fast_printf
+from runtime.jump.program import JumpProgram
+from runtime.jump.split import CAPTURE_PREFIX, Event
+from runtime.maps import MapStore, normalize_key
+from runtime.output.text import TextOutput
+from uplang import ast
+
+SYS_FUTEX = 202
+FUTEX_WAKE = 1
+INT_MAX = 0x7FFFFFFF
+SIGN = 1 << 63
+
+
+class ReplayContext:
+    """What the user-side part of a clause sees: the hit's identity from the record.
+    Effects run at once (the drain is already after the hit, in hit order)."""
+
+    __slots__ = ("pid", "tid", "nsecs", "probe", "_comm")
+
+    def __init__(self, pid: int, tid: int, nsecs: int) -> None:
+        self.pid, self.tid, self.nsecs = pid, tid, nsecs
+        self.probe = None
+        self._comm: str | None = None
+
+    @property
+    def comm(self) -> str:
+        if self._comm is None:
+            try:
+                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
+                    self._comm = f.read().rstrip("\n")
+            except OSError:
+                self._comm = ""
+        return self._comm
+
+    @property
+    def cpu(self) -> int:
+        return -1
+
+    @staticmethod
+    def defer(fn: Callable[[], None]) -> None:
+        fn()
+
+
+@dataclass
+class UserSide:
+    """Python functions, one per event id, built with the trap path's code generator;
+    printf events with simple formats also get a direct formatter (runtime.jump.fastprintf)."""
+
+    functions: dict[int, Callable[[Any, tuple], None]]
+    prints_maps: frozenset[int]  # event ids whose statement prints a map
+    sources: dict[int, str] = field(default_factory=dict)
+    fast: dict[int, Callable[[tuple], str]] = field(default_factory=dict)
+    sink: Any = None  # the output sink the fast formatters write to
+    stopped: list[bool] = field(default_factory=lambda: [False])
+
+    @property
+    def batches(self) -> bool:
+        """Text output takes many printf lines in one write; JSON needs one per event."""
+        return isinstance(self.sink, TextOutput)
+
+
+def compile_user_side(prog: JumpProgram, support: Any,
+                      compile_format: Callable[[str], object]) -> UserSide:
+    plan = prog.plan
+    shared = Shared(layouts={t.name: t for t in plan.types}, maps={m.name: m for m in plan.maps},
+                    params=plan.params)
+    kinds = {p.id: p.kind for p in plan.probes}
+    sources: dict[int, str] = {}
+    prints: set[int] = set()
+    fast: dict[int, Callable[[tuple], str]] = {}
+    for eid, ev in prog.program.events.items():
+        lay_ev = prog.layout.events[eid - 1]
+        clause = plan.clauses[lay_ev.clause]
+        kind = kinds.get(clause.probes[0], "uprobe") if clause.probes else "uprobe"
+        gen = ClauseGen(shared, kind)
+        for i, cap in enumerate(ev.captures):
+            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = STR if cap.kind == "str" else INT64
+        body: list[str] = []
+        gen.block((ev.stmt,), body, 0, in_loop=False)
+        lines = [f"def event_{eid}(_ctx, _caps):", "    if _stopped[0]: return"]
+        if gen.uses_tl:
+            lines.append("    _T = _tls_of(_ctx)")
+        lines.append(f"    ({''.join(f'v_{CAPTURE_PREFIX}{i}, ' for i in range(len(ev.captures)))})"
+                     " = _caps" if ev.captures else "    pass")
+        lines += ["    " + ln for ln in body]
+        sources[eid] = "\n".join(lines) + "\n"
+        if "_print_map(" in sources[eid]:
+            prints.add(eid)
+        direct = _direct_printf(ev, compile_format)
+        if direct is not None:
+            fast[eid] = direct
+    namespace = bind_namespace(shared, support, compile_format)
+    exec(compile("\n".join(sources.values()), "<uprobe jump user side>", "exec"),  # noqa: S102
+         namespace)
+    funcs: dict[int, Callable[[Any, tuple], None]] = {
+        eid: namespace[f"event_{eid}"] for eid in sources  # type: ignore[misc]
+    }
+    sink = getattr(getattr(support, "emitter", None), "sink", None)
+    return UserSide(funcs, frozenset(prints), sources, fast if sink is not None else {}, sink,
+                    support.stopped)
+
+
+def _direct_printf(ev: Event, compile_format: Callable[[str], object]
+                   ) -> Callable[[tuple], str] | None:
+    """A formatter for `printf("...", captures in order)`, or None."""
+    stmt = ev.stmt
+    if not (isinstance(stmt, ast.ExprStmt) and isinstance(stmt.expr, ast.Call)
+            and stmt.expr.name == "printf" and stmt.expr.args
+            and isinstance(stmt.expr.args[0], ast.Str)):
+        return None
+    args = stmt.expr.args[1:]
+    if [a.name if isinstance(a, ast.Var) else None for a in args] != \
+            [f"{CAPTURE_PREFIX}{i}" for i in range(len(ev.captures))]:
+        return None
+    fmt = compile_format(stmt.expr.args[0].value)
+    return compile_fast_printf(fmt, tuple(c.kind for c in ev.captures))
+
+
+class JumpReader:
+    """Reads one process's shared area. `view` is a writable mapping of it."""
+
+    def __init__(self, prog: JumpProgram, view: memoryview | Any, store: MapStore,
+                 user: UserSide | None = None) -> None:
+        self.prog = prog
+        self.view = memoryview(view)
+        self.store = store
+        self.user = user
+        self.lay = prog.layout
+        self._last: dict[str, dict[tuple, object]] = {}
+        self._structs: dict[int, tuple[struct.Struct, tuple[int, ...] | None]] | None = None
+        self._addr = ctypes.addressof(ctypes.c_char.from_buffer(view)) \
+            if not isinstance(view, memoryview) else None
+        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
+
+    # ---- header
+
+    def _u64(self, off: int) -> int:
+        return struct.unpack_from("<Q", self.view, off)[0]
+
+    def _put(self, off: int, v: int) -> None:
+        struct.pack_into("<Q", self.view, off, v & MASK64)
+
+    @property
+    def lost(self) -> int:
+        """Events not written: dropped on a full ring (drop mode) or after the tracer went."""
+        return self._u64(L.H_LOST)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {
+            "lost": self.lost, "shadow_full": self._u64(L.H_SHADOW_MISS),
+            "return_without_entry": self._u64(L.H_RET_MISS),
+            "thread_table_full": self._u64(L.H_THREAD_FULL),
+            "str_faults": self._u64(L.H_STR_FAULTS),
+        }
+
+    def release(self) -> None:
+        """Lets go of the mapping (the owner can then unmap it)."""
+        self.view.release()
+
+    def close(self) -> None:
+        """Nobody drains from now on: writers stop waiting (and drop), waiters wake."""
+        self._put(L.H_TRACER_GONE, 1)
+        self.wake_writers(force=True)
+
+    def wake_writers(self, force: bool = False) -> bool:
+        """FUTEX_WAKE writers waiting for space; True when some were waiting."""
+        if not force and self._u64(L.H_WAITERS) == 0:
+            return False
+        fut = struct.unpack_from("<I", self.view, L.H_FUTEX)[0]
+        struct.pack_into("<I", self.view, L.H_FUTEX, (fut + 1) & 0xFFFFFFFF)
+        if self._addr is not None:
+            self._syscall(SYS_FUTEX, ctypes.c_void_p(self._addr + L.H_FUTEX), FUTEX_WAKE,
+                          INT_MAX, None, None, 0)
+        return True
+
+    # ---- ring
+
+    def pending(self) -> int:
+        return self._u64(L.H_RING_HEAD) - self._u64(L.H_RING_TAIL)
+
+    def _record_structs(self) -> dict[int, tuple[struct.Struct, tuple[int, ...] | None]]:
+        """Per event id: the captures' struct (from R_CAPS) and the sizes of its strings
+        (0 for an integer; None when it has no strings), built once."""
+        out = {}
+        for ev in self.lay.events:
+            fmt = "<" + "".join("q" if k == "int" else f"{(n + 7) // 8 * 8}s"
+                                for k, n in ev.caps)
+            sizes = tuple(0 if k == "int" else n for k, n in ev.caps)
+            out[ev.id] = (struct.Struct(fmt), sizes if any(sizes) else None)
+        return out
+
+    def drain(self, limit: int = 1 << 30) -> int:
+        """Runs the user side of every committed record in order; returns how many.
+        Stops at the first record not yet committed (its writer is still filling it).
+        Consecutive simple printf lines are written in one piece."""
+        lay, view = self.lay, self.view
+        tail = self._u64(L.H_RING_TAIL)
+        mask = lay.ring_records - 1
+        rs = lay.record_size
+        base = lay.ring_off
+        done = 0
+        if self._structs is None:
+            self._structs = self._record_structs()
+        structs = self._structs
+        user = self.user
+        funcs = user.functions if user else {}
+        prints = user.prints_maps if user else frozenset()
+        fast = user.fast if user else {}
+        stopped = user.stopped if user else [False]
+        batch = user.batches if user else False
+        pending: list[str] = []
+        head = struct.Struct("<QQQQ")
+        while done < limit:
+            off = base + (tail & mask) * rs
+            commit, word, nsecs, pid = head.unpack_from(view, off)
+            if commit != tail + 1:
+                break
+            eid = word & 0xFFFFFFFF
+            st, strs = structs[eid]
+            caps: tuple = st.unpack_from(view, off + L.R_CAPS)
+            if strs is not None:
+                caps = tuple(decode_cstr(c[:n]) if n else c
+                             for c, n in zip(caps, strs, strict=True))
+            tail += 1
+            done += 1
+            f = fast.get(eid)
+            if f is not None:
+                if not stopped[0]:
+                    if batch:
+                        pending.append(f(caps))
+                    else:
+                        user.sink.printf(f(caps))  # type: ignore[union-attr]
+            else:
+                if pending:
+                    user.sink.printf("".join(pending))  # type: ignore[union-attr]
+                    pending.clear()
+                if eid in prints:
+                    self.merge_maps()
+                fn = funcs.get(eid)
+                if fn is not None:
+                    fn(ReplayContext(pid, word >> 32, nsecs), caps)
+            if done & 4095 == 0:
+                if pending:
+                    user.sink.printf("".join(pending))  # type: ignore[union-attr]
+                    pending.clear()
+                self._put(L.H_RING_TAIL, tail)
+                self.wake_writers(force=True)
+        if pending:
+            user.sink.printf("".join(pending))  # type: ignore[union-attr]
+        if done:
+            self._put(L.H_RING_TAIL, tail)
+            # Unconditionally: reading the waiter count right after storing the tail could
+            # be reordered before the store (x86 store buffer) and miss a writer that just
+            # went to sleep; FUTEX_WAKE after bumping the word cannot.
+            self.wake_writers(force=True)
+        return done
+
+    # ---- maps
+
+    def read_map(self, name: str) -> dict[tuple, object]:
+        """The shared map's raw contents: key -> value (per kind, shards combined)."""
+        ml = self.lay.maps[name]
+        view = self.view
+        out: dict[tuple, object] = {}
+        base = ml.offset + L.MAP_HEADER
+        nwords = ml.slot_size // 8
+        fmt = f"<{nwords}Q"
+        vw = ml.values_off // 8
+        for i in range(ml.slots):
+            soff = base + i * ml.slot_size
+            if struct.unpack_from("<Q", view, soff)[0] != L.SLOT_READY:
+                continue
+            w = struct.unpack_from(fmt, view, soff)
+            key = tuple(wrap_s64(k) for k in w[1:1 + ml.arity])
+            vals = w[vw:]
+            out[key] = _combine(ml, vals)
+        return out
+
+    def map_drops(self, name: str) -> int:
+        return self._u64(self.lay.maps[name].offset + L.M_DROPS)
+
+    def merge_maps(self, store: MapStore | None = None) -> None:
+        """Folds every shared map into the MapStore (what changed since the last merge)."""
+        store = store or self.store
+        for name, ml in self.lay.maps.items():
+            last = self._last.setdefault(name, {})
+            for key, cur in self.read_map(name).items():
+                prev = last.get(key)
+                if prev == cur:
+                    continue
+                last[key] = cur
+                _apply(store, ml, key, prev, cur)
+
+
+def _combine(ml: L.MapLayout, vals: tuple[int, ...]) -> object:
+    k, w, stride = ml.kind, ml.words, ml.stride
+    if k == "int":
+        return (vals[0], wrap_s64(vals[1]), vals[2])  # present, value, sequence
+    shards = [vals[s * stride:s * stride + w] for s in range(L.SHARDS)]
+    if k in ("count", "sum"):
+        return sum(s[0] for s in shards) & MASK64
+    if k in ("avg", "stats"):
+        return (sum(s[0] for s in shards) & MASK64, sum(s[1] for s in shards) & MASK64)
+    if k in ("min", "max"):
+        seen = [s[1] for s in shards if s[0]]
+        if not seen:
+            return None
+        enc = max(seen)
+        if k == "min":
+            enc ^= MASK64
+        return wrap_s64(enc ^ SIGN)
+    return tuple(sum(col) & MASK64 for col in zip(*shards, strict=True))  # hist / lhist
+
+
+def _apply(store: MapStore, ml: L.MapLayout, key: tuple, prev: Any, cur: Any) -> None:
+    """Adds what changed between two raw readings of one element to the MapStore."""
+    name, kind = ml.name, ml.kind
+    if kind == "int":
+        present, value, _seq = cur
+        if present:
+            store.assign(name, key, value)
+        else:
+            store.delete(name, key)
+        return
+    if cur is None:
+        return
+    with store._lock:
+        m = store.map(name)
+        m._bind_kind(kind)
+        k = normalize_key(key)
+        m._check_key(k)
+        if kind == "hist" and m.hist_bits is None:
+            m.hist_bits = ml.hist_bits
+        if kind == "lhist" and m.lhist_args is None:
+            m.lhist_args = ml.lhist_args
+        state: Any = m.entries.get(k)
+        if state is None:
+            if store._full(m):
+                return
+            state = m.entries[k] = new_state(kind, m.lhist_args, m.hist_bits or 0)
+        if kind == "count":
+            state.count = (state.count + cur - (prev or 0)) & MASK64
+        elif kind == "sum":
+            state.total = wrap_s64(state.total + cur - (prev or 0))
+        elif kind in ("avg", "stats"):
+            pc, pt = prev or (0, 0)
+            cc, ct = cur
+            state.count = (state.count + cc - pc) & MASK64
+            state.total = wrap_s64(state.total + ct - pt)
+        elif kind in ("min", "max"):
+            state.add(cur)
+        else:
+            before = prev or (0,) * len(cur)
+            for i, (c, p) in enumerate(zip(cur, before, strict=True)):
+                state.buckets[i] = (state.buckets[i] + c - p) & MASK64

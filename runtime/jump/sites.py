@@ -1,0 +1,230 @@
+"""Jump-path sites in one process: the shared area, the program copies, the trampolines,
+and the patches, with their removal.
+
+Code lives in XOL areas (runtime/xol.py): r-x, within +-2 GiB of the text, never unmapped
+(a thread may still run in a trampoline after detach, and then finds its program and its
+shared area still there, so it completes correctly). Each area that serves jump sites
+holds one copy of the in-target program and one return trampoline, so trampolines reach
+both with rel32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from runtime.errors import MemoryReadError, PlacementError
+from runtime.jump import patch
+from runtime.jump.eligible import JMP_SIZE, JumpSite
+from runtime.jump.shm import SharedArea, inject
+from runtime.jump.trampoline import ProgramEntries, entry_trampoline, return_trampoline
+from runtime.threads import Process
+from runtime.xol import AREA_SIZE, PAGE, REACH, XolArea, syscall_insn
+
+INT3 = b"\xcc"
+JUMP_AREA_SPARE = AREA_SIZE
+# An entry trampoline with every option is ~400 bytes; reserve generously, then trim.
+TRAMPOLINE_MAX = 1024
+
+
+class Program(Protocol):
+    """What the sites need of a compiled in-target program (runtime/jump's JumpProgram)."""
+
+    @property
+    def code(self) -> bytes: ...
+
+    @property
+    def entries(self) -> Mapping[str, int]: ...
+
+    @property
+    def shm_size(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class AreaCode:
+    """Where one area holds the program copy's entry points and the return trampoline."""
+
+    entries: ProgramEntries
+    ret_tramp: int
+
+
+class SiteConflict(PlacementError):
+    """Another probe site lies inside the bytes the jmp would replace (or this site inside
+    another jump site's): the site keeps the trap path."""
+
+
+@dataclass(eq=False)
+class PatchedSite:
+    """A site whose first bytes are our jmp: `orig` what they were."""
+
+    addr: int
+    orig: bytes
+    trampoline: int
+    site_id: int
+
+    @property
+    def end(self) -> int:
+        return self.addr + len(self.orig)
+
+
+@dataclass(eq=False)
+class JumpState:
+    """One program's state in one process, kept as a process extension (the engine tells
+    it of forks and of the clean-up at detach). A fork child shares `shm` and starts with
+    copies of the parent's dicts: its text is a copy with the same patches. `on_clean`:
+    the program's own part of a clean-up (pending return addresses, the tracer-gone flag),
+    called before the text is restored."""
+
+    shm: SharedArea
+    code: dict[int, AreaCode] = field(default_factory=dict)
+    sites: dict[int, PatchedSite] = field(default_factory=dict)
+    on_clean: Callable[[Process, JumpState], None] | None = None
+    on_fork: Callable[[Process, int, JumpState], None] | None = None
+
+    def forked(self, child: Process, forking_tid: int) -> JumpState | None:
+        if child.vfork:
+            return None  # the very same memory: the parent's state covers it
+        copy = JumpState(self.shm, dict(self.code), dict(self.sites), self.on_clean,
+                         self.on_fork)
+        if self.on_fork is not None:
+            self.on_fork(child, forking_tid, copy)
+        return copy
+
+    def covering(self, addr: int) -> PatchedSite | None:
+        """The jump site whose replaced bytes include `addr` past their first byte."""
+        for site in self.sites.values():
+            if site.addr < addr < site.end:
+                return site
+        return None
+
+    def clean(self, proc: Process) -> None:
+        if self.on_clean is not None:
+            self.on_clean(proc, self)
+        restore_all(proc, self)
+
+
+def _near(area: XolArea, addr: int) -> bool:
+    return addr - REACH <= area.start and area.end <= addr + REACH
+
+
+def _program_area(engine: Any, proc: Process, state: JumpState, program: Program,
+                  addr: int) -> tuple[XolArea, AreaCode]:
+    """An area within reach of `addr` that holds the program, made if need be."""
+    for area in proc.xol.areas:
+        code = state.code.get(area.start)
+        if code is not None and _near(area, addr):
+            return area, code
+    need = len(program.code) + PAGE + JUMP_AREA_SPARE
+    size = (need + PAGE - 1) & ~(PAGE - 1)
+    area = engine.installer.new_area(proc, addr - REACH, addr + REACH, size)
+    prog_at = area.take(len(program.code), area.start, area.end)
+    if prog_at is None:
+        raise PlacementError(f"no room for the in-target program near {addr:#x}")
+    proc.mem.write(prog_at, program.code)
+    off = program.entries
+    entries = ProgramEntries(prog_at + off["jp_hit"], prog_at + off["jp_ret_enter"],
+                             prog_at + off["jp_ret_exit"], state.shm.address)
+    ret_at = area.take(TRAMPOLINE_MAX, area.start, area.end)
+    if ret_at is None:
+        raise PlacementError(f"no room for the return trampoline near {addr:#x}")
+    ret_code = return_trampoline(ret_at, entries)
+    area.next = ret_at + len(ret_code)
+    proc.mem.write(ret_at, ret_code)
+    code = AreaCode(entries, ret_at)
+    state.code[area.start] = code
+    return area, code
+
+
+def open_state(engine: Any, proc: Process, program: Program, addr: int,
+               key: str = "jump") -> JumpState:
+    """Inject the shared area (through a stopped thread) and register the state as the
+    process extension `key`; `addr` is a site that the scratch area used for the memfd's
+    name will serve later."""
+    scratch_area = next((a for a in proc.xol.areas if _near(a, addr)), None)
+    if scratch_area is None:
+        scratch_area = engine.installer.new_area(proc, addr - REACH, addr + REACH)
+    scratch = scratch_area.take(16, scratch_area.start, scratch_area.end)
+    if scratch is None:
+        scratch_area = engine.installer.new_area(proc, addr - REACH, addr + REACH)
+        scratch = scratch_area.take(16, scratch_area.start, scratch_area.end)
+    assert scratch is not None
+
+    def make(th: Any) -> tuple[SharedArea, list[int]]:
+        insn = syscall_insn(proc.mem, proc.xol)
+        return inject(th.tid, proc.mem, insn, scratch, program.shm_size)
+
+    shm = engine.with_stopped_thread(proc, make)
+    state = JumpState(shm)
+    proc.extensions[key] = state
+    return state
+
+
+def place(engine: Any, proc: Process, state: JumpState, program: Program, site: JumpSite,
+          site_id: int, entry: bool, returns: bool) -> PatchedSite:
+    """Write the site's trampoline, then patch the site live (every thread stopped)."""
+    addr = site.address
+    if addr in state.sites:
+        return state.sites[addr]
+    _check_conflicts(proc, state, site)
+    area, code = _program_area(engine, proc, state, program, addr)
+    at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
+    if at is None:
+        area = engine.installer.new_area(proc, addr - REACH, addr + REACH)
+        area_code = state.code.get(area.start)
+        if area_code is None:
+            area, code = _program_area(engine, proc, state, program, addr)
+        at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
+        if at is None:
+            raise PlacementError(f"no room for a trampoline near {addr:#x}")
+    tramp = entry_trampoline(at, site, site_id, code.entries, entry, returns, code.ret_tramp)
+    if len(tramp) > TRAMPOLINE_MAX:
+        raise PlacementError(f"the trampoline for {addr:#x} exceeds {TRAMPOLINE_MAX} bytes")
+    # Give back what the trampoline did not use (the area's bump pointer moves back).
+    if area.next == at + TRAMPOLINE_MAX:
+        area.next = at + len(tramp)
+    proc.mem.write(at, tramp)
+    orig = proc.mem.read(addr, site.covered)
+    rel = at - (addr + JMP_SIZE)
+    jmp = b"\xe9" + rel.to_bytes(4, "little", signed=True)
+    with patch.all_stopped(engine, proc) as threads:
+        patch.write_patch(proc, threads, addr, jmp + INT3 * (site.covered - JMP_SIZE))
+    done = PatchedSite(addr, orig, at, site_id)
+    state.sites[addr] = done
+    return done
+
+
+def _check_conflicts(proc: Process, state: JumpState, site: JumpSite) -> None:
+    addr, end = site.address, site.resume
+    for other in state.sites.values():
+        if other.addr < end and addr < other.end:
+            raise SiteConflict(
+                f"the jump at {other.addr:#x} and the one at {addr:#x} would overlap",
+                f"another jump-path site at {other.addr:#x} overlaps the patched bytes")
+    for at in proc.sites:
+        if addr <= at < end:
+            raise SiteConflict(
+                f"a breakpoint at {at:#x} lies inside the bytes a jump at {addr:#x} replaces",
+                f"another probe at +{at - addr} lies inside the patched bytes")
+
+
+def unpatch(engine: Any, proc: Process, state: JumpState, addr: int) -> None:
+    """Put a site's bytes back (every thread stopped: the write is not atomic). Its
+    trampoline stays: a thread may be inside it, and it ends by jumping back."""
+    site = state.sites.pop(addr, None)
+    if site is None:
+        return
+    with patch.all_stopped(engine, proc):
+        proc.mem.write(addr, site.orig)
+
+
+def restore_all(proc: Process, state: JumpState) -> None:
+    """Every site's bytes back, for detach (the caller has every thread stopped). A thread
+    stopped at a site's first byte now runs the original instruction; no thread can be
+    strictly inside the jmp, and int3 pads are never reached."""
+    for addr, site in list(state.sites.items()):
+        try:
+            proc.mem.write(addr, site.orig)
+        except MemoryReadError:  # the mapping is gone (dlclose): nothing to restore
+            pass
+    state.sites.clear()
