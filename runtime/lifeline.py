@@ -34,6 +34,7 @@ area stays mapped (a thread might be inside the handler).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from collections.abc import Callable
@@ -41,10 +42,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runtime import ptrace_ops as pt
-from runtime import trapguard
+from runtime import trapguard, xol
 from runtime.errors import MemoryReadError, PlacementError, TargetError
 from runtime.inject import leave_syscall, remote_syscall
 from runtime.memory import ProcessMemory
+from runtime.procmaps import read_maps
 from runtime.threads import Process
 from runtime.x86 import encode
 from runtime.x86.ops import JccOps, JmpRelOps, NopOps, PlainOps, RetOps, SiteOps
@@ -76,6 +78,8 @@ GONE, TRAMPOLINE = 0, 1
 # Rebuild the return cache from the live entries beyond this many used buckets.
 RETURN_LIMIT = (1 << RETURN_BITS) * 3 // 4
 SYS_MMAP = 9
+# Where the area goes: far below the PIE base (0x55..) and the mmap region (0x7f..).
+PLACE_LO, PLACE_HI = 0x1000_0000_0000, 0x2000_0000_0000
 SYS_EXECVE, SYS_EXECVEAT = 59, 322
 PROT_READ, PROT_EXEC = 1, 4
 MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
@@ -290,9 +294,16 @@ def install(tid: int, mem: ProcessMemory, space: XolSpace, regs: Any) -> tuple[L
     (`regs` its registers: scratch space goes below the red zone of its stack)."""
     call = _syscall_runner(tid, mem, space, regs)
     pending: list[int] = []
-    base, sigs = call(SYS_MMAP, (0, SIZE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
-                                 -1 & MASK64, 0))
-    pending += sigs
+    # At a fixed place away from where the kernel puts mmaps, brk and PIE images: a mapping
+    # of its choosing made at exec would move every library the program maps after it.
+    hints = xol.candidate_addresses(read_maps(mem.pid), PLACE_LO, PLACE_HI, SIZE)[:4] or [0]
+    base = -errno.ENOMEM
+    for hint in hints:
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | (xol.MAP_FIXED_NOREPLACE if hint else 0)
+        base, sigs = call(SYS_MMAP, (hint, SIZE, PROT_READ | PROT_EXEC, flags, -1 & MASK64, 0))
+        pending += sigs
+        if base == hint or (base > 0 and not hint):
+            break
     if base < 0:
         raise _refused(mem.pid, "mmap", -base)
     scratch = trapguard.scratch(regs.rsp)

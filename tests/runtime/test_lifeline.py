@@ -55,7 +55,7 @@ def test_installed_while_attached_and_given_back_at_detach(builder, reaper):
     def handler(ctx):
         if "line" not in seen:
             tproc = ctx.thread.proc
-            seen["line"] = tproc.lifeline
+            seen["line"] = lifeline.of(tproc)
             seen["caught"] = _caught(ctx.pid)
             seen["site"] = ctx.regs.rip
             ctx.session.stop()
