@@ -32,14 +32,16 @@ def program(builder):
     return builder.build("survive_kill.c", "-O1", "-fno-omit-frame-pointer", "-pthread")
 
 
-def _read_until(stream, want: str) -> list[str]:
-    lines = []
-    while True:
+def _read_until(stream, *wanted: str) -> list[str]:
+    """Lines up to the point where a line starting with each of `wanted` has been seen."""
+    lines: list[str] = []
+    missing = set(wanted)
+    while missing:
         line = stream.readline()
-        assert line, f"output ended before {want!r}: {lines}"
+        assert line, f"output ended before {sorted(missing)}: {lines}"
         lines.append(line)
-        if line.startswith(want):
-            return lines
+        missing = {w for w in missing if not line.startswith(w)}
+    return lines
 
 
 def _kill_at_random(tool: subprocess.Popen, rng: random.Random) -> None:
@@ -82,7 +84,7 @@ def spawn_and_kill(program, script: str, tmp_path, reaper, rng) -> bool:
                             stderr=subprocess.DEVNULL, text=True)
     reaper.add(tool.pid)
     # The program writes into the same pipe as uprobe: its "ready PID" and later its result.
-    lines = _read_until(tool.stdout, "go")
+    lines = _read_until(tool.stdout, "go", "ready")
     ready = next(line for line in lines if line.startswith("ready"))
     pid = reaper.add(int(ready.split()[1]))
     _kill_at_random(tool, rng)
