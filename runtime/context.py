@@ -144,9 +144,9 @@ class HitContext:
         return self.session.stacks.capture(proc.pid, proc.maps_generation, self.regs,
                                            proc.mem, limit, fix_ra)
 
-    def stack_value(self, limit: int, mode: str) -> Stack:
+    def stack_value(self, limit: int, mode: str, demangle: bool = True) -> Stack:
         """A ustack value: captured now, symbolised when printed."""
-        return self.session.stacks.value(self.capture_stack(limit), mode, limit)
+        return self.session.stacks.value(self.capture_stack(limit), mode, limit, demangle)
 
     def symbolize(self, addr: int) -> str:
         return self.session.symbolize(self.pid, addr)

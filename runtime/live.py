@@ -520,7 +520,7 @@ __all__ = ["LiveClause", "LiveDriver", "LiveError", "LiveSymbols", "ProbeNotPlac
 
 
 class LiveSymbols:
-    """The REPL completer's view of the target (uplang.complete.CompletionSource): files
+    """The REPL completer's view of the target (uplang.app.complete.CompletionSource): files
     mapped in the traced process, their function names and USDT notes, maps in use.
     Lookups that fail (no such library, not an ELF) complete nothing rather than raise."""
 

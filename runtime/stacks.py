@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runtime.demangle import demangle
+from runtime.demangle import demangle as demangle_name
 from runtime.elfsyms import ElfFile, FileIdentity, SymbolCache
 from runtime.errors import UprobeError
 from runtime.output.values import Frame, Stack
@@ -37,6 +37,7 @@ class Stacks:
         self._snaps: dict[int, tuple[int, MapSnapshot]] = {}
         self._names: dict[tuple[FileIdentity, int, bool], Names] = {}
         self._inlines: dict[FileIdentity, InlineIndex] = {}
+        self.demangle = True  # False (--no-demangle): C++ names as the symbol table has them
 
     # -- capture ---------------------------------------------------------------------
 
@@ -63,17 +64,24 @@ class Stacks:
         snap = self.snapshot(pid, generation, regs.rip)
         return self.unwinder.unwind(regs, mem, snap, limit, fix_ra)
 
-    def value(self, frames: list[RawFrame], mode: str, limit: int) -> Stack:
+    def value(self, frames: list[RawFrame], mode: str, limit: int,
+              demangle: bool | None = None) -> Stack:
         """A printable Stack that names its frames only when printed; inlined calls
-        count toward `limit` like any frame."""
+        count toward `limit` like any frame; C++ names demangled unless asked not to
+        (`demangle` None: the session's setting, `self.demangle`)."""
+        if demangle is None:
+            demangle = self.demangle
         raw = tuple(frames)
-        key = tuple((f.pc, f.elf.identity if f.elf is not None else None) for f in raw)
+        # The files by object identity: cheap to hash, and each ElfFile stays alive (and
+        # unique) as long as the raw frames that hold it.
+        key = tuple((f.pc, id(f.elf)) for f in raw)
         inlined = mode != "raw"
-        return Stack(mode=mode, key=key, resolve=lambda: self.frames(raw, inlined)[:limit])
+        return Stack(mode=mode, key=key, resolve=lambda: self.frames(raw, inlined, demangle)[:limit])
 
     # -- symbolising -----------------------------------------------------------------
 
-    def frames(self, raw: tuple[RawFrame, ...], inlined: bool = True) -> tuple[Frame, ...]:
+    def frames(self, raw: tuple[RawFrame, ...], inlined: bool = True,
+               demangle: bool = True) -> tuple[Frame, ...]:
         """Frames to print: inlined calls as frames of their own (gdb's view), unless
         `inlined` is false (raw mode: one line per address)."""
         out: list[Frame] = []
@@ -81,6 +89,8 @@ class Stacks:
             module = f.elf.path if f.elf is not None else None
             names = self.names(f)
             for name, off in (names if inlined else names[-1:]):
+                if demangle and name is not None:
+                    name = demangle_name(name)
                 out.append(Frame(name, off, f.pc, module))
         return tuple(out)
 
@@ -103,10 +113,8 @@ class Stacks:
         name, off = hit
         start = vaddr - off
         chain = self.inlines(elf).chain(vaddr)
-        names: list[tuple[str | None, int]] = [
-            (demangle(n), pc_vaddr - low) for n, low in chain
-        ]
-        names.append((demangle(name), pc_vaddr - start))
+        names: list[tuple[str | None, int]] = [(n, pc_vaddr - low) for n, low in chain]
+        names.append((name, pc_vaddr - start))
         return tuple(names)
 
     def inlines(self, elf: ElfFile) -> InlineIndex:
@@ -124,4 +132,7 @@ class Stacks:
         # The function itself, not inlined calls: func and usym name the symbol, and
         # reading DWARF is too slow for a hit.
         hit = loc[0].symbolize(loc[1])
-        return None if hit is None else (demangle(hit[0]), hit[1])
+        return None if hit is None else (self._readable(hit[0]), hit[1])
+
+    def _readable(self, name: str) -> str:
+        return demangle_name(name) if self.demangle else name

@@ -9,6 +9,7 @@ capture their inputs at the hit and queue the slow part with ctx.defer().
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal as signals
@@ -21,12 +22,15 @@ from typing import Any
 
 from runtime import procfs
 from runtime.cint import c_div, c_mod, cast, lshr, s64, shl, shr, wrap_s64
+from runtime.demangle import demangle
 from runtime.errors import UprobeError
 from runtime.handlers.contexts import Hit
 from runtime.handlers.mapops import MapOps, snapshot
+from runtime.handlers.records import decode_array, decode_record
 from runtime.handlers.values import decode_cstr, str_index, strncmp
 from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
-from runtime.output.values import Buf, Frame, Pointer, Stack, Timestamp, Usym
+from runtime.output.values import Buf, CArray, Frame, Pointer, Record, Stack, Timestamp, Usym
+from uplang.plan import MemberLayout, TypeLayout
 
 
 @dataclass
@@ -55,6 +59,7 @@ class HandlerSupport:
     uaddr_lookup: Callable[[int, str], int] | None = None
     stack_mode: str = "bpftrace"  # config stack_mode: how ustack values print
     exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
+    demangle: bool = True  # C++ names in func/usym/ustack readable (--no-demangle: raw)
 
     # ------------------------------------------------------------------ thread-locals
 
@@ -90,7 +95,8 @@ class HandlerSupport:
             except (UprobeError, AttributeError):
                 return ""
             return self.frame(ctx, rip).symbol or ""
-        return getattr(probe, "symbol", "") or ""
+        name = getattr(probe, "symbol", "") or ""
+        return demangle(name) if self.demangle else name
 
     @staticmethod
     def tl_add(tl: dict[str, object], name: str, delta: int, post: bool) -> int:
@@ -112,6 +118,35 @@ class HandlerSupport:
             self.error(ctx, f"failed to read {size} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
             return 0
         return int.from_bytes(raw, "little", signed=signed)
+
+    def rd_record(self, ctx: Hit, addr: int, layout: TypeLayout,
+                  layouts: dict[str, TypeLayout]) -> Record:
+        """A struct/union value: one read of its bytes at the hit, decoded."""
+        try:
+            raw = ctx.read(addr, layout.size)
+        except (UprobeError, OSError):
+            self.error(ctx, f"failed to read {layout.size} bytes at "
+                            f"0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
+            raw = bytes(layout.size)
+        return decode_record(raw, layout, layouts)
+
+    def rd_array(self, ctx: Hit, addr: int, elem: MemberLayout, count: int,
+                 layouts: dict[str, TypeLayout]) -> CArray:
+        size = elem.size * count
+        try:
+            raw = ctx.read(addr, size)
+        except (UprobeError, OSError):
+            self.error(ctx, f"failed to read {size} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
+            raw = bytes(size)
+        return decode_array(raw, elem, count, layouts)
+
+    def rd_bits(self, ctx: Hit, addr: int, size: int, bit_offset: int, bits: int,
+                signed: bool) -> int:
+        raw = self.rd_int(ctx, addr, size, False) >> bit_offset
+        raw &= (1 << bits) - 1
+        if signed and raw >> (bits - 1):
+            raw -= 1 << bits
+        return raw
 
     def rd_str(self, ctx: Hit, addr: int, size: int) -> str:
         try:
@@ -152,7 +187,7 @@ class HandlerSupport:
         capture = getattr(ctx, "stack_value", None)
         if capture is not None:
             try:
-                return capture(limit, mode)
+                return capture(limit, mode, self.demangle)
             except (UprobeError, OSError):
                 return Stack((), mode)
         try:
@@ -166,7 +201,10 @@ class HandlerSupport:
         key = (ctx.pid, addr)
         f = self.frame_cache.get(key)
         if f is None:
-            f = self.frame_cache[key] = frame_of(ctx, addr)
+            f = frame_of(ctx, addr)
+            if self.demangle and f.symbol is not None and f.symbol.startswith("_Z"):
+                f = dataclasses.replace(f, symbol=demangle(f.symbol))
+            self.frame_cache[key] = f
         return f
 
     def usym(self, ctx: Hit, addr: int) -> Usym:
@@ -289,6 +327,8 @@ class HandlerSupport:
             "_shl": shl, "_shr": shr, "_lshr": lshr,
             "_strncmp": strncmp, "_str_index": str_index,
             "_rd_int": self.rd_int, "_rd_str": self.rd_str, "_str": self.str_,
+            "_rd_record": self.rd_record, "_rd_array": self.rd_array, "_rd_bits": self.rd_bits,
+            "_Record": Record, "_dwreg": _dwarf_register,
             "_buf": self.buf, "_ustack": self.ustack, "_usym": self.usym,
             "_uaddr": self.uaddr, "_proc_field": self.proc_field, "_join": self.join,
             "_printf": self.printf, "_print_value": self.print_value,
@@ -319,6 +359,15 @@ def frame_of(ctx: Hit, addr: int) -> Frame:
             return Frame(name, int(off, 16), addr)
         return Frame(sym, 0, addr)
     return Frame(None, 0, addr)
+
+
+# DWARF register numbers (x86-64 psABI) -> user_regs_struct fields.
+_DWARF_REGS = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
+               "r11", "r12", "r13", "r14", "r15", "rip")
+
+
+def _dwarf_register(ctx: Hit, regno: int) -> int:
+    return int(getattr(ctx.regs, _DWARF_REGS[regno]))
 
 
 def _pointer(value: int) -> Pointer:

@@ -38,9 +38,10 @@ def _arg_source(spec: Spec, cap: str, kind: str) -> tuple[str, str] | None:
     return py, f"({cap}) & {mask}"
 
 
-def compile_fast_printf(fmt: Any, kinds: tuple[str, ...]) -> Callable[[tuple], str] | None:
+def compile_fast_printf(fmt: Any, kinds: tuple[str, ...]) -> Callable[[Any], str] | None:
     """fmt: a parsed PrintfFormat whose arguments are the captures in order (kinds
-    'int'/'str'); returns caps -> text, or None when the format needs the generic path."""
+    'int'/'str'); returns caps -> text, or None when the format needs the generic path.
+    Integers may come signed or as raw u64 words: each is cut to its conversion first."""
     parts = getattr(fmt, "parts", None)
     if parts is None:
         return None
@@ -61,5 +62,5 @@ def compile_fast_printf(fmt: Any, kinds: tuple[str, ...]) -> Callable[[tuple], s
         args.append(got[1])
         i += 1
     src = f"lambda c: {''.join(py)!r} % ({''.join(a + ', ' for a in args)})"
-    fn: Callable[[tuple], str] = eval(src, {})  # noqa: S307 - built from the spec table
+    fn: Callable[[Any], str] = eval(src, {})  # noqa: S307 - built from the spec table
     return fn

@@ -36,6 +36,7 @@ FRAME = {
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 
 SYS_GETPID, SYS_KILL, SYS_FUTEX, SYS_GETTID, SYS_PROCESS_VM_READV = 39, 62, 202, 186, 310
+SYS_PRCTL, PR_GET_NAME = 157, 16
 FUTEX_WAIT = 0  # not FUTEX_PRIVATE: the word is shared between processes
 ETIMEDOUT, ESRCH = 110, 3
 WAIT_NS = 20_000_000  # a full ring's writer re-checks the tracer every 20 ms
@@ -86,7 +87,8 @@ class Gen:
         for idx, s in self.splits.items():
             for step in s.steps:
                 if isinstance(step, Event):
-                    ev = self.lay.add_event(idx, tuple((c.kind, c.size) for c in step.captures))
+                    ev = self.lay.add_event(idx, tuple(("int" if c.kind == "int" else "str",
+                                                        c.size) for c in step.captures))
                     self.events[ev.id] = step
                     self.event_ids[id(step)] = ev.id
         self.lay.finish()
@@ -403,10 +405,31 @@ class Gen:
         b.position_at_end(nokey)
         b.ret(ir.Constant(PTR, None))
         b.position_at_end(claim)
-        res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
         won = fn.append_basic_block("won")
-        b.cbranch(b.extract_value(res, 1), won, loop)
-        i.add_incoming(i, claim)
+        if ml.max_keys:
+            # max_map_keys, as the trap path's MapStore: the first keys are kept, later new
+            # keys are dropped and counted. A key is reserved before its slot is claimed.
+            keysp = self.at(b, shm, ml.offset + L.M_KEYS)
+            n = b.atomic_rmw("add", keysp, c64(1), "monotonic")
+            over = fn.append_basic_block("over")
+            cas = fn.append_basic_block("cas")
+            lost = fn.append_basic_block("lostslot")
+            b.cbranch(b.icmp_unsigned("<", n, c64(ml.max_keys)), cas, over)
+            b.position_at_end(over)
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.atomic_rmw("add", self.at(b, shm, ml.offset + L.M_DROPS), c64(1), "monotonic")
+            b.ret(ir.Constant(PTR, None))
+            b.position_at_end(cas)
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, lost)
+            b.position_at_end(lost)  # another thread took the slot: give the key back
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.branch(loop)
+            i.add_incoming(i, lost)
+        else:
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, loop)
+            i.add_incoming(i, claim)
         b.position_at_end(won)
         for n, k in enumerate(keys):
             self.st(b, slot, 8 + 8 * n, k)
@@ -429,6 +452,13 @@ class Gen:
         f, shm, thr = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         cg = ClauseCode(self, fn, b, f, shm, thr)
+        # Every stack slot first: llvmlite builders keep their place by index, so nothing
+        # may be inserted ahead of a builder's position later.
+        for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
+            cg.vars[name] = b.alloca(I64, name=f"v_{name}")
+            b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
+        if any(c.kind == "str" for st in s.steps if isinstance(st, Event) for c in st.captures):
+            cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
                for n in target_nodes(s)):
             # One clock read per hit, as the trap path's context caches it: the TSC read
@@ -622,29 +652,16 @@ class ClauseCode:
                  thr: ir.Value) -> None:
         self.g, self.fn, self.b, self.f, self.shm, self.thr = g, fn, b, f, shm, thr
         self.vars: dict[str, ir.Value] = {}
+        self.iov: ir.Value = ir.Constant(PTR, None)
         self.hit_ns: ir.Value = c64(0)  # the hit's timestamp when the clause reads one
-        entry = fn.entry_basic_block
-        self.alloca_b = ir.IRBuilder(entry)
         self.n = 0
 
     def block(self, name: str) -> ir.Block:
         self.n += 1
         return self.fn.append_basic_block(f"{name}{self.n}")
 
-    def entry_alloca(self, words: int) -> ir.Value:
-        """Stack slots live in the entry block: an alloca elsewhere is a dynamic one."""
-        ab = ir.IRBuilder(self.fn.entry_basic_block)
-        ab.position_at_start(self.fn.entry_basic_block)
-        return ab.alloca(I64, size=words)
-
     def var(self, name: str) -> ir.Value:
-        if name not in self.vars:
-            ab = ir.IRBuilder(self.fn.entry_basic_block)
-            ab.position_at_start(self.fn.entry_basic_block)
-            p = ab.alloca(I64, name=f"v_{name}")
-            ab.store(c64(0), p)  # $variables start at 0 on every hit
-            self.vars[name] = p
-        return self.vars[name]
+        return self.vars[name]  # allocated at the clause's start (Gen.clause_fn)
 
     # ------------------------------------------------------------------ statements
 
@@ -840,7 +857,7 @@ class ClauseCode:
     def event(self, eid: int, ev: Event) -> None:
         """Evaluates the captures, reserves a record, writes it, commits it."""
         b, g = self.b, self.g
-        vals = [self.expr(c.expr) for c in ev.captures]
+        vals = [c64(0) if c.kind == "comm" else self.expr(c.expr) for c in ev.captures]
         pos = b.call(g.fn_reserve, [self.shm])
         go, skip = self.block("rec"), self.block("norec")
         b.cbranch(b.icmp_signed("<", pos, c64(0)), skip, go)
@@ -858,6 +875,8 @@ class ClauseCode:
         for cap, off, v in zip(ev.captures, layout_ev.cap_offsets, vals, strict=True):
             if cap.kind == "int":
                 g.st(b, rec, off, v)
+            elif cap.kind == "comm":  # 16 bytes, NUL-terminated by the kernel
+                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME), b.ptrtoint(g.at(b, rec, off), I64))
             else:
                 self.copy_str(g.at(b, rec, off), v, cap.size)
         g.st(b, rec, L.R_COMMIT, b.add(pos, c64(1)), "release")
@@ -876,7 +895,7 @@ class ClauseCode:
         go, done = self.block("copy"), self.block("copied")
         b.cbranch(b.icmp_unsigned("==", addr, c64(0)), done, go)
         b.position_at_end(go)
-        iov = self.entry_alloca(6)
+        iov = self.iov  # in the entry block: an alloca elsewhere would be a dynamic one
         first = b.sub(c64(L.PAGE), b.and_(addr, c64(L.PAGE - 1)))
         first = b.select(b.icmp_unsigned("<", first, c64(n)), first, c64(n))
         g.st(b, iov, 0, b.ptrtoint(dst, I64))

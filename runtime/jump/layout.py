@@ -7,6 +7,7 @@ little-endian u64 unless noted. The header's hot words sit on cache lines of the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from runtime.aggregations import hist_bucket_count, lhist_bucket_count
@@ -61,7 +62,8 @@ T_TL = LINE
 SHARDS = 16  # aggregation values are kept per thread ordinal modulo SHARDS
 
 # Map region header; then the slots.
-M_DROPS = 0
+M_DROPS = 0  # new keys not stored: max_map_keys reached or the table full
+M_KEYS = 8  # keys stored (against max_map_keys)
 MAP_HEADER = LINE
 # Slot: state word (0 empty, 1 being claimed, 2 ready), the key words, then values.
 S_STATE = 0
@@ -101,6 +103,7 @@ class MapLayout:
     words: int  # value words per shard (aggregations) or 3 (int)
     hist_bits: int = 0
     lhist_args: tuple[int, int, int] | None = None
+    max_keys: int = 0  # 0: as many as the table holds
 
     @property
     def sharded(self) -> bool:
@@ -203,7 +206,8 @@ class Layout:
             if max_keys:
                 slots = min(slots, 1 << max(1, (2 * max_keys - 1).bit_length()))
         m = MapLayout(name, len(self.maps), kind, arity, 0, slots,
-                      value_words(kind, hist_bits, lhist_args), hist_bits, lhist_args)
+                      value_words(kind, hist_bits, lhist_args), hist_bits, lhist_args,
+                      max_keys if arity and max_keys < slots else 0)
         self.maps[name] = m
         return m
 
@@ -225,8 +229,7 @@ class Layout:
         placed: dict[str, MapLayout] = {}
         for name, m in self.maps.items():
             off = _align(off, PAGE)
-            placed[name] = MapLayout(m.name, m.index, m.kind, m.arity, off, m.slots, m.words,
-                                     m.hist_bits, m.lhist_args)
+            placed[name] = dataclasses.replace(m, offset=off)
             off += m.size
         self.maps = placed
         need = max([LINE] + [e.size for e in self.events])

@@ -35,33 +35,20 @@ from uplang import ast
 SYS_FUTEX = 202
 FUTEX_WAKE = 1
 INT_MAX = 0x7FFFFFFF
+CHUNK = 4096  # records read per slice of the ring
 SIGN = 1 << 63
 
 
 class ReplayContext:
-    """What the user-side part of a clause sees: the hit's identity from the record.
-    Effects run at once (the drain is already after the hit, in hit order)."""
+    """What the user-side part of a clause sees: the hit's identity from the record (every
+    other input was captured in the target). Effects run at once: the drain is already
+    after the hit, in hit order."""
 
-    __slots__ = ("pid", "tid", "nsecs", "probe", "_comm")
+    __slots__ = ("pid", "tid", "nsecs", "probe")
 
     def __init__(self, pid: int, tid: int, nsecs: int) -> None:
         self.pid, self.tid, self.nsecs = pid, tid, nsecs
         self.probe = None
-        self._comm: str | None = None
-
-    @property
-    def comm(self) -> str:
-        if self._comm is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
-                    self._comm = f.read().rstrip("\n")
-            except OSError:
-                self._comm = ""
-        return self._comm
-
-    @property
-    def cpu(self) -> int:
-        return -1
 
     @staticmethod
     def defer(fn: Callable[[], None]) -> None:
@@ -76,7 +63,7 @@ class UserSide:
     functions: dict[int, Callable[[Any, tuple], None]]
     prints_maps: frozenset[int]  # event ids whose statement prints a map
     sources: dict[int, str] = field(default_factory=dict)
-    fast: dict[int, Callable[[tuple], str]] = field(default_factory=dict)
+    fast: dict[int, Callable[[Any], str]] = field(default_factory=dict)
     sink: Any = None  # the output sink the fast formatters write to
     stopped: list[bool] = field(default_factory=lambda: [False])
 
@@ -89,19 +76,18 @@ class UserSide:
 def compile_user_side(prog: JumpProgram, support: Any,
                       compile_format: Callable[[str], object]) -> UserSide:
     plan = prog.plan
-    shared = Shared(layouts={t.name: t for t in plan.types}, maps={m.name: m for m in plan.maps},
-                    params=plan.params)
+    shared = Shared.of(plan)
     kinds = {p.id: p.kind for p in plan.probes}
     sources: dict[int, str] = {}
     prints: set[int] = set()
-    fast: dict[int, Callable[[tuple], str]] = {}
+    fast: dict[int, Callable[[Any], str]] = {}
     for eid, ev in prog.program.events.items():
         lay_ev = prog.layout.events[eid - 1]
         clause = plan.clauses[lay_ev.clause]
         kind = kinds.get(clause.probes[0], "uprobe") if clause.probes else "uprobe"
         gen = ClauseGen(shared, kind)
         for i, cap in enumerate(ev.captures):
-            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = STR if cap.kind == "str" else INT64
+            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = INT64 if cap.kind == "int" else STR
         body: list[str] = []
         gen.block((ev.stmt,), body, 0, in_loop=False)
         lines = [f"def event_{eid}(_ctx, _caps):", "    if _stopped[0]: return"]
@@ -128,7 +114,7 @@ def compile_user_side(prog: JumpProgram, support: Any,
 
 
 def _direct_printf(ev: Event, compile_format: Callable[[str], object]
-                   ) -> Callable[[tuple], str] | None:
+                   ) -> Callable[[Any], str] | None:
     """A formatter for `printf("...", captures in order)`, or None."""
     stmt = ev.stmt
     if not (isinstance(stmt, ast.ExprStmt) and isinstance(stmt.expr, ast.Call)
@@ -140,7 +126,8 @@ def _direct_printf(ev: Event, compile_format: Callable[[str], object]
             [f"{CAPTURE_PREFIX}{i}" for i in range(len(ev.captures))]:
         return None
     fmt = compile_format(stmt.expr.args[0].value)
-    return compile_fast_printf(fmt, tuple(c.kind for c in ev.captures))
+    return compile_fast_printf(fmt, tuple("int" if c.kind == "int" else "str"
+                                          for c in ev.captures))
 
 
 class JumpReader:
@@ -154,6 +141,7 @@ class JumpReader:
         self.user = user
         self.lay = prog.layout
         self._last: dict[str, dict[tuple, object]] = {}
+        self._drops: dict[str, int] = {}
         self._structs: dict[int, tuple[struct.Struct, tuple[int, ...] | None]] | None = None
         self._addr = ctypes.addressof(ctypes.c_char.from_buffer(view)) \
             if not isinstance(view, memoryview) else None
@@ -220,68 +208,95 @@ class JumpReader:
     def drain(self, limit: int = 1 << 30) -> int:
         """Runs the user side of every committed record in order; returns how many.
         Stops at the first record not yet committed (its writer is still filling it).
-        Consecutive simple printf lines are written in one piece."""
+        Records are read a contiguous chunk at a time as one list of words; consecutive
+        simple printf lines are written in one piece."""
         lay, view = self.lay, self.view
         tail = self._u64(L.H_RING_TAIL)
-        mask = lay.ring_records - 1
+        n_rec = lay.ring_records
         rs = lay.record_size
+        rw = rs // 8
         base = lay.ring_off
         done = 0
         if self._structs is None:
             self._structs = self._record_structs()
         structs = self._structs
         user = self.user
-        funcs = user.functions if user else {}
-        prints = user.prints_maps if user else frozenset()
         fast = user.fast if user else {}
+        # Fast events whose captures are all integers format straight from the words.
+        int_fast = {e: (f, len(lay.events[e - 1].caps)) for e, f in fast.items()
+                    if structs[e][1] is None}
         stopped = user.stopped if user else [False]
         batch = user.batches if user else False
         pending: list[str] = []
-        head = struct.Struct("<QQQQ")
+        out = pending.append
         while done < limit:
-            off = base + (tail & mask) * rs
-            commit, word, nsecs, pid = head.unpack_from(view, off)
-            if commit != tail + 1:
+            head = self._u64(L.H_RING_HEAD)
+            avail = min(head - tail, limit - done, CHUNK)
+            if avail <= 0:
                 break
-            eid = word & 0xFFFFFFFF
-            st, strs = structs[eid]
-            caps: tuple = st.unpack_from(view, off + L.R_CAPS)
-            if strs is not None:
-                caps = tuple(decode_cstr(c[:n]) if n else c
-                             for c, n in zip(caps, strs, strict=True))
-            tail += 1
-            done += 1
-            f = fast.get(eid)
-            if f is not None:
-                if not stopped[0]:
-                    if batch:
-                        pending.append(f(caps))
-                    else:
-                        user.sink.printf(f(caps))  # type: ignore[union-attr]
-            else:
-                if pending:
-                    user.sink.printf("".join(pending))  # type: ignore[union-attr]
-                    pending.clear()
-                if eid in prints:
-                    self.merge_maps()
-                fn = funcs.get(eid)
-                if fn is not None:
-                    fn(ReplayContext(pid, word >> 32, nsecs), caps)
-            if done & 4095 == 0:
-                if pending:
-                    user.sink.printf("".join(pending))  # type: ignore[union-attr]
-                    pending.clear()
-                self._put(L.H_RING_TAIL, tail)
-                self.wake_writers(force=True)
-        if pending:
-            user.sink.printf("".join(pending))  # type: ignore[union-attr]
-        if done:
+            first = tail % n_rec
+            k = min(avail, n_rec - first)  # up to the end of the ring: one slice
+            words = view[base + first * rs: base + (first + k) * rs].cast("Q").tolist()
+            i = 0
+            stop = False
+            while i < k:
+                w = i * rw
+                if words[w] != tail + 1:
+                    stop = True  # not committed yet
+                    break
+                eid = words[w + 1] & 0xFFFFFFFF
+                tail += 1
+                done += 1
+                i += 1
+                fi = int_fast.get(eid)
+                if fi is not None:
+                    if not stopped[0]:
+                        text = fi[0](words[w + 4: w + 4 + fi[1]])
+                        if batch:
+                            out(text)
+                        else:
+                            user.sink.printf(text)  # type: ignore[union-attr]
+                    continue
+                self._one(base + (first + i - 1) * rs, eid, words[w + 1] >> 32,
+                          words[w + 2], words[w + 3], pending, batch)
+            if pending:
+                user.sink.printf("".join(pending))  # type: ignore[union-attr]
+                pending.clear()
             self._put(L.H_RING_TAIL, tail)
             # Unconditionally: reading the waiter count right after storing the tail could
             # be reordered before the store (x86 store buffer) and miss a writer that just
             # went to sleep; FUTEX_WAKE after bumping the word cannot.
             self.wake_writers(force=True)
+            if stop:
+                break
         return done
+
+    def _one(self, off: int, eid: int, tid: int, nsecs: int, pid: int,
+             pending: list[str], batch: bool) -> None:
+        """One record through its generic path (strings decoded, the statement's code)."""
+        user = self.user
+        if user is None:
+            return
+        st, strs = self._structs[eid]  # type: ignore[index]
+        caps: tuple = st.unpack_from(self.view, off + L.R_CAPS)
+        if strs is not None:
+            caps = tuple(decode_cstr(c[:n]) if n else c for c, n in zip(caps, strs, strict=True))
+        f = user.fast.get(eid)
+        if f is not None:
+            if not user.stopped[0]:
+                if batch:
+                    pending.append(f(caps))
+                else:
+                    user.sink.printf(f(caps))
+            return
+        if pending:
+            user.sink.printf("".join(pending))
+            pending.clear()
+        if eid in user.prints_maps:
+            self.merge_maps()
+        fn = user.functions.get(eid)
+        if fn is not None:
+            fn(ReplayContext(pid, tid, nsecs), caps)
 
     # ---- maps
 
@@ -311,6 +326,11 @@ class JumpReader:
         """Folds every shared map into the MapStore (what changed since the last merge)."""
         store = store or self.store
         for name, ml in self.lay.maps.items():
+            drops = self.map_drops(name)
+            new = drops - self._drops.get(name, 0)
+            if new:  # the shared table was full: reported like MapStore's own drops
+                self._drops[name] = drops
+                store.dropped[name] = store.dropped.get(name, 0) + new
             last = self._last.setdefault(name, {})
             for key, cur in self.read_map(name).items():
                 prev = last.get(key)

@@ -41,7 +41,7 @@ class Refuse(Exception):
 class Capture:
     """One input of an event, evaluated in the target: an integer, or str(addr[, n])."""
 
-    kind: str  # 'int' or 'str'
+    kind: str  # 'int', 'str' (bounded copy from an address) or 'comm' (the thread's name)
     expr: ast.Expr
     size: int = 8  # bytes in the record (str: the bound)
 
@@ -97,24 +97,39 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
         if not ck & {"uprobe", "uretprobe", "usdt"}:
             continue
         out[clause.index] = _split_clause(clause, ck, plan, facts_maps, max_strlen)
+    merged_before = {"begin", "end", "interval"}  # the drivers merge before these run
     while True:
         user_written: set[str] = set()
+        user_reset: set[str] = set()
+        trap_read: set[str] = set()
         for clause in plan.clauses:
             s = out.get(clause.index)
             if s is None or s.reason is not None:
-                user_written |= _maps_written(clause.body)
+                stmts: tuple = clause.body
+                if not {kinds.get(i, "") for i in clause.probes} <= merged_before:
+                    trap_read |= _maps_read(clause)
             else:
-                for step in s.steps:
-                    if isinstance(step, Event):
-                        user_written |= _maps_written((step.stmt,))
+                stmts = tuple(step.stmt for step in s.steps if isinstance(step, Event))
+            user_written |= _maps_written(stmts)
+            user_reset |= _maps_written(stmts, resets_only=True)
         changed = False
         for idx, s in list(out.items()):
             if s.reason is not None:
                 continue
             bad = sorted(_maps_read_in_target(s) & user_written)
-            if bad:
-                out[idx] = ClauseSplit(idx, s.kind, f"reads @{bad[0]} in the target, which "
-                                       "is also written on the user side")
+            reason = f"reads @{bad[0]} in the target, which is also written on the user side" \
+                if bad else None
+            # The merge adds what changed since the last look; a min or max cannot be
+            # taken back, so one that the user side resets must stay on one side.
+            extremes = sorted(_extremes_in_target(s) & user_reset)
+            if extremes and reason is None:
+                reason = f"@{extremes[0]} (min/max) is cleared on the user side"
+            # A trap-path hit reads the MapStore at once; it must not miss target updates.
+            seen = sorted(_maps_updated_in_target(s) & trap_read)
+            if seen and reason is None:
+                reason = f"@{seen[0]} is also read by a clause on the trap path"
+            if reason is not None:
+                out[idx] = ClauseSplit(idx, s.kind, reason)
                 changed = True
         if not changed:
             return out
@@ -342,7 +357,10 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
             caps.append(Capture("int", e))
             return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         if isinstance(e, ast.Builtin) and e.name == "comm":
-            return e  # the user side reads it by tid
+            # The thread's name at the hit (prctl PR_GET_NAME in the target): the user
+            # side runs later, when the thread may have renamed itself or gone.
+            caps.append(Capture("comm", e, 16))
+            return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         if isinstance(e, ast.Builtin):
             raise Refuse(f"handler uses {e.name}")
         if isinstance(e, ast.MapRef):
@@ -360,6 +378,11 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
         call = s.expr
         if call.name == "print" and call.args and isinstance(call.args[0], ast.MapRef) \
                 and not call.args[0].keys:
+            name = call.args[0].name
+            if shm_map_reason(facts.maps.get(name), name) is None:
+                # The trap path prints the map as it was at the hit; a drained event
+                # would print it as it is later.
+                raise Refuse(f"print(@{name}) at a hit needs the map as it was then")
             rest = tuple(cap(a) for a in call.args[1:])
             new: ast.Stmt = dataclasses.replace(
                 s, expr=dataclasses.replace(call, args=(call.args[0],) + rest))
@@ -372,14 +395,19 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
     return Event(new, tuple(caps))
 
 
-def _maps_written(body: tuple[ast.Stmt, ...]) -> set[str]:
+def _maps_written(body: tuple[ast.Stmt, ...], resets_only: bool = False) -> set[str]:
+    """Maps the statements write (or, with resets_only, delete/clear/zero)."""
     out: set[str] = set()
     for node in _walk(body):
-        if isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
+        if resets_only:
+            pass
+        elif isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
             out.add(node.target.name)
+            continue
         elif isinstance(node, ast.IncDec) and isinstance(node.target, ast.MapRef):
             out.add(node.target.name)
-        elif isinstance(node, ast.Call) and node.name in ("delete", "clear", "zero"):
+            continue
+        if isinstance(node, ast.Call) and node.name in ("delete", "clear", "zero"):
             for a in node.args[:1]:
                 if isinstance(a, ast.MapRef):
                     out.add(a.name)
@@ -395,6 +423,40 @@ def target_nodes(s: ClauseSplit) -> list[object]:
         else:
             nodes.append(step)
     return _walk(tuple(nodes))
+
+
+def _maps_updated_in_target(s: ClauseSplit) -> set[str]:
+    out: set[str] = set()
+    for n in target_nodes(s):
+        if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
+            out.add(n.target.name)
+        elif isinstance(n, ast.IncDec) and isinstance(n.target, ast.MapRef):
+            out.add(n.target.name)
+        elif isinstance(n, ast.Call) and n.name == "delete" and n.args and \
+                isinstance(n.args[0], ast.MapRef):
+            out.add(n.args[0].name)
+    return out
+
+
+def _maps_read(clause: PlanClause) -> set[str]:
+    """Maps a clause's predicate or body reads (print(@m), @m[k], len(@m), ...)."""
+    nodes: tuple = ((clause.predicate,) if clause.predicate is not None else ()) + clause.body
+    out: set[str] = set()
+    for n in _walk(nodes):
+        if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
+            if n.op != "=":
+                out.add(n.target.name)
+            continue
+        if isinstance(n, ast.MapRef):
+            out.add(n.name)
+    return out
+
+
+def _extremes_in_target(s: ClauseSplit) -> set[str]:
+    """Maps the in-target part updates with min() or max()."""
+    return {n.target.name for n in target_nodes(s)
+            if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef)
+            and isinstance(n.value, ast.Call) and n.value.name in ("min", "max")}
 
 
 def _maps_read_in_target(s: ClauseSplit) -> set[str]:

@@ -8,14 +8,14 @@ once; each unit becomes a list of (low, high, depth, name) ranges.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from elftools.common.exceptions import DWARFError, ELFError
 from elftools.elf.elffile import ELFFile
 
-from runtime.elfsyms import DEBUG_ROOT, ElfFile
+from runtime import debugsyms
+from runtime.elfsyms import ElfFile
 
 # A compilation unit larger than this (bytes of DIEs) is not read for inlined calls:
 # pyelftools needs tens of seconds for python's ceval.c unit. Its frames still print, by
@@ -153,11 +153,7 @@ def _die_ranges(dwarf: Any, cu: Any, die: Any) -> list[tuple[int, int]]:
 
 
 def dwarf_file(elf: ElfFile) -> str | None:
-    """The file holding `elf`'s DWARF: itself, else its debug file by build-id."""
+    """The file holding `elf`'s DWARF: itself, else its separate debug file."""
     if ".debug_info" in elf.sections and elf.sections[".debug_info"].type != "SHT_NOBITS":
         return elf.path
-    if elf.build_id:
-        path = os.path.join(DEBUG_ROOT, ".build-id", elf.build_id[:2], elf.build_id[2:] + ".debug")
-        if os.path.exists(path):
-            return path
-    return None
+    return debugsyms.debug_file(elf.path, elf.build_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import os
 from collections.abc import Callable
+from typing import Any
 
 from runtime.elfsyms import ElfFile
 from runtime.errors import UprobeError
@@ -26,6 +27,8 @@ class MapSnapshot:
         self._starts = [m.start for m in self.maps]
         self._load = load
         self._elves: dict[int, ElfFile | None] = {}
+        # The unwinder's per-pc findings while these mappings hold (runtime/unwind/unwinder.py).
+        self.steps: dict[tuple[int, bool], Any] = {}
 
     def mapping(self, addr: int) -> Mapping | None:
         i = bisect.bisect_right(self._starts, addr) - 1

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from runtime import debugsyms
 from runtime.elfsyms import ElfFile, FileIdentity
 from runtime.unwind import cfi
 from runtime.unwind.cfi import RA, RBP, RSP, CfiTable
@@ -58,7 +59,8 @@ class Unwinder:
     def table(self, elf: ElfFile) -> CfiTable:
         t = self._cfi.get(elf.identity)
         if t is None:
-            t = self._cfi[elf.identity] = CfiTable.load(elf.path, getattr(elf, "debug_path", None))
+            debug = debugsyms.debug_file(elf.path, elf.build_id)
+            t = self._cfi[elf.identity] = CfiTable.load(elf.path, debug)
         return t
 
     def unwind(self, user_regs: Any, mem: Any, snap: MapSnapshot, limit: int,
@@ -74,20 +76,22 @@ class Unwinder:
         exact = True
         how = "top"
         seen: set[tuple[int, int]] = set()
+        steps = snap.steps
         while len(frames) < limit and 0 < pc < USER_TOP:
-            if not exact and self._is_sigtramp(pc, snap, stack):
-                loc = snap.locate(pc)
-                frames.append(RawFrame(pc, loc[0] if loc else None, loc[1] if loc else pc,
-                                       True, "signal"))
+            # What this pc means (file, link-time address, CFI row, signal trampoline or
+            # not) is looked up once per snapshot: stacks repeat.
+            info = steps.get((pc, exact))
+            if info is None:
+                info = steps[(pc, exact)] = self._lookup(pc, exact, snap, stack)
+            elf, vaddr, row, sigtramp = info
+            if sigtramp:
+                frames.append(RawFrame(pc, elf, vaddr, True, "signal"))
                 nxt = self._signal_step(regs, stack)
                 if nxt is None:
                     break
                 regs, pc, exact = nxt, nxt[RA] or 0, True
                 continue
-            loc = snap.locate(pc if exact else pc - 1)
-            elf, vaddr = loc if loc else (None, pc if exact else pc - 1)
             frames.append(RawFrame(pc, elf, vaddr, exact, how))
-            row = self.table(elf).row(vaddr) if elf is not None else None
             try:
                 if row is not None:
                     nxt = self._cfi_step(row, regs, stack, fix_ra)
@@ -110,6 +114,18 @@ class Unwinder:
             exact = row is not None and row.signal
             regs, pc = nxt, nxt[RA] or 0
         return frames
+
+    def _lookup(self, pc: int, exact: bool, snap: MapSnapshot, stack: StackMemory
+                ) -> tuple[ElfFile | None, int, cfi.Row | None, bool]:
+        if not exact and self._is_sigtramp(pc, snap, stack):
+            loc = snap.locate(pc)
+            return (loc[0], loc[1], None, True) if loc else (None, pc, None, True)
+        at = pc if exact else pc - 1
+        loc = snap.locate(at)
+        if loc is None:
+            return None, at, None, False
+        elf, vaddr = loc
+        return elf, vaddr, self.table(elf).row(vaddr), False
 
     def _is_sigtramp(self, pc: int, snap: MapSnapshot, stack: StackMemory) -> bool:
         loc = snap.locate(pc)

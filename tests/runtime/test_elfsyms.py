@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from programs.sym_process import running
 
-from runtime import elfsyms
+from runtime import debugsyms, elfsyms
 from runtime.elfsyms import ElfFile, SymbolCache, load_bias
 from runtime.errors import TargetError
 from runtime.procmaps import read_maps
@@ -187,7 +187,7 @@ def test_stripped_binary_uses_build_id_debug_file(builder, tmp_path: Path, monke
     debug = tmp_path / "debug" / ".build-id" / build_id[:2] / (build_id[2:] + ".debug")
     debug.parent.mkdir(parents=True)
     subprocess.run(["objcopy", "--only-keep-debug", str(exe), str(debug)], check=True)
-    monkeypatch.setattr(elfsyms, "DEBUG_ROOT", str(tmp_path / "debug"))
+    monkeypatch.setenv(debugsyms.ROOTS_ENV, str(tmp_path / "debug"))
     os.utime(stripped, ns=(1, 1))  # a new identity, so the cached load is not reused
     elf = ElfFile.open(str(stripped))
     helper = elf.function("sym_static_helper")

@@ -564,3 +564,25 @@ def test_thread_exit_drops_that_thread_only() -> None:
     support.tls.update({10: {"x": 1}, 11: {"x": 2}})
     support.thread_exited(5, 10)
     assert support.tls == {11: {"x": 2}}
+
+
+def test_types_of_thread_locals_and_map_values_come_from_the_plan() -> None:
+    """A clause that reads `self->s` and a tuple map before the clause that assigns them
+    (in generation order) still knows they hold strings: the checks' types travel in the
+    plan (Plan.thread_locals, MapDecl.value_type) and the compiler runs once."""
+    from uplang.checks import CheckOptions
+    from uplang.planner import compile_script
+
+    plan = compile_script(
+        'uretprobe:p:f { printf("%d %d\\n", self->s[1], @t[1].1[0]); }\n'
+        'uprobe:p:f { self->s = "abc"; @t[1] = (7, "xy"); }', "t.up", CheckOptions())
+    assert dict(plan.thread_locals)["s"].kind == "str"
+    out = io.StringIO()
+    store = MapStore(plan.maps)
+    support = HandlerSupport(store, Emitter("text", out, out), stop=lambda: None)
+    handlers = compile_plan(plan, support, PrintfFormat.parse)
+    ctx = FakeContext()
+    handlers[1].handler(ctx)
+    handlers[0].handler(ctx)
+    ctx.run_deferred()
+    assert out.getvalue() == f"{ord('b')} {ord('x')}\n"

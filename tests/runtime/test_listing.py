@@ -12,7 +12,7 @@ from programs.sym_process import running
 from runtime.elfsyms import ElfFile
 from runtime.errors import ResolveError
 from runtime.listing import list_probes as list_query
-from uplang.cli import listing_query
+from uplang.app.cli import listing_query
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -69,9 +69,10 @@ def test_libc_glob_with_the_short_alias() -> None:
 def test_program_verbose(prog: Path) -> None:
     elf = ElfFile.open(str(prog))
     loop, weak = elf.function("sym_loop"), elf.function("sym_weak")
+    # With its parameters from DWARF (the programs are built with -g), as bpftrace -lv.
     assert list_probes(f"uprobe:{prog}:sym_[lw]*", verbose=True) == [
-        f"uprobe:{prog}:sym_loop  [{loop.vaddr:#x}, {loop.size} bytes]",
-        f"uprobe:{prog}:sym_weak  [{weak.vaddr:#x}, {weak.size} bytes weak]",
+        f"uprobe:{prog}:sym_loop  [{loop.vaddr:#x}, {loop.size} bytes]\n    long int n",
+        f"uprobe:{prog}:sym_weak  [{weak.vaddr:#x}, {weak.size} bytes weak]\n    int x",
     ]
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from uplang import ast
 from uplang.checks import CheckOptions, check
 from uplang.diagnostics import UplangCheckError, UplangSyntaxError
 from uplang.parser import parse
-from uplang.plan import MapDecl
+from uplang.plan import MapDecl, ValueType
 
 
 def errors(text: str, options: CheckOptions | None = None) -> list[tuple[int, int, str, str]]:
@@ -58,8 +59,8 @@ CORPUS = [
     ("uprobe:a:f { @ = arg99; }", "out of range", 1, 18, "", None),
     ("uprobe:a:f { @[kstack] = count(); }", "'kstack' is about the kernel", 1, 16,
      "use ustack", None),
-    ("uprobe:a:f { @ = args->x; }", "'args' (function arguments from DWARF) is not supported",
-     1, 18, "", None),
+    ("uprobe:a:f { @ = args->x; }", "'args' needs the program's debug info", 1, 18, "", None),
+    ("BEGIN { @ = args; }", "'args' can only be used in uprobe probes", 1, 13, "", None),
     ("BEGIN { @ = cpid; }", "'cpid' needs a command started with -c", 1, 13, "",
      CheckOptions(has_command=False)),
     ("BEGIN { @ = count; }", "'count' is a function", 1, 13, "", None),
@@ -153,8 +154,8 @@ CORPUS = [
      2, 18, "", None),
     ("uprobe:a:f { @ = arg0->x; }", "'->' needs a pointer to a struct", 1, 18, "cast first",
      None),
-    ("struct S { int a; };\nuprobe:a:f { $s = (struct S *)arg0; @ = $s.a; }", "'.' on a pointer",
-     2, 41, "use '->a'", None),
+    ("struct S { int a; };\nuprobe:a:f { $s = (struct S *)arg0; @ = $s.b; }",
+     "struct S has no member 'b'", 2, 41, "its members: a", None),
     ("struct S { struct Nope n; };\nBEGIN { }", "unknown type 'struct Nope' for member 'n'", 1,
      12, "", None),
     ("struct S { struct S inner; };\nBEGIN { }", "struct S contains itself", 1, 12, "", None),
@@ -266,9 +267,10 @@ def test_inferred_maps() -> None:
         MapDecl("", 2, ("str", "int"), "count"),
         MapDecl("inc", 0, (), "int"),
         MapDecl("l", 0, (), "lhist", (0, 100, 10)),
-        MapDecl("name", 1, ("int",), "str"),
-        MapDecl("s", 1, ("stack",), "int"),
-        MapDecl("t", 0, (), "tuple"),
+        MapDecl("name", 1, ("int",), "str", value_type=ValueType("str")),
+        MapDecl("s", 1, ("stack",), "int", value_type=ValueType("int")),
+        MapDecl("t", 0, (), "tuple",
+                value_type=ValueType("tuple", items=(ValueType("int"), ValueType("str")))),
     )
 
 
@@ -279,6 +281,19 @@ def test_map_written_after_it_is_read_in_file_order() -> None:
 def test_syntax_errors_are_not_check_errors() -> None:
     with pytest.raises(UplangSyntaxError):
         parse("BEGIN {")
+
+
+def test_offsetof_member_paths_and_errors() -> None:
+    from uplang.planner import compile_script
+
+    text = ("struct In { int8 a; int64 b; }; struct S { int32 x; struct In in; };\n"
+            "BEGIN { printf(\"%d %d\\n\", offsetof(struct S, in.b), offsetof(struct S, x)); }")
+    plan = compile_script(text)
+    call = plan.clauses[0].body[0].expr
+    assert call.args[1] == ast.Offsetof(ast.TypeRef("struct S"), ("in", "b"))
+    with pytest.raises(UplangCheckError) as info:
+        compile_script("struct S { int32 x; };\nBEGIN { @ = offsetof(struct S, y); }")
+    assert "struct S has no member 'y'" in info.value.render()
 
 
 def errors_of(text: str, options: CheckOptions | None = None) -> list[str]:

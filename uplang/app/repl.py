@@ -31,11 +31,11 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from uplang import ast, unparse
+from uplang.app.complete import Command, UplangCompleter, scan
+from uplang.app.highlight import BARE_PROVIDERS, ReplLexer
+from uplang.app.status import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang.checks import CheckOptions, CheckResult, check
-from uplang.cli import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
-from uplang.complete import Command, UplangCompleter, scan
 from uplang.diagnostics import Diagnostic, UplangCheckError, UplangError
-from uplang.highlight import BARE_PROVIDERS, ReplLexer
 from uplang.parser import parse
 from uplang.plan import Plan
 from uplang.planner import build_plan
