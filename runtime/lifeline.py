@@ -80,7 +80,6 @@ RETURN_LIMIT = (1 << RETURN_BITS) * 3 // 4
 SYS_MMAP = 9
 # Where the area goes: far below the PIE base (0x55..) and the mmap region (0x7f..).
 PLACE_LO, PLACE_HI = 0x1000_0000_0000, 0x2000_0000_0000
-SYS_EXECVE, SYS_EXECVEAT = 59, 322
 PROT_READ, PROT_EXEC = 1, 4
 MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
 SA_SIGINFO = 0x4
@@ -330,11 +329,12 @@ def install(tid: int, mem: ProcessMemory, space: XolSpace, regs: Any) -> tuple[L
 def _syscall_runner(tid: int, mem: ProcessMemory, space: XolSpace,
                     regs: Any) -> Callable[[int, tuple[int, ...]], tuple[int, list[int]]]:
     """How to run system calls in `tid`: through syscall stops (a single step's SIGTRAP is
-    what resets dispositions). At an exec event the thread is still inside execve, whose
-    return value would overwrite our call's number: it is first let reach execve's exit."""
+    what resets dispositions). At an event stop inside a system call (exec, fork: rax still
+    holds the -ENOSYS of the entry) the call's return value would overwrite ours: the
+    thread is first let reach that call's exit."""
     insn = syscall_insn(mem, space)
     early: list[int] = []
-    if regs.orig_rax in (SYS_EXECVE, SYS_EXECVEAT):
+    if regs.orig_rax != MASK64 and regs.rax == -errno.ENOSYS & MASK64:
         early += leave_syscall(tid)
 
     def call(nr: int, args: tuple[int, ...]) -> tuple[int, list[int]]:
