@@ -38,8 +38,9 @@ from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapError, MapStore
 from runtime.output.printf import PrintfFormat
-from runtime.placement import TIMED_KINDS, TRACE_KINDS, PlacedProbe, Placer, Settings
+from runtime.placement import TRACE_KINDS, PlacedProbe, Placer, Settings
 from uplang.plan import Plan, PlanClause, PlanProbe
+from uplang.vocab.probetypes import TIMED_KINDS
 
 T = TypeVar("T")
 

@@ -24,11 +24,10 @@ from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo, UsdtContext
 from runtime.resolve import Placement, UsdtPlacement, resolve_uprobe, resolve_usdt
 from uplang.plan import Config, PlanClause, PlanProbe
-from uplang.vocab.probetypes import PROBE_TYPES
+from uplang.vocab.probetypes import SITE_KINDS
 
 # Plan kinds placed at sites in files (in placing order), and those placed as timers.
-TRACE_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution in ("symbol", "usdt"))
-TIMED_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution == "timer")
+TRACE_KINDS = SITE_KINDS
 DEFAULT_MAX_STRLEN = 64
 # bpftrace's default: a map holds at most this many keys; new keys beyond are dropped.
 DEFAULT_MAX_MAP_KEYS = 4096

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import llvmlite.ir as ir
 
 from runtime.jump import layout as L
-from runtime.jump.split import CAST_TYPES, ClauseSplit, Event, target_nodes
+from runtime.jump.split import (
+    CAST_TYPES,
+    Branch,
+    ClauseSplit,
+    Event,
+    Step,
+    events_of,
+    target_nodes,
+)
 from uplang import ast
 
 I1 = ir.IntType(1)
@@ -85,12 +93,11 @@ class Gen:
 
     def build(self) -> Program:
         for idx, s in self.splits.items():
-            for step in s.steps:
-                if isinstance(step, Event):
-                    ev = self.lay.add_event(idx, tuple(("int" if c.kind == "int" else "str",
-                                                        c.size) for c in step.captures))
-                    self.events[ev.id] = step
-                    self.event_ids[id(step)] = ev.id
+            for step in events_of(s.steps):
+                ev = self.lay.add_event(idx, tuple(("str" if c.kind == "comm" else c.kind,
+                                                    c.size) for c in step.captures))
+                self.events[ev.id] = step
+                self.event_ids[id(step)] = ev.id
         self.lay.finish()
         self.fn_thread = self.thread_fn()
         self.fn_reserve = self.reserve_fn()
@@ -457,7 +464,7 @@ class Gen:
         for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
             cg.vars[name] = b.alloca(I64, name=f"v_{name}")
             b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
-        if any(c.kind == "str" for st in s.steps if isinstance(st, Event) for c in st.captures):
+        if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
             cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
                for n in target_nodes(s)):
@@ -472,11 +479,7 @@ class Gen:
             cg.b.position_at_end(stop)
             cg.b.ret(c64(0))
             cg.b.position_at_end(go)
-        for step in s.steps:
-            if isinstance(step, Event):
-                cg.event(self.event_ids[id(step)], step)
-            else:
-                cg.stmt(step)
+        cg.steps(s.steps)
         cg.b.ret(c64(0))
         return fn
 
@@ -665,12 +668,30 @@ class ClauseCode:
 
     # ------------------------------------------------------------------ statements
 
-    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
-        for s in body:
-            self.stmt(s)
+    def steps(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Event):
+                self.event(self.g.event_ids[id(step)], step)
+            elif isinstance(step, Branch):
+                self.if_else(step.cond, step.then, step.orelse)
+            else:
+                self.stmt(step)
+
+    def if_else(self, cond_e: ast.Expr, then_s: tuple[Step, ...],
+                else_s: tuple[Step, ...]) -> None:
+        b = self.b
+        cond = self.expr(cond_e)
+        then, other, join = self.block("then"), self.block("else"), self.block("fi")
+        b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
+        b.position_at_end(then)
+        self.steps(then_s)
+        b.branch(join)
+        b.position_at_end(other)
+        self.steps(else_s)
+        b.branch(join)
+        b.position_at_end(join)
 
     def stmt(self, s: ast.Stmt) -> None:
-        b = self.b
         if isinstance(s, ast.Assign):
             self.assign(s)
         elif isinstance(s, ast.ExprStmt):
@@ -681,18 +702,9 @@ class ClauseCode:
             else:
                 self.expr(e)
         elif isinstance(s, ast.If):
-            cond = self.expr(s.cond)
-            then, other, join = self.block("then"), self.block("else"), self.block("fi")
-            b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
-            b.position_at_end(then)
-            self.stmts(s.then)
-            b.branch(join)
-            b.position_at_end(other)
-            self.stmts(s.orelse)
-            b.branch(join)
-            b.position_at_end(join)
+            self.if_else(s.cond, s.then, s.orelse)
         elif isinstance(s, ast.Block):
-            self.stmts(s.body)
+            self.steps(s.body)
         else:  # the split admits nothing else
             raise AssertionError(type(s).__name__)
 
@@ -876,20 +888,42 @@ class ClauseCode:
             if cap.kind == "int":
                 g.st(b, rec, off, v)
             elif cap.kind == "comm":  # 16 bytes, NUL-terminated by the kernel
-                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME), b.ptrtoint(g.at(b, rec, off), I64))
+                g.st(b, rec, off, c64(0))
+                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME),
+                          b.ptrtoint(g.at(b, rec, off + 8), I64))
+            elif cap.kind == "buf":
+                self.copy_buf(g.at(b, rec, off), v, cap.size)
             else:
-                self.copy_str(g.at(b, rec, off), v, cap.size)
+                self.copy_str(g.at(b, rec, off + 8), v, cap.size, g.at(b, rec, off))
         g.st(b, rec, L.R_COMMIT, b.add(pos, c64(1)), "release")
         b.branch(skip)
         b.position_at_end(skip)
 
-    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int) -> None:
+    def copy_buf(self, at: ir.Value, addr: ir.Value, n: int) -> None:
+        """buf(addr, n): exactly n bytes or nothing (the trap path reads all or fails):
+        status word (0 read, 1 failed), the address, the bytes."""
+        b, g = self.b, self.g
+        g.st(b, at, 8, addr)
+        iov = self.iov
+        g.st(b, iov, 0, b.ptrtoint(g.at(b, at, 16), I64))
+        g.st(b, iov, 8, c64(n))
+        g.st(b, iov, 16, addr)
+        g.st(b, iov, 24, c64(n))
+        got = g.syscall(b, SYS_PROCESS_VM_READV, g.ld(b, self.thr, L.T_PID),
+                        b.ptrtoint(iov, I64), c64(1), b.ptrtoint(g.at(b, iov, 16), I64),
+                        c64(1), c64(0))
+        g.st(b, at, 0, self.z64(b.icmp_signed("!=", got, c64(n))))
+
+    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int, fault: ir.Value) -> None:
         """Copies n bytes from addr with process_vm_readv on our own process: a bad
-        pointer makes the syscall fail instead of faulting the target. The remote range
-        is split at the page boundary so a string near the end of a mapping still reads
-        up to it. The first byte not read is zeroed (the user side stops at a NUL)."""
+        pointer makes the syscall fail instead of faulting the target, and its address
+        goes into the fault word (the user side reports it as the trap path does). The
+        remote range is split at the page boundary so a string near the end of a mapping
+        still reads up to it. The first byte not read is zeroed (the user side stops at a
+        NUL)."""
         b, g = self.b, self.g
         b.store(ir.Constant(I8, 0), dst)
+        g.st(b, fault, 0, c64(0))
         if n == 0:
             return
         go, done = self.block("copy"), self.block("copied")
@@ -908,10 +942,12 @@ class ClauseCode:
         pid = g.ld(b, self.thr, L.T_PID)
         got = g.syscall(b, SYS_PROCESS_VM_READV, pid, b.ptrtoint(iov, I64), c64(1),
                         b.ptrtoint(g.at(b, iov, 16), I64), nrem, c64(0))
+        fault_word = fault
         fault, part, whole = self.block("fault"), self.block("part"), self.block("whole")
         b.cbranch(b.icmp_signed("<", got, c64(0)), fault, part)
         b.position_at_end(fault)
         b.atomic_rmw("add", g.at(b, self.shm, L.H_STR_FAULTS), c64(1), "monotonic")
+        g.st(b, fault_word, 0, addr)
         b.branch(done)
         b.position_at_end(part)
         b.cbranch(b.icmp_signed("<", got, c64(n)), whole, done)

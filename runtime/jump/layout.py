@@ -155,7 +155,8 @@ def value_words(kind: str, hist_bits: int = 0,
 class EventLayout:
     """One kind of event record: which clause's user-side part it feeds, and the captures.
 
-    caps: ('int', 8) or ('str', n) per captured value, at offsets `cap_offsets`."""
+    caps: ('int', 8), ('str', n) or ('buf', n) per captured value, at offsets
+    `cap_offsets` (see cap_bytes)."""
 
     id: int
     clause: int
@@ -164,14 +165,23 @@ class EventLayout:
     @property
     def cap_offsets(self) -> tuple[int, ...]:
         out, off = [], R_CAPS
-        for _, size in self.caps:
+        for kind, size in self.caps:
             out.append(off)
-            off += _align(size, 8)
+            off += cap_bytes(kind, size)
         return tuple(out)
 
     @property
     def size(self) -> int:
-        return R_CAPS + sum(_align(size, 8) for _, size in self.caps)
+        return R_CAPS + sum(cap_bytes(k, n) for k, n in self.caps)
+
+
+def cap_bytes(kind: str, size: int) -> int:
+    """Record bytes of one capture: an int; a string's fault word (the address that could
+    not be read, 0 when fine) and its bytes; a buffer's status word (0 read, 1 not), its
+    address and its bytes."""
+    if kind == "int":
+        return 8
+    return (16 if kind == "buf" else 8) + _align(size, 8)
 
 
 @dataclass

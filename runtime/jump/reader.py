@@ -22,7 +22,7 @@ from runtime.aggregations import new_state
 from runtime.cint import MASK64, wrap_s64
 from runtime.handlers.codegen import ClauseGen, Shared
 from runtime.handlers.compiler import bind_namespace
-from runtime.handlers.ctypes_ import INT64, STR
+from runtime.handlers.ctypes_ import BUF, INT64, STR
 from runtime.handlers.values import decode_cstr
 from runtime.jump import layout as L
 from runtime.jump.fastprintf import compile_fast_printf
@@ -30,12 +30,14 @@ from runtime.jump.program import JumpProgram
 from runtime.jump.split import CAPTURE_PREFIX, Event
 from runtime.maps import MapStore, normalize_key
 from runtime.output.text import TextOutput
+from runtime.output.values import Buf
 from uplang import ast
 
 SYS_FUTEX = 202
 FUTEX_WAKE = 1
 INT_MAX = 0x7FFFFFFF
 CHUNK = 4096  # records read per slice of the ring
+CAPTURE_TYPES = {"int": INT64, "str": STR, "comm": STR, "buf": BUF}
 SIGN = 1 << 63
 
 
@@ -87,7 +89,7 @@ def compile_user_side(prog: JumpProgram, support: Any,
         kind = kinds.get(clause.probes[0], "uprobe") if clause.probes else "uprobe"
         gen = ClauseGen(shared, kind)
         for i, cap in enumerate(ev.captures):
-            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = INT64 if cap.kind == "int" else STR
+            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = CAPTURE_TYPES[cap.kind]
         body: list[str] = []
         gen.block((ev.stmt,), body, 0, in_loop=False)
         lines = [f"def event_{eid}(_ctx, _caps):", "    if _stopped[0]: return"]
@@ -126,7 +128,7 @@ def _direct_printf(ev: Event, compile_format: Callable[[str], object]
             [f"{CAPTURE_PREFIX}{i}" for i in range(len(ev.captures))]:
         return None
     fmt = compile_format(stmt.expr.args[0].value)
-    return compile_fast_printf(fmt, tuple("int" if c.kind == "int" else "str"
+    return compile_fast_printf(fmt, tuple({"comm": "str"}.get(c.kind, c.kind)
                                           for c in ev.captures))
 
 
@@ -195,13 +197,17 @@ class JumpReader:
         return self._u64(L.H_RING_HEAD) - self._u64(L.H_RING_TAIL)
 
     def _record_structs(self) -> dict[int, tuple[struct.Struct, tuple[int, ...] | None]]:
-        """Per event id: the captures' struct (from R_CAPS) and the sizes of its strings
-        (0 for an integer; None when it has no strings), built once."""
+        """Per event id: the captures' struct (from R_CAPS; a string is its fault word and
+        its bytes) and the bounds of its strings (0 for an integer; None when it has no
+        strings), built once."""
         out = {}
         for ev in self.lay.events:
-            fmt = "<" + "".join("q" if k == "int" else f"{(n + 7) // 8 * 8}s"
+            fmt = "<" + "".join("q" if k == "int" else
+                                ("QQ" if k == "buf" else "Q") + f"{(n + 7) // 8 * 8}s"
                                 for k, n in ev.caps)
-            sizes = tuple(0 if k == "int" else n for k, n in ev.caps)
+            # strings by their bound, buffers as -(bound + 1)
+            sizes = tuple(0 if k == "int" else (-n - 1 if k == "buf" else n)
+                          for k, n in ev.caps)
             out[ev.id] = (struct.Struct(fmt), sizes if any(sizes) else None)
         return out
 
@@ -271,6 +277,43 @@ class JumpReader:
                 break
         return done
 
+    def _strings(self, raw: tuple, strs: tuple[int, ...], pending: list[str]) -> tuple:
+        """Captured strings decoded; one that could not be read is "" and reported with
+        the trap path's message, in order with the output."""
+        out: list = []
+        it = iter(raw)
+        for n in strs:
+            if not n:
+                out.append(next(it))
+                continue
+            if n < 0:  # buf(): status, address, bytes
+                n = -n - 1
+                failed, addr, data = next(it), next(it), next(it)
+                if failed:
+                    self._error(f"buf(): failed to read {n} bytes at "
+                                f"0x{addr & 0xFFFFFFFFFFFFFFFF:x}", pending)
+                    out.append(Buf(b""))
+                else:
+                    out.append(Buf(bytes(data[:n])))
+                continue
+            fault, data = next(it), next(it)
+            if fault:
+                self._error(f"str(): failed to read a string at 0x{fault:x}", pending)
+                out.append("")
+            else:
+                out.append(decode_cstr(data[:n]))
+        return tuple(out)
+
+    def _error(self, message: str, pending: list[str]) -> None:
+        """An error event in order with the output before it."""
+        user = self.user
+        if user is None:
+            return
+        if pending:
+            user.sink.printf("".join(pending))
+            pending.clear()
+        user.sink.error(message)
+
     def _one(self, off: int, eid: int, tid: int, nsecs: int, pid: int,
              pending: list[str], batch: bool) -> None:
         """One record through its generic path (strings decoded, the statement's code)."""
@@ -280,7 +323,7 @@ class JumpReader:
         st, strs = self._structs[eid]  # type: ignore[index]
         caps: tuple = st.unpack_from(self.view, off + L.R_CAPS)
         if strs is not None:
-            caps = tuple(decode_cstr(c[:n]) if n else c for c, n in zip(caps, strs, strict=True))
+            caps = self._strings(caps, strs, pending)
         f = user.fast.get(eid)
         if f is not None:
             if not user.stopped[0]:

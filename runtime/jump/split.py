@@ -41,7 +41,7 @@ class Refuse(Exception):
 class Capture:
     """One input of an event, evaluated in the target: an integer, or str(addr[, n])."""
 
-    kind: str  # 'int', 'str' (bounded copy from an address) or 'comm' (the thread's name)
+    kind: str  # 'int', 'str' / 'buf' (bounded copies from an address), 'comm' (thread name)
     expr: ast.Expr
     size: int = 8  # bytes in the record (str: the bound)
 
@@ -55,15 +55,28 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """An `if` whose branches hold events: the target evaluates the condition and writes
+    only the events of the branch taken."""
+
+    cond: ast.Expr
+    then: tuple[Step, ...]
+    orelse: tuple[Step, ...]
+
+
+Step = ast.Stmt | Event | Branch
+
+
+@dataclass(frozen=True)
 class ClauseSplit:
     """index: the plan clause; kind: 'entry' or 'return'; reason: None when in-target.
-    steps: in order, ast statements (in-target work) and Events."""
+    steps: in order, ast statements (in-target work), Events and Branches."""
 
     index: int
     kind: str
     reason: str | None
     predicate: ast.Expr | None = None
-    steps: tuple[ast.Stmt | Event, ...] = ()
+    steps: tuple[Step, ...] = ()
 
 
 @dataclass
@@ -109,7 +122,7 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
                 if not {kinds.get(i, "") for i in clause.probes} <= merged_before:
                     trap_read |= _maps_read(clause)
             else:
-                stmts = tuple(step.stmt for step in s.steps if isinstance(step, Event))
+                stmts = tuple(ev.stmt for ev in events_of(s.steps))
             user_written |= _maps_written(stmts)
             user_reset |= _maps_written(stmts, resets_only=True)
         changed = False
@@ -147,22 +160,42 @@ def _split_clause(clause: PlanClause, probe_kinds: set[str], plan: Plan, maps: d
     try:
         if clause.predicate is not None:
             _int_expr(clause.predicate, facts, kind)
-        steps = _steps(clause.body, facts, kind, top=True)
+        steps = _steps(clause.body, facts, kind)
     except Refuse as exc:
         return ClauseSplit(clause.index, kind, str(exc))
     return ClauseSplit(clause.index, kind, None, clause.predicate, tuple(steps))
 
 
-def _steps(body: tuple[ast.Stmt, ...], facts: _Facts, kind: str,
-           top: bool) -> list[ast.Stmt | Event]:
-    out: list[ast.Stmt | Event] = []
+def _steps(body: tuple[ast.Stmt, ...], facts: _Facts, kind: str) -> list[Step]:
+    out: list[Step] = []
     for s in body:
+        if isinstance(s, ast.Block):
+            out.extend(_steps(s.body, facts, kind))
+            continue
+        if isinstance(s, ast.If):
+            _int_expr(s.cond, facts, kind)
+            then, orelse = _steps(s.then, facts, kind), _steps(s.orelse, facts, kind)
+            if any(not isinstance(x, ast.Stmt) for x in then + orelse):
+                out.append(Branch(s.cond, tuple(then), tuple(orelse)))
+            else:
+                out.append(s)  # integer work only: the statement as it is
+            continue
         if _is_target_stmt(s, facts, kind):
             out.append(s)
             continue
-        if not top:
-            raise Refuse("an effect inside if/while/unroll")
         out.append(_event(s, facts, kind))
+    return out
+
+
+def events_of(steps: tuple[Step, ...] | list[Step]) -> list[Event]:
+    """Every event under these steps, in program order."""
+    out: list[Event] = []
+    for step in steps:
+        if isinstance(step, Event):
+            out.append(step)
+        elif isinstance(step, Branch):
+            out.extend(events_of(step.then))
+            out.extend(events_of(step.orelse))
     return out
 
 
@@ -219,14 +252,6 @@ def _is_target_stmt(s: ast.Stmt, facts: _Facts, kind: str) -> bool:
         if isinstance(e, ast.Call):
             raise Refuse(f"handler calls {e.name}()")
         _int_expr(e, facts, kind)
-        return True
-    if isinstance(s, ast.If):
-        _int_expr(s.cond, facts, kind)
-        _steps(s.then, facts, kind, top=False)
-        _steps(s.orelse, facts, kind, top=False)
-        return True
-    if isinstance(s, ast.Block):
-        _steps(s.body, facts, kind, top=False)
         return True
     raise Refuse(f"{type(s).__name__.lower()} statement")
 
@@ -347,6 +372,13 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
                 n = max(0, min(e.args[1].value, facts.max_strlen))
             caps.append(Capture("str", e.args[0], n))
             return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
+        if isinstance(e, ast.Call) and e.name == "buf":
+            if len(e.args) != 2 or not isinstance(e.args[1], ast.Int):
+                raise Refuse("buf() without a constant length")
+            _int_expr(e.args[0], facts, kind)
+            caps.append(Capture("buf", e.args[0], max(0, min(e.args[1].value,
+                                                             facts.max_strlen))))
+            return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         try:
             _int_expr(e, facts, kind)
         except Refuse:
@@ -417,11 +449,19 @@ def _maps_written(body: tuple[ast.Stmt, ...], resets_only: bool = False) -> set[
 def target_nodes(s: ClauseSplit) -> list[object]:
     """Every AST node the in-target part evaluates (predicate, statements, captures)."""
     nodes: list[object] = [s.predicate] if s.predicate is not None else []
-    for step in s.steps:
-        if isinstance(step, Event):
-            nodes.extend(c.expr for c in step.captures)
-        else:
-            nodes.append(step)
+
+    def add(steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Event):
+                nodes.extend(c.expr for c in step.captures)
+            elif isinstance(step, Branch):
+                nodes.append(step.cond)
+                add(step.then)
+                add(step.orelse)
+            else:
+                nodes.append(step)
+
+    add(s.steps)
     return _walk(tuple(nodes))
 
 

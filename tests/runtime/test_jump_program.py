@@ -286,10 +286,13 @@ def test_events_in_order_with_strings(builder, reaper):
         out = run.drain_while(run.start("hit", 4, 20000, reaper))
         assert "failures=0" in out
         lines = run.out.getvalue().splitlines()
+        errors = run.err.getvalue().splitlines()
         assert run.reader.lost == 0
     finally:
         run.close()
     assert len(lines) == 4 * 20000
+    # the bad pointer is reported as the trap path reports it, once per hit
+    assert errors == ["ERROR: str(): failed to read a string at 0x1"] * (4 * 20000)
     seen: dict[int, int] = {}
     for line in lines:
         nums, strs = line.split(" ", 2)[:2], line.split(" ", 2)[2]
@@ -344,6 +347,38 @@ def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     prog = build_program(compile_script(script))
     assert reason in (prog.reason(0) or "")
     assert not prog.in_target(0)
+
+
+def test_effects_inside_if_as_the_trap_path(builder, reaper):
+    script = """uprobe:/bin/true:f {
+      if (arg0 % 3 == 0) { printf("three %d\\n", arg0); @three = count(); }
+      else { @odd[arg0 % 2] = count();
+             if (arg0 % 5 == 0) { printf("five %d %x\\n", arg0, arg2); } else { @other = sum(arg0); } }
+      printf("end %d\\n", arg0);
+    }"""
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 300, reaper))
+        got_maps, got_out = run.maps_text(), run.out.getvalue()
+    finally:
+        run.close()
+    want_maps, want_out = oracle(script, [(i, 0, 3 * i) for i in range(300)])
+    assert (got_maps, got_out) == (want_maps, want_out)
+    assert "five 5 f" in got_out
+
+
+def test_buffers_as_the_trap_path(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%r|%rx|%r\\n", buf(arg3, 4), buf(arg3, 2), buf(arg5, 3)); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 10, reaper))
+        out, err = run.out.getvalue(), run.err.getvalue()
+    finally:
+        run.close()
+    assert out == "thre|\\x74\\x68|\n" * 10
+    assert err == "ERROR: buf(): failed to read 3 bytes at 0x1\n" * 10
 
 
 def test_comm_is_the_threads_name_at_the_hit(builder, reaper):

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from uplang.vocab.probetypes import THREAD_KINDS
+from uplang.vocab.probetypes import PROVIDERS, THREAD_KINDS
 
-ALL_KINDS = frozenset({"uprobe", "uretprobe", "usdt", "BEGIN", "END", "interval", "profile",
-                       "wallclock"})
+ALL_KINDS = PROVIDERS  # a word without restrictions is legal in every probe type
 
 
 @dataclass(frozen=True)
