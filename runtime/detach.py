@@ -106,6 +106,28 @@ def detach_all(engine: Detaching) -> None:
         engine.forget_process(proc)
 
 
+def release_process(engine: Detaching, proc: Process) -> None:
+    """Let one process go while the others stay traced (system-wide tracing: a process
+    taken over half-way, or one that turned out not to be wanted): stop its threads,
+    clean it, detach them. Its threads are held meanwhile, so their stops wait for us."""
+    for th in proc.threads.values():
+        th.held = True
+        if not th.stopped and th.started:
+            th.interrupted = True
+            if not pt.interrupt(th.tid):
+                th.stopped = True  # gone: nothing to wait for
+    engine.run(lambda: all(t.stopped for t in proc.threads.values())
+               or proc.pid not in engine.procs)
+    if proc.pid not in engine.procs:
+        return
+    clean_process(proc, engine.semaphores)
+    for th in sorted(proc.threads.values(), key=lambda t: bool(t.pending)):
+        th.held = False
+        if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
+            _reap_traced(th.tid)
+    engine.forget_process(proc)
+
+
 def _reap_traced(tid: int) -> None:
     """A thread that died under us while being detached: collect its exit report, or it
     stays a traced zombie and its process can never be reaped."""

@@ -57,6 +57,8 @@ class Thread:
     returns: list[ReturnInstance] = field(default_factory=list)
     regs_dirty: bool = False
     hit_ctx: Any = None
+    # A SIGSTOP queued by system-wide tracing (runtime/listener.py) to be dropped on delivery.
+    drop_sigstop: bool = False
 
 
 class ProcessExtension(Protocol):
@@ -92,6 +94,9 @@ class Process:
     unwinder_hooked: bool = False
     started: bool = True
     vfork: bool = False
+    # Taken over by system-wide tracing (runtime/systemwide.py): a root of its own, traced
+    # through its execs even when forks are not followed.
+    root: bool = False
     # The program's own SIGTRAP sigaction while it has one (runtime/trapguard.py).
     trap_action: bytes | None = None
     # Bumped at exec and at every dlopen/dlclose: cached map snapshots (stacks) go stale.

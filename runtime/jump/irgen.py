@@ -196,6 +196,17 @@ class Gen:
         i.add_incoming(b.add(i, c64(1)), nxt)
         b.cbranch(b.icmp_unsigned("==", k, c64(0)), claim, loop)
         b.position_at_end(found)
+        # An entry the tracer bound has no ordinal yet: ordinals come from one lock xadd
+        # in the target, so no two threads can ever own the same shard.
+        fresh = fn.append_basic_block("fresh")
+        known = fn.append_basic_block("known")
+        b.cbranch(b.icmp_unsigned("==", self.ld(b, e, L.T_ORDINAL), c64(L.NO_ORDINAL)),
+                  fresh, known)
+        b.position_at_end(fresh)
+        got = b.atomic_rmw("add", self.at(b, shm, L.H_NEXT_ORDINAL), c64(1), "monotonic")
+        self.st(b, e, L.T_ORDINAL, got)
+        b.branch(known)
+        b.position_at_end(known)
         b.ret(e)
         # claim: the first empty or tombstone entry from h
         cl = fn.append_basic_block("claim_loop")
@@ -464,10 +475,14 @@ class Gen:
         for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
             cg.vars[name] = b.alloca(I64, name=f"v_{name}")
             b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
+        refs = [n.target if isinstance(n, ast.Assign) else n for n in target_nodes(s)]
+        comm_keys = any(isinstance(n, ast.MapRef) and "comm" in self.lay.maps.get(
+            n.name, _NO_MAP).key_kinds for n in refs)
+        comm_buf = b.alloca(I64, size=2) if comm_keys else None
         if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
             cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
-               for n in target_nodes(s)):
+               for n in target_nodes(s)) or any(_calls_time(ev) for ev in events_of(s.steps)):
             # One clock read per hit, as the trap path's context caches it: the TSC read
             # is the dearest instruction here (~20 ns under a hypervisor).
             cg.hit_ns = cg.b.call(self.fn_clock, [shm])
@@ -479,6 +494,11 @@ class Gen:
             cg.b.position_at_end(stop)
             cg.b.ret(c64(0))
             cg.b.position_at_end(go)
+        if comm_buf is not None:
+            # The thread's name for `comm` keys, once per hit (the kernel pads it with
+            # NULs to 16 bytes, so equal names are equal words).
+            self.syscall(cg.b, SYS_PRCTL, c64(PR_GET_NAME), cg.b.ptrtoint(comm_buf, I64))
+            cg.comm_words = (self.ld(cg.b, comm_buf, 0), self.ld(cg.b, comm_buf, 8))
         cg.steps(s.steps)
         cg.b.ret(c64(0))
         return fn
@@ -488,7 +508,12 @@ class Gen:
         f, shm, site = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF), b.mul(site, c64(L.SITE_SIZE))))
-        self.dispatch(fn, b, f, shm, mask, clause_fns, "entry")
+        self.dispatch(fn, b, f, shm, self.unless_stopped(b, shm, mask), clause_fns, "entry")
+
+    def unless_stopped(self, b: ir.IRBuilder, shm: ir.Value, mask: ir.Value) -> ir.Value:
+        """No clause runs after exit() (H_STOPPED), as on the trap path."""
+        stopped = self.ld(b, shm, L.H_STOPPED, "monotonic")
+        return b.select(b.icmp_unsigned("!=", stopped, c64(0)), c64(0), mask)
 
     def dispatch(self, fn: ir.Function, b: ir.IRBuilder, f: ir.Value, shm: ir.Value,
                  mask: ir.Value, clause_fns: dict[int, ir.Function], kind: str,
@@ -620,6 +645,7 @@ class Gen:
         nd = b.sub(d, c64(1))
         self.st(b, thr, L.T_DEPTH, nd)
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF + 8), b.mul(site, c64(L.SITE_SIZE))))
+        mask = self.unless_stopped(b, shm, mask)
         for idx, cfn in sorted(clause_fns.items()):
             if self.splits[idx].kind != "return":
                 continue
@@ -656,6 +682,7 @@ class ClauseCode:
         self.g, self.fn, self.b, self.f, self.shm, self.thr = g, fn, b, f, shm, thr
         self.vars: dict[str, ir.Value] = {}
         self.iov: ir.Value = ir.Constant(PTR, None)
+        self.comm_words: tuple[ir.Value, ir.Value] = (c64(0), c64(0))
         self.hit_ns: ir.Value = c64(0)  # the hit's timestamp when the clause reads one
         self.n = 0
 
@@ -725,7 +752,7 @@ class ClauseCode:
             self.g.st(b, self.thr, off, v)
             return
         assert isinstance(t, ast.MapRef)
-        keys = [self.expr(k) for k in t.keys]
+        keys = self.key_words(t)
         ml = self.g.lay.maps[t.name]
         if isinstance(s.value, ast.Call) and s.value.name == ml.kind:
             val = self.expr(s.value.args[0]) if s.value.args else c64(0)
@@ -754,7 +781,7 @@ class ClauseCode:
         b.atomic_rmw("add", self.g.at(b, sl, vo + 16), c64(1), "release")
 
     def delete(self, ref: ast.MapRef) -> None:
-        keys = [self.expr(k) for k in ref.keys]
+        keys = self.key_words(ref)
         ml = self.g.lay.maps[ref.name]
         slot = self.find(ref.name, keys, False)
 
@@ -765,6 +792,17 @@ class ClauseCode:
             b.atomic_rmw("add", self.g.at(b, sl, ml.values_off + 16), c64(1), "release")
 
         self.if_slot(slot, clear)
+
+    def key_words(self, ref: ast.MapRef) -> list[ir.Value]:
+        """The key as words: integers as they are, `comm` as its two words."""
+        ml = self.g.lay.maps[ref.name]
+        out: list[ir.Value] = []
+        for k, kk in zip(ref.keys, ml.key_kinds, strict=True):
+            if kk == "comm":
+                out.extend(self.comm_words)
+            else:
+                out.append(self.expr(k))
+        return out
 
     def find(self, name: str, keys: list[ir.Value], insert: bool) -> ir.Value:
         fn = self.g.find_fn(name)
@@ -812,15 +850,18 @@ class ClauseCode:
             raise AssertionError(k)
 
     def add(self, base: ir.Value, off: int | ir.Value, v: ir.Value, excl: ir.Value) -> None:
-        """+= on a shard word: a plain add when this thread owns the shard (ordinal <
-        SHARDS), else lock add."""
+        """+= on a shard word: when this thread owns the shard (ordinal < SHARDS) one
+        `add [mem], reg` without a lock prefix (one instruction, so a signal handler of
+        this thread that hits a probe cannot slip between a load and a store; LLVM would
+        emit `lock` even for a single-thread atomic), else `lock add`."""
         b = self.b
         p = self.g.at(b, base, off)
         mine, shared, join = self.block("mine"), self.block("shared"), self.block("added")
         b.cbranch(excl, mine, shared)
         b.position_at_end(mine)
-        old = b.load_atomic(p, "monotonic", 8, typ=I64)
-        store_atomic(b, b.add(old, v), p, "monotonic")
+        b.asm(ir.FunctionType(ir.VoidType(), [I64, I64]), "addq $1, ($0)",
+              "r,r,~{memory},~{dirflag},~{fpsr},~{flags}", [b.ptrtoint(p, I64), v],
+              side_effect=True)
         b.branch(join)
         b.position_at_end(shared)
         b.atomic_rmw("add", p, v, "monotonic")
@@ -869,6 +910,11 @@ class ClauseCode:
     def event(self, eid: int, ev: Event) -> None:
         """Evaluates the captures, reserves a record, writes it, commits it."""
         b, g = self.b, self.g
+        if isinstance(ev.stmt, ast.ExprStmt) and isinstance(ev.stmt.expr, ast.Call) \
+                and ev.stmt.expr.name == "exit":
+            # Later hits run nothing, from this instant on, in every thread (the drain
+            # runs exit() itself later).
+            g.st(b, self.shm, L.H_STOPPED, c64(1), "monotonic")
         vals = [c64(0) if c.kind == "comm" else self.expr(c.expr) for c in ev.captures]
         pos = b.call(g.fn_reserve, [self.shm])
         go, skip = self.block("rec"), self.block("norec")
@@ -1106,7 +1152,7 @@ class ClauseCode:
             b.store(new, p)
             return new if e.prefix else old
         assert isinstance(t, ast.MapRef)
-        keys = [self.expr(k) for k in t.keys]
+        keys = self.key_words(t)
         ml = g.lay.maps[t.name]
         slot = self.find(t.name, keys, True)
         yes, join = self.block("slot"), self.block("noslot")
@@ -1126,7 +1172,7 @@ class ClauseCode:
 
     def map_read(self, e: ast.MapRef) -> ir.Value:
         b, g = self.b, self.g
-        keys = [self.expr(k) for k in e.keys]
+        keys = self.key_words(e)
         ml = g.lay.maps[e.name]
         slot = self.find(e.name, keys, False)
         yes, join = self.block("rd"), self.block("rdj")
@@ -1164,17 +1210,27 @@ class ClauseCode:
 
 
 def generate(splits: dict[int, ClauseSplit], lay: L.Layout, params: tuple[str, ...],
-             shm_maps: dict[str, tuple[str, int, int, tuple[int, int, int] | None]],
+             shm_maps: dict[str, tuple[str, tuple[str, ...], int, tuple[int, int, int] | None]],
              max_keys: int = 0) -> Program:
-    """The module for these splits. shm_maps: name -> (kind, arity, hist bits, lhist args)
-    for every map the in-target parts touch."""
-    for name, (kind, arity, bits, largs) in sorted(shm_maps.items()):
-        lay.add_map(name, kind, arity, bits, largs, max_keys)
+    """The module for these splits. shm_maps: name -> (kind, key kinds, hist bits, lhist
+    args) for every map the in-target parts touch."""
+    for name, (kind, key_kinds, bits, largs) in sorted(shm_maps.items()):
+        lay.add_map(name, kind, key_kinds, bits, largs, max_keys)
     for s in splits.values():
         if s.reason is None:
             for node in _thread_locals(s):
                 lay.tl_offset(node)
     return Gen(splits, lay, params).build()
+
+
+_NO_MAP = L.MapLayout("", -1, "int", 0, 0, 1, 1)
+
+
+def _calls_time(ev: Event) -> bool:
+    """time() formats the hit's own timestamp, which the record then carries."""
+    st = ev.stmt
+    return isinstance(st, ast.ExprStmt) and isinstance(st.expr, ast.Call) \
+        and st.expr.name == "time"
 
 
 def _thread_locals(s: ClauseSplit) -> list[str]:

@@ -124,6 +124,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    "before /usr/lib/debug; repeatable (also: UPROBE_DEBUG_DIRS=DIR:DIR)")
     p.add_argument("--no-demangle", dest="demangle", action="store_false",
                    help="show C++ names mangled, as the symbol table spells them")
+    p.add_argument("--comm", dest="comms", action="append", default=[], metavar="NAME",
+                   help="system-wide probes (no -c/-p): trace only processes named NAME "
+                   "(repeatable)")
     p.add_argument("args", nargs="*", metavar="FILE|ARG",
                    help="the script file (unless -e), then its positional parameters")
 
@@ -270,6 +273,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         cpu=opts.cpu,
         demangle=opts.demangle,
         trace=opts.trace,
+        comms=tuple(opts.comms),
     )
     try:
         return run_plan(plan, options)
@@ -323,6 +327,9 @@ def report_runtime_error(exc: BaseException, debug: bool, streams: Streams) -> i
     message = getattr(exc, "message", None)
     if isinstance(exc, UprobeError) or isinstance(message, str):
         print(f"uprobe: {message}", file=streams.err)
+        advice = getattr(exc, "advice", "")
+        if advice:
+            print(f"uprobe: {advice}", file=streams.err)
     else:
         print(f"uprobe: error: {exc}", file=streams.err)
     if debug:
