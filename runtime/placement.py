@@ -17,6 +17,7 @@ of the trap and a site it refuses keeps its int3 (docs/architecture.md "Placemen
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,6 +104,8 @@ class ProbeHost(Protocol):
                     on_cpu: bool = ...) -> Any: ...
 
     def remove_sampler(self, sampler: Any) -> None: ...
+
+    def batch(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -198,21 +201,8 @@ class Placer:
         All or nothing: on an error what this call placed is removed again."""
         groups: list[PlacedProbe] = []
         try:
-            for probe, clause, handler in items:
-                try:
-                    groups.append(self.place(probe, clause, handler))
-                except ResolveError as exc:
-                    # config missing_probes: a spec that matches nothing is an error
-                    # (default), a warning, or ignored; in bpftrace's words.
-                    what = f"Unable to attach probe: {probe.spec}."
-                    if self.settings.missing_probes == "error":
-                        exc.advice = (f"{what} If this is expected, set the "
-                                      "'missing_probes' config variable to 'warn'.")
-                        raise
-                    if self.settings.missing_probes == "warn":
-                        self.warn(f"WARNING: {exc.message}\nWARNING: {what} If this is "
-                                  "expected, set the 'missing_probes' config variable to "
-                                  "'ignore'.\n")
+            with self.host.batch():
+                self._place_each(items, groups)
             limit = self.settings.max_probes
             if limit and self.site_count() > limit:
                 raise PlacementLimitError(
@@ -223,6 +213,24 @@ class Placer:
                 self.remove(group)
             raise
         return groups
+
+    def _place_each(self, items: Iterable[tuple[PlanProbe, PlanClause, Handler]],
+                    groups: list[PlacedProbe]) -> None:
+        for probe, clause, handler in items:
+            try:
+                groups.append(self.place(probe, clause, handler))
+            except ResolveError as exc:
+                # config missing_probes: a spec that matches nothing is an error
+                # (default), a warning, or ignored; in bpftrace's words.
+                what = f"Unable to attach probe: {probe.spec}."
+                if self.settings.missing_probes == "error":
+                    exc.advice = (f"{what} If this is expected, set the "
+                                  "'missing_probes' config variable to 'warn'.")
+                    raise
+                if self.settings.missing_probes == "warn":
+                    self.warn(f"WARNING: {exc.message}\nWARNING: {what} If this is "
+                              "expected, set the 'missing_probes' config variable to "
+                              "'ignore'.\n")
 
     def place(self, probe: PlanProbe, clause: PlanClause, handler: Handler) -> PlacedProbe:
         """Place one plan probe; a spec that resolves to nothing raises ResolveError, a

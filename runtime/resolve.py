@@ -234,6 +234,13 @@ def shown_target(target: str, path: str) -> str:
         return path
     if "/" in target:
         return target
+    return _shown_name(target, path, _ld_cache_stamp())
+
+
+@functools.lru_cache(maxsize=256)
+def _shown_name(target: str, path: str, stamp: int) -> str:
+    """shown_target for a bare name, once per name, file and linker-cache version: a
+    wildcard over a library asks for every one of its functions."""
     real = os.path.realpath(path)
     for soname, cached in _ldconfig_entries():
         if _names_library(soname, target) and os.path.realpath(cached) == real:

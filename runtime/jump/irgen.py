@@ -196,6 +196,17 @@ class Gen:
         i.add_incoming(b.add(i, c64(1)), nxt)
         b.cbranch(b.icmp_unsigned("==", k, c64(0)), claim, loop)
         b.position_at_end(found)
+        # An entry the tracer bound has no ordinal yet: ordinals come from one lock xadd
+        # in the target, so no two threads can ever own the same shard.
+        fresh = fn.append_basic_block("fresh")
+        known = fn.append_basic_block("known")
+        b.cbranch(b.icmp_unsigned("==", self.ld(b, e, L.T_ORDINAL), c64(L.NO_ORDINAL)),
+                  fresh, known)
+        b.position_at_end(fresh)
+        got = b.atomic_rmw("add", self.at(b, shm, L.H_NEXT_ORDINAL), c64(1), "monotonic")
+        self.st(b, e, L.T_ORDINAL, got)
+        b.branch(known)
+        b.position_at_end(known)
         b.ret(e)
         # claim: the first empty or tombstone entry from h
         cl = fn.append_basic_block("claim_loop")
@@ -467,7 +478,7 @@ class Gen:
         if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
             cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
-               for n in target_nodes(s)):
+               for n in target_nodes(s)) or any(_calls_time(ev) for ev in events_of(s.steps)):
             # One clock read per hit, as the trap path's context caches it: the TSC read
             # is the dearest instruction here (~20 ns under a hypervisor).
             cg.hit_ns = cg.b.call(self.fn_clock, [shm])
@@ -1189,6 +1200,13 @@ def generate(splits: dict[int, ClauseSplit], lay: L.Layout, params: tuple[str, .
             for node in _thread_locals(s):
                 lay.tl_offset(node)
     return Gen(splits, lay, params).build()
+
+
+def _calls_time(ev: Event) -> bool:
+    """time() formats the hit's own timestamp, which the record then carries."""
+    st = ev.stmt
+    return isinstance(st, ast.ExprStmt) and isinstance(st.expr, ast.Call) \
+        and st.expr.name == "time"
 
 
 def _thread_locals(s: ClauseSplit) -> list[str]:

@@ -57,6 +57,7 @@ T_FS_BASE = 0
 T_TID = 8
 T_PID = 16
 T_ORDINAL = 24
+NO_ORDINAL = (1 << 64) - 1  # bound by the tracer; the thread takes one at its first hit
 T_DEPTH = 32
 T_TL = LINE
 

@@ -134,10 +134,11 @@ class JumpProgram:
             off = lay.threads_off + ((h + i) & mask) * lay.thread_size
             (k,) = struct.unpack_from("<Q", view, off)
             if k <= 1:
-                ordinal = struct.unpack_from("<Q", view, L.H_NEXT_ORDINAL)[0]
-                struct.pack_into("<Q", view, L.H_NEXT_ORDINAL, ordinal + 1)
                 view[off + L.T_TL: off + lay.thread_size] = bytes(lay.thread_size - L.T_TL)
-                struct.pack_into("<QQQQ", view, off + L.T_TID, tid, pid, ordinal, 0)
+                # The ordinal is left to the thread (one lock xadd at its first hit): the
+                # tracer has no atomic add on the area, and target threads take ordinals
+                # concurrently.
+                struct.pack_into("<QQQQ", view, off + L.T_TID, tid, pid, L.NO_ORDINAL, 0)
                 struct.pack_into("<Q", view, off, fs_base)
                 return
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from uplang import ast
 from uplang.plan import MapDecl, Plan, PlanClause
+from uplang.vocab.ctypes import BASIC_TYPES
 
 TARGET_KINDS = ("uprobe", "uretprobe")
 SHM_MAP_KINDS = frozenset({"count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "int"})
@@ -24,12 +25,8 @@ INT_KEY_KINDS = frozenset({"int", "integer", "ptr", "pointer", "bool", "uaddr"})
 INT_BUILTINS = frozenset({"pid", "tid", "nsecs", "elapsed", "retval"})
 # Effects the user side runs from a record; their integer/string inputs are captured.
 EFFECTS = frozenset({"printf", "print", "time", "system", "cat", "exit"})
-CAST_TYPES = {
-    "int8": (1, True), "uint8": (1, False), "int16": (2, True), "uint16": (2, False),
-    "int32": (4, True), "uint32": (4, False), "int64": (8, True), "uint64": (8, False),
-    "char": (1, True), "short": (2, True), "int": (4, True), "long": (8, True),
-    "bool": (1, False),
-}
+# Integer casts by the plan's type names (the parser has mapped every C spelling onto one).
+CAST_TYPES = {t.name: (t.size, t.signed) for t in BASIC_TYPES if t.integer}
 CAPTURE_PREFIX = "__jc"
 
 
