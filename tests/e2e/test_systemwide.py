@@ -236,3 +236,23 @@ def test_program_started_under_gdb_later_is_reported_once(work, tmp_path, reaper
     assert maps_of(out) == {"calls": 1, "runs": 1}
     # One line per process gdb ran (two processes, each reported once).
     assert err.count("is already traced by pid") == 2, err
+
+
+def test_ctrl_c_while_programs_start_leaves_none_stopped(work, tmp_path, reaper):
+    """SIGINT lands while a loop keeps starting the program directly and as a #!
+    interpreter: the tool detaches from all of them, and the loop runs to its end."""
+    interp = tmp_path / "interp.sh"
+    interp.write_text(f"#!{work}\n")
+    interp.chmod(0o755)
+    tool = Tool(tmp_path, reaper, "-e", SCRIPT.format(p=work))
+    loop = subprocess.Popen(["sh", "-c", f'i=0; while [ $i -lt 60 ]; do "{work}" 1 || exit 9; '
+                             f'"{interp}" 2 || exit 8; i=$((i+1)); done; echo done'],
+                            stdout=subprocess.PIPE, text=True)
+    reaper.add(loop.pid)
+    assert loop.stdout.readline() == "sum=1\n"
+    code, out, err = tool.stop()
+    assert code == 0, err
+    rest, _ = loop.communicate(timeout=120)
+    assert loop.returncode == 0
+    assert rest.endswith("done\n")
+    assert run_after(work, "1") == "sum=1\n"
