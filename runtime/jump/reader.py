@@ -391,12 +391,13 @@ class JumpReader:
         nwords = ml.slot_size // 8
         fmt = f"<{nwords}Q"
         vw = ml.values_off // 8
+        comm = "comm" in ml.key_kinds
         for i in range(ml.slots):
             soff = base + i * ml.slot_size
             if struct.unpack_from("<Q", view, soff)[0] != L.SLOT_READY:
                 continue
             w = struct.unpack_from(fmt, view, soff)
-            key = tuple(wrap_s64(k) for k in w[1:1 + ml.arity])
+            key = _key(ml, w) if comm else tuple(wrap_s64(k) for k in w[1:1 + ml.arity])
             vals = w[vw:]
             out[key] = _combine(ml, vals)
         return out
@@ -420,6 +421,20 @@ class JumpReader:
                     continue
                 last[key] = cur
                 _apply(store, ml, key, prev, cur)
+
+
+def _key(ml: L.MapLayout, words: tuple[int, ...]) -> tuple:
+    """A slot's key words back as the trap path's key: `comm` words become its text."""
+    out: list[object] = []
+    i = 1
+    for kk in ml.key_kinds:
+        if kk == "comm":
+            out.append(decode_cstr(struct.pack("<QQ", words[i], words[i + 1])))
+            i += 2
+        else:
+            out.append(wrap_s64(words[i]))
+            i += 1
+    return tuple(out)
 
 
 def _combine(ml: L.MapLayout, vals: tuple[int, ...]) -> object:

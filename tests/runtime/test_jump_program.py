@@ -454,16 +454,20 @@ def test_buffers_as_the_trap_path(builder, reaper):
 
 
 def test_comm_is_the_threads_name_at_the_hit(builder, reaper):
-    script = 'uprobe:/bin/true:f { @[comm] = count(); printf("%s\\n", comm); }'
+    script = ('uprobe:/bin/true:f { @[comm] = count(); @s[comm, arg1] = sum(arg0); '
+              'printf("%s\\n", comm); }')
     run = Run(builder, script)
     try:
         assert run.prog.in_target(0)
+        assert run.prog.layout.maps[""].key_kinds == ("comm",)  # kept in the target
         run.drain_while(run.start("hit", 2, 300, reaper))
         text = run.maps_text()
         lines = set(run.out.getvalue().splitlines())
     finally:
         run.close()
-    assert text == "@[jw-0]: 300\n@[jw-1]: 300\n"  # names the threads gave themselves
+    # names the threads gave themselves
+    assert text == ("@[jw-0]: 300\n@[jw-1]: 300\n"
+                    "@s[jw-0, 0]: 44850\n@s[jw-1, 1]: 44850\n")
     assert lines == {"jw-0", "jw-1"}
 
 
