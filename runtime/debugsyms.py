@@ -12,11 +12,12 @@ import lzma
 import os
 import struct
 import zlib
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING
 
 from runtime.elfread import ElfImage, NotElf
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 ROOTS_ENV = "UPROBE_DEBUG_DIRS"  # as runtime.dwarf.debugfile reads it
 
@@ -64,6 +65,9 @@ def debuglink(path: str) -> tuple[str, int] | None:
 
 def minidebuginfo(path: str) -> ELFFile | None:
     """The ELF inside `.gnu_debugdata`, or None."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     raw = minidebuginfo_bytes(path)
     if raw is None:
         return None

@@ -43,7 +43,14 @@ class Detaching(Protocol):
 
 def restore_text(proc: Process) -> None:
     """Put back the original byte wherever one of our int3s still is. A byte that is no
-    longer our int3 (the mapping went, or was replaced) is left alone."""
+    longer our int3 (the mapping went, or was replaced) is left alone. The rest of each
+    instruction (`tails`) goes back first, while its first byte still traps."""
+    for addr, tail in proc.tails.items():
+        try:
+            if proc.mem.read_upto(addr, 1) == INT3:
+                proc.mem.write(addr + 1, tail)
+        except MemoryReadError:
+            continue
     for addr, orig in proc.ever_sites.items():
         try:
             if proc.mem.read_upto(addr, 1) == INT3:

@@ -14,15 +14,16 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection
+from typing import TYPE_CHECKING
 
 from runtime import debugsyms
 from runtime.demangle import demangle, without_params
 from runtime.elfread import EM_X86_64, ET_DYN, PT_LOAD, ElfImage, NotElf
 from runtime.errors import TargetError
 from runtime.procmaps import Mapping, file_mappings, read_maps
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 _SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: name, info, other, shndx, value, size
 _STT_FUNC = 2
@@ -387,6 +388,8 @@ def _function_entries(elf: ElfImage) -> Iterable[tuple[str, int, int, str, str]]
 
 
 def build_id_of(elf: ELFFile) -> str | None:
+    from elftools.elf.sections import NoteSection  # pyelftools loads only where it is used
+
     sec = elf.get_section_by_name(".note.gnu.build-id")
     if not isinstance(sec, NoteSection):
         return None

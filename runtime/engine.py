@@ -407,6 +407,7 @@ class Engine:
         child.xol = XolSpace(list(parent.xol.areas), parent.xol.trampoline, parent.xol.syscall_insn)
         child.sites = dict(parent.sites)
         child.ever_sites = dict(parent.ever_sites)
+        child.tails = dict(parent.tails)
         child.unwinder_hooked = parent.unwinder_hooked
         cth = self.add_thread(child, child_pid, started=False)
         cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
@@ -460,6 +461,7 @@ class Engine:
         proc.sites = {}
         proc.oneshots = {}
         proc.ever_sites = {}
+        proc.tails = {}
         proc.unwinder_hooked = False
         proc.maps_generation += 1
         proc.extensions = {}

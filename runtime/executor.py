@@ -230,7 +230,7 @@ class PlanRun:
         if self.session is not None and self.options.command is not None:
             try:
                 os.kill(self.session.pid, signal.SIGKILL)
-            except (OSError, ExecutorError):
+            except OSError:
                 pass
 
     def _print_sources(self) -> None:
@@ -257,7 +257,7 @@ class PlanRun:
                                      cpu=self.options.cpu)
         # `self->` variables die with their thread.
         session.on_thread_exit(self.support.thread_exited)
-        session.stacks.demangle = self.options.demangle
+        session.demangle_stacks = self.options.demangle
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
                              note=self.emitter.stderr if self.options.verbose else None)
         session.on_exec(self.placer.after_exec)

@@ -17,15 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runtime import procfs
-from runtime.dwarf.debugfile import how_to_get, locate
-from runtime.dwarf.info import DebugInfo
-from runtime.dwarf.lines import find_line, parse_line_spec
+from runtime.dwarf.linespec import parse_line_spec
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
 from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
 from runtime.usdt import UsdtProbe, read_probes
-from runtime.x86.decode import instruction_boundaries
 
 LIBRARY_DIRS = (
     "/lib/x86_64-linux-gnu",
@@ -369,6 +366,11 @@ def _place_function(elf: ElfFile, sym: Symbol, offset: int) -> Placement:
 
 def _place_line(elf: ElfFile, file: str, line: int) -> Placement:
     """`"file.c:42"`: the first address of that line, from the DWARF line table."""
+    # pyelftools' DWARF costs a third of a second to import: only source-line probes need it.
+    from runtime.dwarf.debugfile import how_to_get, locate
+    from runtime.dwarf.info import DebugInfo
+    from runtime.dwarf.lines import find_line
+
     loc = locate(elf.path)
     if loc.path is None:
         raise ResolveError(how_to_get(loc))
@@ -401,6 +403,8 @@ def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:
 
 def _check_boundary(elf: ElfFile, sym: Symbol, vaddr: int) -> None:
     """Refuse `vaddr` unless decoding `sym` from its start lands an instruction there."""
+    from runtime.x86.decode import instruction_boundaries  # capstone: only offset probes
+
     starts = instruction_boundaries(elf.read_function_bytes(sym), sym.vaddr)
     if vaddr in set(starts):
         return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from runtime import lifeline
 from runtime.elfsyms import ElfFile
 from runtime.errors import TargetError, UprobeError
 from runtime.procmaps import Mapping
@@ -84,8 +85,20 @@ def on_entry(proc: Process, th: Thread, regs: Any, bp: UserBkpt) -> None:
     # Frames at or below this slot are gone (the new call reuses their stack).
     while rets and rets[-1].slot <= rsp:
         rets.pop()
+    _note(proc, rsp, orig)
     mem.write_u64(rsp, tramp)
     rets.append(ReturnInstance(orig, rsp, bp.returns))
+
+
+def _note(proc: Process, slot: int, orig: int) -> None:
+    """Tell the target's lifeline the real return address before the trampoline goes in
+    (runtime/lifeline.py); a full cache is rebuilt from every thread's live entries."""
+    line = lifeline.of(proc)
+    if line is None or line.note_return(proc.mem, slot, orig):
+        return
+    live = [(r.slot, r.orig) for t in proc.threads.values() for r in t.returns]
+    line.rebuild_returns(proc.mem, live)
+    line.note_return(proc.mem, slot, orig)
 
 
 def on_return(th: Thread, regs: Any) -> list[ReturnInstance]:
@@ -126,6 +139,7 @@ def after_catch(proc: Process, th: Thread, rsp: int) -> None:
     for r in rets:
         if not r.armed:
             if proc.mem.read_u64(r.slot) == r.orig:
+                _note(proc, r.slot, r.orig)
                 proc.mem.write_u64(r.slot, tramp)
             r.armed = True
 

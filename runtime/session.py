@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime import trapguard
 from runtime.attach import attach_failure, exe_or_empty, seize_all_threads, seize_process
@@ -29,11 +29,13 @@ from runtime.fanotify import NO_CAP_SYS_ADMIN, FanotifyPermissionError, has_cap_
 from runtime.sampler import Sampler
 from runtime.spawn import StdStream, pin_tracer, start_traced
 from runtime.spawn import kill as kill_child
-from runtime.stacks import Stacks
 from runtime.systemwide import SystemWide
 from runtime.threads import Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
+
+if TYPE_CHECKING:
+    from runtime.stacks import Stacks
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class Session:
         self.engine = engine
         self.effects = EffectRunner()
         self.symbols = SymbolCache()
-        self.stacks = Stacks(self.symbols)
+        self._stacks: Stacks | None = None
+        # --no-demangle: C++ names in stacks as the symbol table has them.
+        self.demangle_stacks = True
         self._stop_requested = False
         self._detached = False
         self._waker = Waker()
@@ -403,6 +407,17 @@ class Session:
     @property
     def pid(self) -> int:
         return self.engine.main_pid
+
+    @property
+    def stacks(self) -> Stacks:
+        """The stack walker and symboliser, made on first use: the unwinder and the DWARF
+        reader behind it cost a tenth of a second to import, and most scripts never ask."""
+        if self._stacks is None:
+            from runtime.stacks import Stacks
+
+            self._stacks = Stacks(self.symbols)
+            self._stacks.demangle = self.demangle_stacks
+        return self._stacks
 
     def symbolize(self, pid: int, addr: int) -> str:
         """`name+off` for a runtime address of `pid` (the maps are re-read on a miss or

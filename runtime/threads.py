@@ -78,7 +78,8 @@ class ProcessExtension(Protocol):
 class Process:
     """One address space: memory, XOL areas, installed sites by runtime address, and the
     threads that share it. `ever_sites` maps every address we ever put an int3 at to the
-    byte it hid, so a late trap after a removal is recognised and detach can sweep."""
+    byte it hid, so a late trap after a removal is recognised and detach can sweep (after
+    putting back `tails`, while the first byte still traps)."""
 
     pid: int
     mem: ProcessMemory
@@ -88,6 +89,8 @@ class Process:
     sites: dict[int, UserBkpt] = field(default_factory=dict)
     oneshots: dict[int, OneShot] = field(default_factory=dict)
     ever_sites: dict[int, int] = field(default_factory=dict)
+    # The rest of each site's instruction, where it was replaced by int3s too (site -> bytes).
+    tails: dict[int, bytes] = field(default_factory=dict)
     unwinder_hooked: bool = False
     started: bool = True
     vfork: bool = False

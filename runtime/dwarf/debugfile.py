@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING
 
 from runtime.elfread import SHT_NOBITS, ElfImage, NotElf
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 DEFAULT_ROOT = "/usr/lib/debug"
 ROOTS_ENV = "UPROBE_DEBUG_DIRS"
