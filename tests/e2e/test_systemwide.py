@@ -256,3 +256,24 @@ def test_ctrl_c_while_programs_start_leaves_none_stopped(work, tmp_path, reaper)
     assert loop.returncode == 0
     assert rest.endswith("done\n")
     assert run_after(work, "1") == "sum=1\n"
+
+
+def test_dash_p_with_a_wildcard_file_still_means_that_process(builder, tmp_path, reaper):
+    """`-p PID` with `uprobe:*:work` traces that process only, not every process that
+    maps a file with a `work` function."""
+    spin = builder.build("rt_spin.c", "-O1", "-pthread")
+    procs = []
+    for _ in range(2):
+        p = subprocess.Popen([str(spin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+        reaper.add(p.pid)
+        assert p.stdout.readline() == "ready\n"
+        procs.append(p)
+    tool = Tool(tmp_path, reaper, "-p", str(procs[0].pid), "-e",
+                "uprobe:*:work { @calls[pid] = count(); if (@calls[pid] == 50) { exit(); } }")
+    code, out, err = tool.wait()
+    assert code == 0, err
+    assert maps_of(out) == {f"calls[{procs[0].pid}]": 50}
+    for p in procs:
+        stdout, _ = p.communicate(input="", timeout=60)
+        assert (stdout.split()[0], p.returncode) == ("ok", 7)
