@@ -212,3 +212,47 @@ def test_without_cap_sys_admin_a_clear_error(work, tmp_path):
     assert done.stderr.startswith("uprobe: system-wide probes (no -c or -p) need CAP_SYS_ADMIN")
     assert "-c CMD" in done.stderr and "-p PID" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_exec_filtered_by_comm_runs_untraced(work, tmp_path, reaper):
+    tool = Tool(tmp_path, reaper, "--comm", "someone-else", "-e", SCRIPT.format(p=work))
+    for n in ("1", "3"):
+        assert run_after(work, n) == ("sum=1\n" if n == "1" else "sum=12\n")
+    code, out, err = tool.stop()
+    assert code == 0, err
+    assert maps_of(out) == {}
+    assert "not traced" not in err
+
+
+def test_program_started_under_gdb_later_is_reported_once(work, tmp_path, reaper):
+    tool = Tool(tmp_path, reaper, "-e", SCRIPT.format(p=work))
+    for _ in range(2):
+        gdb = subprocess.run(["gdb", "-q", "-nx", "-batch", "-ex", "run", "--args", str(work),
+                              "2"], capture_output=True, text=True, timeout=120)
+        assert "sum=5" in gdb.stdout and "exited normally" in gdb.stdout, gdb.stdout
+    assert run_after(work, "1") == "sum=1\n"
+    code, out, err = tool.stop()
+    assert code == 0, err
+    assert maps_of(out) == {"calls": 1, "runs": 1}
+    # One line per process gdb ran (two processes, each reported once).
+    assert err.count("is already traced by pid") == 2, err
+
+
+def test_ctrl_c_while_programs_start_leaves_none_stopped(work, tmp_path, reaper):
+    """SIGINT lands while a loop keeps starting the program directly and as a #!
+    interpreter: the tool detaches from all of them, and the loop runs to its end."""
+    interp = tmp_path / "interp.sh"
+    interp.write_text(f"#!{work}\n")
+    interp.chmod(0o755)
+    tool = Tool(tmp_path, reaper, "-e", SCRIPT.format(p=work))
+    loop = subprocess.Popen(["sh", "-c", f'i=0; while [ $i -lt 60 ]; do "{work}" 1 || exit 9; '
+                             f'"{interp}" 2 || exit 8; i=$((i+1)); done; echo done'],
+                            stdout=subprocess.PIPE, text=True)
+    reaper.add(loop.pid)
+    assert loop.stdout.readline() == "sum=1\n"
+    code, out, err = tool.stop()
+    assert code == 0, err
+    rest, _ = loop.communicate(timeout=120)
+    assert loop.returncode == 0
+    assert rest.endswith("done\n")
+    assert run_after(work, "1") == "sum=1\n"
