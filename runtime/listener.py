@@ -41,7 +41,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 class Request:
     """Work for the tracer thread. `fd` is the event to answer after seizing (-1: already
     answered). `kind` is exec, interp, open, or refused (a process another tracer holds:
-    `tracer` is that tracer's pid), or overflow (the kernel dropped events)."""
+    `tracer` is that tracer's pid), overflow (the kernel dropped events), or failed (the
+    listener stopped on an error, `comm` says which)."""
 
     kind: str
     tid: int
@@ -115,13 +116,18 @@ class Listener:
         poller = select.poll()
         poller.register(self.group.fd, select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
-        while True:
-            ready = {fd for fd, _ in poller.poll()}
-            if self._stop_r in ready:
-                return
-            for event in self.group.read():
-                self.events += 1
-                self.decide(event)
+        try:
+            while True:
+                ready = {fd for fd, _ in poller.poll()}
+                if self._stop_r in ready:
+                    return
+                for event in self.group.read():
+                    self.events += 1
+                    self.decide(event)
+        except Exception as exc:  # noqa: BLE001 - told to the tracer, which ends the run
+            # Nobody would answer the next events: the run must end, which closes the
+            # group, and the kernel then allows whatever is pending.
+            self.hand_off(Request("failed", 0, 0, -1, comm=str(exc)))
 
     def decide(self, event: Event) -> None:
         """Answer the event now, or hand it to the tracer; either way exactly once."""
@@ -131,16 +137,27 @@ class Listener:
             if event.fd >= 0:
                 os.close(event.fd)
             return
+        try:
+            request = self.classify(event)
+        except Exception:  # noqa: BLE001 - whatever went wrong, the open must not wait
+            request = None
+        if request is None or request.fd < 0:
+            # Answered here (an interp request's SIGSTOP is queued already).
+            self.group.allow(event.fd)
+        if request is not None:
+            self.hand_off(request)
+
+    def classify(self, event: Event) -> Request | None:
+        """What to do with a permission event: None to answer it here;
+        a request with fd -1 to answer it here and tell the tracer; else the tracer
+        answers after seizing."""
         tid = event.pid
         st = task_status(tid)
         if st is None or st.tgid == self.own_pid or st.tracer == self.tracer_tid:
             # Gone, one of our own opens, or already traced by us (the engine follows it).
-            self.group.allow(event.fd)
-            return
+            return None
         if st.tracer:
-            self.group.allow(event.fd)
-            self.hand_off(Request("refused", tid, st.tgid, -1, st.comm, st.tracer))
-            return
+            return Request("refused", tid, st.tgid, -1, st.comm, st.tracer)
         stage = exec_stage(tid)
         if stage == "unknown":
             stage = "interp" if event.mask & FAN_OPEN_EXEC_PERM else ""
@@ -150,18 +167,13 @@ class Listener:
             try:
                 tgkill(st.tgid, tid, signal.SIGSTOP)
             except OSError:
-                self.group.allow(event.fd)
-                return
-            self.group.allow(event.fd)
-            self.hand_off(Request("interp", tid, st.tgid, -1, st.comm))
-            return
+                return None
+            return Request("interp", tid, st.tgid, -1, st.comm)
         if stage == "exec":
-            self.hand_off(Request("exec", tid, st.tgid, event.fd, st.comm))
-            return
+            return Request("exec", tid, st.tgid, event.fd, st.comm)
         if self.wanted is not None and not self.wanted(st.comm):
-            self.group.allow(event.fd)
-            return
-        self.hand_off(Request("open", tid, st.tgid, event.fd, st.comm))
+            return None
+        return Request("open", tid, st.tgid, event.fd, st.comm)
 
 
 def tgkill(tgid: int, tid: int, sig: int) -> None:

@@ -26,6 +26,8 @@ from runtime.resolve import Placement
 from runtime.threads import Process, ReturnInstance, Thread
 from runtime.user_bkpt import UserBkpt
 
+# The largest immediate of `ret imm16`: how far below rsp - 8 a returning slot may lie.
+RET_IMM_MAX = 0xFFFF
 # Entry points that begin walking the stack through return addresses.
 UNWIND_START = ("_Unwind_RaiseException", "_Unwind_Resume_or_Rethrow", "_Unwind_ForcedUnwind")
 # Called in the catching frame once unwinding is over.
@@ -102,19 +104,24 @@ def _note(proc: Process, slot: int, orig: int) -> None:
 
 
 def on_return(th: Thread, regs: Any) -> list[ReturnInstance]:
-    """At the trampoline (the `ret` popped the slot: slot == rsp - 8): drop dead frames,
-    pop the returning frame's entries (most recent first), point rip at the original."""
-    slot = regs.rsp - 8
+    """At the trampoline the `ret` popped the slot, and with `ret imm16` the immediate
+    too: the returning frame's slot is the highest pending one at or below rsp - 8, at
+    most 65535 lower. Entries below it are frames left without returning (longjmp). Pop
+    the returning frame's entries (most recent first), point rip at the original."""
+    top = regs.rsp - 8
     rets = th.returns
-    while rets and rets[-1].slot < slot:
-        rets.pop()
-    done: list[ReturnInstance] = []
-    while rets and rets[-1].slot == slot:
-        done.append(rets.pop())
-    if not done:
+    # Slots fall from the outermost entry to the innermost: skip those above `top`.
+    i = len(rets)
+    while i and rets[i - 1].slot <= top:
+        i -= 1
+    if i == len(rets) or rets[i].slot < top - RET_IMM_MAX:
         raise TargetError(
-            f"thread {th.tid} returned through the trampoline with no pending return at {slot:#x}"
+            f"thread {th.tid} returned through the trampoline with no pending return at {top:#x}"
         )
+    slot = rets[i].slot
+    done = rets[i:][::-1]
+    done = [r for r in done if r.slot == slot]
+    del rets[i:]
     regs.rip = done[-1].orig
     return done
 

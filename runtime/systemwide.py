@@ -192,6 +192,9 @@ class SystemWide:
         if req.kind == "refused":
             self._refuse(req.tgid, req.comm, req.tracer)
             return
+        if req.kind == "failed":
+            raise UprobeError(f"system-wide tracing stopped: the fanotify listener failed: "
+                              f"{req.comm}")
         if req.kind == "overflow":
             self.counts.lost += 1
             self.report("warning: the kernel dropped file events (fanotify queue overflow); "

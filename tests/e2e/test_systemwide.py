@@ -115,16 +115,19 @@ def test_every_way_to_run_the_program(builder, work, tmp_path, reaper):
     assert maps_of(out) == {f"calls[{name}]": 6, "calls[interp.sh]": 4, "runs": 4}
 
 
+def start_spinner(spin: Path, reaper) -> subprocess.Popen:
+    """tests/programs/rt_spin.c running (its threads call work() until stdin closes)."""
+    p = subprocess.Popen([str(spin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    reaper.add(p.pid)
+    assert p.stdout.readline() == "ready\n"
+    return p
+
+
 def test_processes_already_running(builder, tmp_path, reaper):
     """Attached by the /proc scan, hit, and left byte-identical with their own result."""
     spin = builder.build("rt_spin.c", "-O1", "-pthread")
-    procs = []
-    for _ in range(2):
-        p = subprocess.Popen([str(spin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
-        reaper.add(p.pid)
-        assert p.stdout.readline() == "ready\n"
-        procs.append(p)
+    procs = [start_spinner(spin, reaper) for _ in range(2)]
     before = [executable_text(p.pid) for p in procs]
     tool = Tool(tmp_path, reaper, "-e",
                 f"uprobe:{spin}:work {{ @calls[pid] = count(); "
@@ -185,10 +188,7 @@ def test_process_under_gdb_reported_and_unharmed(builder, work, tmp_path, reaper
     reaper.add(gdb.pid)
     while "ready" not in (line := gdb.stdout.readline()):
         assert line, "gdb ended early"
-    free = subprocess.Popen([str(spin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    reaper.add(free.pid)
-    assert free.stdout.readline() == "ready\n"
+    free = start_spinner(spin, reaper)
     tool = Tool(tmp_path, reaper, "-e",
                 f"uprobe:{spin}:work {{ @calls[pid] = count(); if (@calls[pid] == 100) "
                 f"{{ exit(); }} }}")
@@ -212,3 +212,62 @@ def test_without_cap_sys_admin_a_clear_error(work, tmp_path):
     assert done.stderr.startswith("uprobe: system-wide probes (no -c or -p) need CAP_SYS_ADMIN")
     assert "-c CMD" in done.stderr and "-p PID" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_exec_filtered_by_comm_runs_untraced(work, tmp_path, reaper):
+    tool = Tool(tmp_path, reaper, "--comm", "someone-else", "-e", SCRIPT.format(p=work))
+    for n in ("1", "3"):
+        assert run_after(work, n) == ("sum=1\n" if n == "1" else "sum=12\n")
+    code, out, err = tool.stop()
+    assert code == 0, err
+    assert maps_of(out) == {}
+    assert "not traced" not in err
+
+
+def test_program_started_under_gdb_later_is_reported_once(work, tmp_path, reaper):
+    tool = Tool(tmp_path, reaper, "-e", SCRIPT.format(p=work))
+    for _ in range(2):
+        gdb = subprocess.run(["gdb", "-q", "-nx", "-batch", "-ex", "run", "--args", str(work),
+                              "2"], capture_output=True, text=True, timeout=120)
+        assert "sum=5" in gdb.stdout and "exited normally" in gdb.stdout, gdb.stdout
+    assert run_after(work, "1") == "sum=1\n"
+    code, out, err = tool.stop()
+    assert code == 0, err
+    assert maps_of(out) == {"calls": 1, "runs": 1}
+    # One line per process gdb ran (two processes, each reported once).
+    assert err.count("is already traced by pid") == 2, err
+
+
+def test_ctrl_c_while_programs_start_leaves_none_stopped(work, tmp_path, reaper):
+    """SIGINT lands while a loop keeps starting the program directly and as a #!
+    interpreter: the tool detaches from all of them, and the loop runs to its end."""
+    interp = tmp_path / "interp.sh"
+    interp.write_text(f"#!{work}\n")
+    interp.chmod(0o755)
+    tool = Tool(tmp_path, reaper, "-e", SCRIPT.format(p=work))
+    loop = subprocess.Popen(["sh", "-c", f'i=0; while [ $i -lt 60 ]; do "{work}" 1 || exit 9; '
+                             f'"{interp}" 2 || exit 8; i=$((i+1)); done; echo done'],
+                            stdout=subprocess.PIPE, text=True)
+    reaper.add(loop.pid)
+    assert loop.stdout.readline() == "sum=1\n"
+    code, out, err = tool.stop()
+    assert code == 0, err
+    rest, _ = loop.communicate(timeout=120)
+    assert loop.returncode == 0
+    assert rest.endswith("done\n")
+    assert run_after(work, "1") == "sum=1\n"
+
+
+def test_dash_p_with_a_wildcard_file_still_means_that_process(builder, tmp_path, reaper):
+    """`-p PID` with `uprobe:*:work` traces that process only, not every process that
+    maps a file with a `work` function."""
+    spin = builder.build("rt_spin.c", "-O1", "-pthread")
+    procs = [start_spinner(spin, reaper) for _ in range(2)]
+    tool = Tool(tmp_path, reaper, "-p", str(procs[0].pid), "-e",
+                "uprobe:*:work { @calls[pid] = count(); if (@calls[pid] == 50) { exit(); } }")
+    code, out, err = tool.wait()
+    assert code == 0, err
+    assert maps_of(out) == {f"calls[{procs[0].pid}]": 50}
+    for p in procs:
+        stdout, _ = p.communicate(input="", timeout=60)
+        assert (stdout.split()[0], p.returncode) == ("ok", 7)
