@@ -625,6 +625,18 @@ class Engine:
             self._sync_semaphores(proc, read_maps(proc.pid))
 
     def _install_into(self, proc: Process, probe: Probe, maps: Any) -> int:
+        if probe.installer is not None:
+            # Another placement strategy (the jump path); it falls back on install_trap.
+            return probe.installer.install(self, proc, probe, maps)
+        return self.install_trap(proc, probe, maps)
+
+    def install_trap(self, proc: Process, probe: Probe, maps: Any) -> int:
+        """Install `probe` in `proc` with int3s. A site inside bytes that another strategy
+        patched (a jump) makes that strategy give its probes there to the trap path too."""
+        for ext in list(proc.extensions.values()):
+            for addr in site_addresses(maps, probe):
+                for other in ext.evict(self, proc, addr):
+                    self.install_trap(proc, other, maps)
         if probe.kind == "return" and not proc.xol.trampoline:
             sites = site_addresses(maps, probe)
             if not sites:
@@ -648,7 +660,9 @@ class Engine:
             install(proc, hook, maps, self.new_area)
 
     def uninstall(self, probe: Probe) -> None:
-        for proc in self.procs.values():
+        for proc in list(self.procs.values()):
+            if probe.installer is not None:
+                probe.installer.uninstall(self, proc, probe)
             uninstall(proc, probe)
 
     # -- leaving ---------------------------------------------------------------------

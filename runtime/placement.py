@@ -115,6 +115,8 @@ class Site:
     semaphore: int | None = None
     # False: the handler never reads registers, so a hit may read rip alone.
     reads_regs: bool = True
+    # The plan clause (index into Plan.clauses) whose handler this is; -1: none.
+    clause: int = -1
 
 
 @dataclass(eq=False)
@@ -271,7 +273,7 @@ class Placer:
                 # USDT handlers decode their arguments from registers: never register-free.
                 added += self._place_site(group, Site(
                     up.placement, usdt_handler(group.handler, up), "entry", sync, label,
-                    up.semaphore_offset))
+                    up.semaphore_offset, clause=probe.clause))
             return added
         ret = probe.kind == "uretprobe"
         for pl in resolve_uprobe(probe.target, probe.func, probe.offset, probe.address, pid,
@@ -283,7 +285,7 @@ class Placer:
             lean = not ret and not group.clause.reads_regs
             added += self._place_site(group, Site(
                 pl, group.handler, "return" if ret else "entry", sync,
-                f"{probe.kind}:{pl.path}:{where}", reads_regs=not lean))
+                f"{probe.kind}:{pl.path}:{where}", reads_regs=not lean, clause=probe.clause))
         return added
 
     def _place_site(self, group: PlacedProbe, site: Site) -> int:
@@ -304,9 +306,11 @@ class Placer:
         group.parts.append(placed)
         group.keys.add(key)
         if self.note is not None:
+            # Which way the site went and, when a strategy in front declined, why.
+            why = "; ".join(r.split(": ", 1)[1] for r in reasons)
+            how = f"{placed.how} path" + (f" ({why})" if why else "")
             self.note(f"{site.label}: {pl.path} file offset 0x{pl.file_offset:x}"
-                      f"{' (sync)' if site.sync else ''}"
-                      f"{'' if placed.how == 'trap' else f' ({placed.how})'}\n")
+                      f"{' (sync)' if site.sync else ''}: {how}\n")
         return 1
 
     # ------------------------------------------------------------------ timed probes

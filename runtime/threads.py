@@ -71,6 +71,11 @@ class ProcessExtension(Protocol):
         """Undo every change to `proc` (every thread of it is stopped)."""
         ...
 
+    def evict(self, engine: Any, proc: Process, addr: int) -> list[Any]:
+        """Undo this strategy's patch covering `addr` (an int3 must go there); returns
+        the probes it served there, for the engine to install with int3s instead."""
+        ...
+
 
 @dataclass(eq=False)
 class Process:

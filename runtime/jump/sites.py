@@ -62,6 +62,10 @@ class PatchedSite:
     orig: bytes
     trampoline: int
     site_id: int
+    entry: bool = True
+    returns: bool = False
+    # The session probes this patch serves (handed to the trap path on eviction).
+    probes: list[Any] = field(default_factory=list)
 
     @property
     def end(self) -> int:
@@ -97,6 +101,16 @@ class JumpState:
             if site.addr < addr < site.end:
                 return site
         return None
+
+    def evict(self, engine: Any, proc: Process, addr: int) -> list[Any]:
+        """An int3 must go at `addr`: the jump site whose bytes hold it goes back to the
+        original bytes; its probes are returned for the trap path."""
+        out: list[Any] = []
+        for site in list(self.sites.values()):
+            if site.addr <= addr < site.end:
+                unpatch(engine, proc, self, site.addr)
+                out += site.probes
+        return out
 
     def clean(self, proc: Process) -> None:
         if self.on_clean is not None:
@@ -189,7 +203,7 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
     jmp = b"\xe9" + rel.to_bytes(4, "little", signed=True)
     with patch.all_stopped(engine, proc) as threads:
         patch.write_patch(proc, threads, addr, jmp + INT3 * (site.covered - JMP_SIZE))
-    done = PatchedSite(addr, orig, at, site_id)
+    done = PatchedSite(addr, orig, at, site_id, entry, returns)
     state.sites[addr] = done
     return done
 

@@ -1,0 +1,327 @@
+"""The jump path as a placement strategy (runtime/placement.py), and its run-time side.
+
+`JumpStrategy.place` takes a site when its clause runs in the target (the program's split
+says so) and its instructions allow a jmp (eligibility, decided from the file's bytes);
+otherwise it raises NotEligible with the reason and the site keeps its int3. A taken site
+becomes a session probe with an installer (`JumpInstaller`): the engine calls it wherever
+the probe's file is mapped (start, exec, dlopen), so the jump path follows mappings exactly
+like the trap path. Where a process allows no jump after all (a C++ return probe, another
+probe inside the patched bytes, no code area in reach), that process gets the int3.
+
+Per process the installer injects one shared area and keeps one reader of it. A thread
+(`Drainer`) drains every reader's event ring in order and runs the user side of the events;
+the maps are merged into the run's MapStore before any printout and at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime import retprobes
+from runtime.elfsyms import ElfFile
+from runtime.errors import PlacementError, UprobeError
+from runtime.jump import layout as L
+from runtime.jump import sites as jsites
+from runtime.jump.eligible import FunctionCode, Verdict, check_site
+from runtime.jump.program import JumpProgram
+from runtime.jump.reader import JumpReader
+from runtime.placement import NotEligible, Placed, ProbeHost, Site
+from runtime.procmaps import Mapping
+from runtime.threads import Process
+from runtime.uprobes import Probe, site_addresses
+
+DRAIN_IDLE_S = 0.001
+SITE_CODE = 64
+
+
+def function_of(elf: ElfFile, vaddr: int, bias: int) -> FunctionCode | None:
+    """The function holding link-time `vaddr`, at runtime addresses (`bias` added), with
+    gcc's split-off `.cold` part whose branches come back into it."""
+    hit = elf.symbolize(vaddr)
+    if hit is None:
+        return None
+    name, off = hit
+    sym = next((s for s in elf.functions_named(name) if s.vaddr == vaddr - off), None)
+    if sym is None or sym.offset is None or sym.size <= 0:
+        return None
+    parts = tuple((c.vaddr + bias, elf.read_function_bytes(c))
+                  for c in elf.functions_named(f"{name}.cold") if c.offset is not None)
+    return FunctionCode(name, sym.vaddr + bias, elf.read_function_bytes(sym), parts)
+
+
+def verdict_for(path: str, vaddr: int, bias: int = 0) -> Verdict:
+    """The jump-path verdict for the site at link-time `vaddr` of `path`, decided on the
+    file's own bytes (never on memory that may hold our patches), at runtime addresses."""
+    try:
+        elf = ElfFile.open(path)
+    except UprobeError as e:
+        return Verdict(None, e.message)
+    func = function_of(elf, vaddr, bias)
+    offset = elf.vaddr_to_offset(vaddr)
+    if offset is None:
+        return Verdict(None, "the site has no bytes in the file")
+    return check_site(elf.read(offset, SITE_CODE), vaddr + bias, func)
+
+
+@dataclass(eq=False)
+class ProcessJump:
+    """One process's side: its shared area's state and its reader."""
+
+    state: jsites.JumpState
+    reader: JumpReader
+
+
+@dataclass(eq=False)
+class JumpRun:
+    """The jump path of one run: the program, the site ids, every process's area and
+    reader, and the drain thread. `lock` orders every reader call (drain, merge)."""
+
+    prog: JumpProgram
+    store: Any
+    user: Any = None
+    readers: list[JumpReader] = field(default_factory=list)
+    procs: dict[int, ProcessJump] = field(default_factory=dict)
+    site_ids: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    clauses: dict[int, dict[int, str]] = field(default_factory=dict)  # site -> clause -> kind
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    drainer: Drainer | None = None
+
+    def site_id(self, key: tuple[int, int, int]) -> int:
+        got = self.site_ids.get(key)
+        if got is None:
+            got = len(self.site_ids)
+            if got >= L.MAX_SITES:
+                raise PlacementError(f"more than {L.MAX_SITES} jump-path sites")
+            self.site_ids[key] = got
+        return got
+
+    def write_site(self, site_id: int) -> None:
+        """The site's clause set into every process's area."""
+        clauses = tuple(self.clauses.get(site_id, {}))
+        for pj in self.procs.values():
+            if clauses:
+                self.prog.add_site(memoryview(pj.state.shm.view), site_id, clauses)
+            else:
+                self.prog.remove_site(memoryview(pj.state.shm.view), site_id)
+
+    def open_process(self, engine: Any, proc: Process, addr: int) -> ProcessJump:
+        pj = self.procs.get(proc.pid)
+        if pj is not None and proc.extensions.get("jump") is pj.state:
+            return pj
+        state = jsites.open_state(engine, proc, self.prog, addr)
+        pj = self._adopt(proc, state)
+        return pj
+
+    def _adopt(self, proc: Process, state: jsites.JumpState) -> ProcessJump:
+        view = memoryview(state.shm.view)
+        self.prog.init_shm(view)
+        reader = JumpReader(self.prog, state.shm.view, self.store, self.user)
+        state.on_clean = self._on_clean
+        pj = ProcessJump(state, reader)
+        with self.lock:
+            self.procs[proc.pid] = pj
+            self.readers.append(reader)
+        for site_id, clauses in self.clauses.items():
+            if clauses:
+                self.prog.add_site(view, site_id, tuple(clauses))
+        return pj
+
+    def _on_clean(self, proc: Process, state: jsites.JumpState) -> None:
+        """Detach (every thread stopped): pending returns back into their stack slots,
+        then nobody waits for the ring any more."""
+        pj = self.procs.get(proc.pid)
+        if pj is None or pj.state is not state:
+            return
+        tramps = {c.ret_tramp for c in state.code.values()}
+        for _tid, slot, orig in self.prog.pending_returns(memoryview(state.shm.view)):
+            try:
+                if proc.mem.read_u64(slot) in tramps:
+                    proc.mem.write_u64(slot, orig)
+            except UprobeError:
+                continue
+        self.flush()
+        pj.reader.close()
+
+    def flush(self) -> None:
+        """Drain every ring and merge every shared map into the store."""
+        with self.lock:
+            for reader in self.readers:
+                while reader.drain():
+                    pass
+                reader.merge_maps()
+
+    def lost(self) -> int:
+        return sum(r.lost for r in self.readers)
+
+    def start(self) -> None:
+        if self.drainer is None:
+            self.drainer = Drainer(self)
+            self.drainer.start()
+
+    def stop(self) -> None:
+        if self.drainer is not None:
+            self.drainer.stop()
+            self.drainer = None
+        self.flush()
+
+
+class Drainer:
+    """The tracer-side thread that empties the event rings while the target runs (writers
+    of a full ring wait for it, woken by the reader after each drain)."""
+
+    def __init__(self, run: JumpRun) -> None:
+        self.run = run
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="uprobe-jump-drain",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        run = self.run
+        while not self._stop.is_set():
+            done = 0
+            with run.lock:
+                for reader in list(run.readers):
+                    done += reader.drain()
+            if not done:
+                self._stop.wait(DRAIN_IDLE_S)
+
+
+@dataclass(eq=False)
+class JumpInstaller:
+    """What the engine calls to put one jump-path probe into one process (and out)."""
+
+    run: JumpRun
+    clause: int
+    kind: str  # "entry" or "return"
+    # Processes where this probe went on the trap path instead (with the reason).
+    trapped: dict[int, str] = field(default_factory=dict)
+
+    def install(self, engine: Any, proc: Process, probe: Probe, maps: list[Mapping]) -> int:
+        addrs = site_addresses(maps, probe)
+        if not addrs:
+            return 0
+        why = self._process_reason(proc, maps)
+        n = 0
+        for addr in addrs:
+            try:
+                if why:
+                    raise PlacementError(why)
+                n += self._install_at(engine, proc, probe, addr)
+            except PlacementError as e:
+                self.trapped[proc.pid] = e.reason
+                return engine.install_trap(proc, probe, maps)
+        return n
+
+    def _process_reason(self, proc: Process, maps: list[Mapping]) -> str:
+        if self.kind == "return":
+            exe = os.path.realpath(f"/proc/{proc.pid}/exe")
+            if retprobes.unwinder_sites(maps, exe):
+                return ("a return probe in a process that can throw C++ exceptions: the "
+                        "unwinder must not meet a trampoline")
+        return ""
+
+    def _install_at(self, engine: Any, proc: Process, probe: Probe, addr: int) -> int:
+        pl = probe.placement
+        verdict = verdict_for(pl.path, pl.vaddr, addr - pl.vaddr)
+        if verdict.site is None:
+            raise PlacementError(verdict.reason)
+        run = self.run
+        pj = run.open_process(engine, proc, addr)
+        site_id = run.site_id(probe.key)
+        clauses = run.clauses.setdefault(site_id, {})
+        clauses[self.clause] = self.kind
+        kinds = set(clauses.values())
+        state = pj.state
+        old = state.sites.get(addr)
+        if old is not None and (old.entry, old.returns) != ("entry" in kinds,
+                                                            "return" in kinds):
+            # A trampoline calling what the site now needs replaces the old one.
+            jsites.unpatch(engine, proc, state, addr)
+            keep = old.probes
+        else:
+            keep = []
+        run.write_site(site_id)
+        try:
+            patched = jsites.place(engine, proc, state, run.prog, verdict.site, site_id,
+                                   "entry" in kinds, "return" in kinds)
+        except PlacementError:
+            del clauses[self.clause]
+            run.write_site(site_id)
+            raise
+        for p in (*keep, probe):
+            if p not in patched.probes:
+                patched.probes.append(p)
+        return 1
+
+    def uninstall(self, engine: Any, proc: Process, probe: Probe) -> None:
+        run = self.run
+        site_id = run.site_ids.get(probe.key)
+        if site_id is None:
+            return
+        clauses = run.clauses.get(site_id, {})
+        clauses.pop(self.clause, None)
+        run.write_site(site_id)
+        pj = run.procs.get(proc.pid)
+        if pj is None or clauses:
+            return
+        for addr, site in list(pj.state.sites.items()):
+            if site.site_id == site_id:
+                try:
+                    jsites.unpatch(engine, proc, pj.state, addr)
+                except UprobeError:
+                    pass  # the process is gone
+
+
+class JumpStrategy:
+    """The placement strategy in front of the trap: takes what the jump path can run."""
+
+    name = "jump"
+
+    def __init__(self, run: JumpRun) -> None:
+        self.run = run
+
+    def place(self, host: ProbeHost, site: Site) -> Placed:
+        reason = self.reason(site)
+        if reason:
+            raise NotEligible(reason)
+        inst = JumpInstaller(self.run, site.clause, site.kind)
+        probe = host.add_probe(site.placement, site.handler, kind=site.kind, sync=site.sync,
+                               label=site.label, semaphore=site.semaphore,
+                               reads_regs=site.reads_regs, installer=inst)
+        self.run.start()
+        how = self.name if not inst.trapped else f"trap: {next(iter(inst.trapped.values()))}"
+        return Placed(site.label, how, probe, lambda: host.remove_probe(probe))
+
+    def reason(self, site: Site) -> str:
+        """Why the site keeps the trap path, or ""."""
+        if site.clause < 0:
+            return "not a plan clause"
+        why = self.run.prog.reason(site.clause)
+        if why:
+            return why
+        if site.sync:
+            return "the clause is synchronous"
+        if site.semaphore is not None or site.label.startswith("usdt:"):
+            return "usdt probes keep the trap path"
+        pl = site.placement
+        verdict = verdict_for(pl.path, pl.vaddr)
+        return "" if verdict.site is not None else verdict.reason
+
+
+def word(view: Any, offset: int) -> int:
+    return struct.unpack_from("<Q", view, offset)[0]
+
+
+StrategyFactory = Callable[[Any], JumpStrategy]
