@@ -1,0 +1,265 @@
+"""The in-target program of the jump path, run for real without ptrace.
+
+A small C harness (tests/programs/jump_harness.c) maps the compiled bytes r-x and the
+shared area (a memfd) and calls the entries from several threads with frames, as the
+trampolines will. The trap path's compiled handlers, run on the same inputs, are the
+oracle: the merged maps must print byte-identically, the drained events likewise.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+from runtime.handlers.compiler import compile_plan
+from runtime.handlers.emit import Emitter
+from runtime.handlers.support import HandlerSupport
+from runtime.jump.program import build_program
+from runtime.jump.reader import JumpReader, compile_user_side
+from runtime.maps import MapStore, hist_index
+from runtime.output.printf import PrintfFormat
+from runtime.output.text import map_text
+from uplang.planner import compile_script
+
+AGG_SCRIPT = """uprobe:/bin/true:f {
+  @c = count(); @t[arg1] = count(); @s = sum(arg0); @h = hist(arg0 & 1023);
+  @mn = min(arg2 - 500); @mx = max(arg2); @a = avg(arg0); @st = stats(arg0 % 7);
+  @l = lhist(arg0 % 100, 0, 100, 25); @k[arg1, arg0 % 3] = sum(1);
+  @h2 = hist(arg0 % 300, 2);
+  $v = arg0 * 2 + 1; @last[arg1] = $v; @ge[arg1] += arg0 > 10 ? 1 : 0;
+  if (arg0 % 5 == 0) { @five = count(); }
+}"""
+
+
+class Run:
+    """One program, one shared area, the harness started on it."""
+
+    def __init__(self, builder, script: str, *, drop: bool = False, ring: int = 1 << 12,
+                 tracer_pid: int | None = None) -> None:
+        self.exe = builder.build("jump_harness.c", "-O2", "-pthread")
+        self.plan = compile_script(script)
+        self.prog = build_program(self.plan, drop=drop, ring_records=ring)
+        self.fd = os.memfd_create("jump-test")
+        os.ftruncate(self.fd, self.prog.shm_size)
+        self.mm = mmap.mmap(self.fd, self.prog.shm_size)
+        with memoryview(self.mm) as view:
+            self.prog.init_shm(view, tracer_pid)
+            in_target = tuple(self.prog.program.clause_bits)
+            self.prog.add_site(view, 0, in_target)
+            self.prog.add_site(view, 1, in_target)
+        self.code = Path(self.exe).parent / f"code-{os.getpid()}-{id(self)}.bin"
+        self.code.write_bytes(self.prog.code)
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.store = MapStore(self.plan.maps)
+        self.support = HandlerSupport(self.store, Emitter("text", self.out, self.err),
+                                      stop=lambda: None)
+        user = compile_user_side(self.prog, self.support, PrintfFormat.parse)
+        self.reader = JumpReader(self.prog, self.mm, self.store, user)
+
+    def start(self, mode: str, threads: int, calls: int, reaper) -> subprocess.Popen:
+        e = self.prog.entries
+        argv = [str(self.exe), str(self.code), str(self.fd), str(e["jp_hit"]),
+                str(e["jp_ret_enter"]), str(e["jp_ret_exit"]), mode, str(threads), str(calls)]
+        p = subprocess.Popen(argv, pass_fds=(self.fd,), stdout=subprocess.PIPE, text=True)
+        reaper.add(p.pid)
+        return p
+
+    def run(self, mode: str, threads: int, calls: int, reaper) -> str:
+        p = self.start(mode, threads, calls, reaper)
+        out, _ = p.communicate()
+        assert p.returncode == 0, out
+        return out
+
+    def drain_while(self, p: subprocess.Popen) -> str:
+        """Drains on a thread of ours while the harness runs, as the tracer's loop will."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.is_set():
+                if not self.reader.drain():
+                    done.wait(0.0005)
+            self.reader.drain()
+
+        t = threading.Thread(target=loop)
+        t.start()
+        out, _ = p.communicate()
+        done.set()
+        t.join()
+        return out
+
+    def close(self) -> None:
+        self.reader.release()
+        self.mm.close()
+        os.close(self.fd)
+        self.code.unlink()
+
+    def maps_text(self) -> str:
+        self.reader.merge_maps()
+        return "".join(map_text(m) for m in self.store.maps())
+
+
+def oracle(script: str, inputs) -> tuple[str, str]:
+    """The trap path's handlers over the same hits: (maps printed, output)."""
+    plan = compile_script(script)
+    out, err = io.StringIO(), io.StringIO()
+    store = MapStore(plan.maps)
+    support = HandlerSupport(store, Emitter("text", out, err), stop=lambda: None)
+    handlers = compile_plan(plan, support, PrintfFormat.parse)
+
+    class Ctx:
+        pid, tid, comm, cpu, nsecs, probe = 1, 2, "x", 0, 0, None
+
+        def __init__(self, args, retval=0):
+            self.args, self.retval = args, retval
+
+        def arg(self, n):
+            return self.args[n]
+
+        def defer(self, fn):
+            fn()
+
+    for args in inputs:
+        for h in handlers.values():
+            h.handler(Ctx(args, args[0]))
+    return "".join(map_text(m) for m in store.maps()), out.getvalue()
+
+
+def test_code_is_self_contained_integer_only(builder):
+    prog = build_program(compile_script(AGG_SCRIPT + """
+uretprobe:/bin/true:f { @r = hist(retval); printf("%d %s\\n", retval, str(retval)); }"""))
+    md = Cs(CS_ARCH_X86, CS_MODE_64)
+    md.detail = True
+    insns = list(md.disasm(prog.code, 0))
+    assert sum(i.size for i in insns) == len(prog.code)  # decodes whole: no data inside
+    for ins in insns:
+        names = {ins.reg_name(r) for r in ins.regs_read + ins.regs_write}
+        names |= {ins.reg_name(op.reg) for op in ins.operands if op.type == 1}
+        vector = {n for n in names if n and n.startswith(("xmm", "ymm", "zmm", "mm", "st"))}
+        assert not vector, f"{ins.mnemonic} {ins.op_str}"
+        assert ins.mnemonic not in ("call", "int3", "ud2"), f"{ins.mnemonic} {ins.op_str}"
+    assert set(prog.entries) == {"jp_hit", "jp_ret_enter", "jp_ret_exit"}
+    assert 8 < prog.max_stack < 1024
+
+
+def test_maps_match_the_trap_path(builder, reaper):
+    run = Run(builder, AGG_SCRIPT)
+    try:
+        run.run("hit", 2, 3000, reaper)
+        got = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(AGG_SCRIPT, [(i, t, 3 * i) for t in range(2) for i in range(3000)])
+    assert got == want
+
+
+def test_eight_threads_million_calls_exact(builder, reaper):
+    script = "uprobe:/bin/true:f { @c = count(); @s = sum(arg0); @h = hist(arg0 & 1023); " \
+             "@t[arg1] = count(); }"
+    run = Run(builder, script)
+    n = 1_000_000
+    try:
+        run.run("hit", 8, n, reaper)
+        run.reader.merge_maps()
+        got = {m.name: m.entries for m in run.store.maps()}
+    finally:
+        run.close()
+    assert got["c"][()].count == 8 * n
+    assert got["s"][()].total == 8 * n * (n - 1) // 2
+    want = [0] * len(got["h"][()].buckets)
+    for v in range(1024):
+        want[hist_index(v)] += 8 * (n // 1024 + (1 if v < n % 1024 else 0))
+    assert got["h"][()].buckets == want
+    assert {k: s.count for k, s in got["t"].items()} == {(t,): n for t in range(8)}
+
+
+def test_return_probes_restore_and_count(builder, reaper):
+    script = "uretprobe:/bin/true:f { @r = hist(retval); @n = count(); }"
+    run = Run(builder, script)
+    try:
+        run.run("ret", 4, 20000, reaper)  # the harness checks the slot and return address
+        got = run.maps_text()
+        assert run.reader.counters["return_without_entry"] == 0
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i,) for _ in range(4) for i in range(20000)])
+    assert got == want
+
+
+def test_events_in_order_with_strings(builder, reaper):
+    script = 'uprobe:/bin/true:f { @n[arg1] = count(); ' \
+             'printf("%d %d %s|%s|%s\\n", arg1, arg0, str(arg3), str(arg4), str(arg5)); }'
+    run = Run(builder, script, ring=256)  # small: writers wait for the drain
+    try:
+        out = run.drain_while(run.start("hit", 4, 20000, reaper))
+        assert "failures=0" in out
+        lines = run.out.getvalue().splitlines()
+        assert run.reader.lost == 0
+    finally:
+        run.close()
+    assert len(lines) == 4 * 20000
+    seen: dict[int, int] = {}
+    for line in lines:
+        nums, strs = line.split(" ", 2)[:2], line.split(" ", 2)[2]
+        t, i = int(nums[0]), int(nums[1])
+        assert i == seen.get(t, -1) + 1  # every line, per-thread order kept
+        seen[t] = i
+        assert strs == f"thread-{t}||"  # NULL and a bad pointer read as "" (no crash)
+
+
+def test_drop_mode_counts_lost_events(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%d\\n", arg0); }'
+    run = Run(builder, script, drop=True, ring=64)
+    try:
+        p = run.start("hit", 2, 50000, reaper)
+        run.drain_while(p)
+        assert p.returncode == 0
+        printed = len(run.out.getvalue().splitlines())
+        assert printed + run.reader.lost == 2 * 50000
+        assert run.reader.lost > 0
+    finally:
+        run.close()
+
+
+def test_full_ring_does_not_block_when_the_tracer_is_gone(builder, reaper):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer exists: "the tracer" died
+    script = 'uprobe:/bin/true:f { printf("%d\\n", arg0); }'
+    run = Run(builder, script, ring=64, tracer_pid=gone.pid)
+    try:
+        run.run("hit", 2, 1000, reaper)  # nobody drains: must still finish
+        assert run.reader.lost == 2 * 1000 - 64
+        assert run.reader.drain() == 64
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize(("script", "reason"), [
+    ("uprobe:/bin/true:f { @[ustack] = count(); }", "ustack"),
+    ("uprobe:/bin/true:f { printf(\"%s\\n\", func); }", "func"),
+    ("sync uprobe:/bin/true:f { @c = count(); }", "sync"),
+    ("uprobe:/bin/true:f { @x = *(int32 *)arg0; }", "dereferences memory"),
+    ("usdt:/bin/true:p:n { @c = count(); }", "usdt"),
+])
+def test_clauses_that_keep_the_trap_path_say_why(script, reason):
+    prog = build_program(compile_script(script))
+    assert reason in (prog.reason(0) or "")
+    assert not prog.in_target(0)
+
+
+def test_string_keys_run_on_the_user_side(builder, reaper):
+    script = 'uprobe:/bin/true:f { @names[str(arg3)] = count(); @n = count(); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0)
+        run.drain_while(run.start("hit", 3, 500, reaper))
+        text = run.maps_text()
+    finally:
+        run.close()
+    assert text == "@n: 1500\n" + "".join(f"@names[thread-{t}]: 500\n" for t in range(3))
