@@ -28,7 +28,7 @@ from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapStore
 from runtime.output.printf import PrintfFormat
-from runtime.placement import TRACE_KINDS, Placer, Settings
+from runtime.placement import TRACE_KINDS, Placer, Settings, TrapStrategy
 from uplang.plan import Plan, PlanProbe
 
 
@@ -47,6 +47,8 @@ class RunOptions:
     verbose: bool = False
     # --cpu: pin the tracer (and a -c program's first thread) to this CPU.
     cpu: int | None = None
+    # --trap: every probe as an int3, none as a jump into in-target code.
+    trap: bool = False
 
 
 class ExecutorError(UprobeError):
@@ -82,6 +84,7 @@ class PlanRun:
     emitter: Emitter
     session: Any = None
     placer: Placer | None = None
+    jump: Any = None  # runtime.jump.strategy.JumpRun while the jump path is in use
     stop_requested: threading.Event = field(default_factory=threading.Event)
     attached: int = 0
     local_timers: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
@@ -142,6 +145,9 @@ class PlanRun:
             finally:
                 if self.session is not None:
                     self.session.detach()
+                if self.jump is not None:
+                    # Every event the target wrote has run, every shared map is merged.
+                    self.jump.stop()
             self._run_special("end")
             if self.settings.print_maps_on_exit:
                 self.emitter.final_maps(self.store)
@@ -150,6 +156,8 @@ class PlanRun:
                     f"WARNING: @{name}: {lost} new keys dropped: the map was full "
                     f"(max_map_keys = {self.store.max_keys})\n"
                 )
+            if self.jump is not None and self.jump.lost():
+                self.emitter.stderr(f"Lost {self.jump.lost()} events\n")
             self.emitter.flush()
             if failed is not None:
                 raise failed
@@ -184,9 +192,21 @@ class PlanRun:
         # `self->` variables die with their thread.
         session.on_thread_exit(self.support.thread_exited)
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
-                             note=self.emitter.stderr if self.options.verbose else None)
+                             note=self.emitter.stderr if self.options.verbose else None,
+                             strategies=self._strategies())
         session.on_exec(self.placer.after_exec)
         return session
+
+    def _strategies(self) -> tuple[Any, ...]:
+        """The jump path in front of the trap, unless --trap or nothing runs in-target."""
+        trap = TrapStrategy()
+        if self.options.trap:
+            return (trap,)
+        from runtime.jump.strategy import jump_strategy
+
+        jump = jump_strategy(self.plan, self.store, self.support, self.settings)
+        self.jump = jump.run
+        return (jump, trap)
 
     def _place(self) -> None:
         """Every probe of the plan: traced ones and timed ones into the session (the

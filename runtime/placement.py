@@ -307,8 +307,9 @@ class Placer:
         group.keys.add(key)
         if self.note is not None:
             # Which way the site went and, when a strategy in front declined, why.
-            why = "; ".join(r.split(": ", 1)[1] for r in reasons)
-            how = f"{placed.how} path" + (f" ({why})" if why else "")
+            path, _, extra = placed.how.partition(": ")
+            why = "; ".join([r.split(": ", 1)[1] for r in reasons] + ([extra] if extra else []))
+            how = f"{path} path" + (f" ({why})" if why else "")
             self.note(f"{site.label}: {pl.path} file offset 0x{pl.file_offset:x}"
                       f"{' (sync)' if site.sync else ''}: {how}\n")
         return 1

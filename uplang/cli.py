@@ -114,6 +114,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     p.add_argument("--no-follow-forks", dest="follow_forks", action="store_false",
                    help="do not trace the children the target forks")
+    p.add_argument("--trap", action="store_true",
+                   help="place every probe as a trap (int3 + ptrace stop), never as a jump "
+                   "into in-target code")
     p.add_argument("--cpu", type=_cpu, metavar="N",
                    help="pin the tracer to CPU N; with -c the program starts pinned there too "
                    "(its own affinity changes); -p targets are never re-pinned")
@@ -242,6 +245,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         follow_forks=opts.follow_forks,
         verbose=opts.verbose,
         cpu=opts.cpu,
+        trap=opts.trap,
     )
     try:
         return run_plan(plan, options)

@@ -54,6 +54,8 @@ class HandlerSupport:
     uaddr_lookup: Callable[[int, str], int] | None = None
     stack_mode: str = "bpftrace"  # config stack_mode: how ustack values print
     exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
+    # Brings maps kept elsewhere (the jump path's shared area) into `maps` before a print.
+    sync_maps: Callable[[], None] = field(default=lambda: None)
 
     # ------------------------------------------------------------------ thread-locals
 
@@ -203,6 +205,7 @@ class HandlerSupport:
         ctx.defer(partial(self.emitter.value, value))
 
     def print_map(self, ctx: Any, m: Any, top: int, div_: int) -> None:
+        self.sync_maps()
         snap = snapshot(m)
         ctx.defer(partial(self.emitter.map, snap, top, div_))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from runtime.maps import hist_bucket_count, lhist_bucket_count
+from runtime.aggregations import hist_bucket_count, lhist_bucket_count
 
 MAGIC = 0x3130504D554A5055  # "UPJUMP01"
 VERSION = 1

@@ -18,13 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.aggregations import new_state
+from runtime.cint import MASK64, wrap_s64
 from runtime.handlers.codegen import ClauseGen, Shared, map_global
 from runtime.handlers.ctypes_ import INT64, STR
 from runtime.handlers.values import decode_cstr
 from runtime.jump import layout as L
 from runtime.jump.program import JumpProgram
 from runtime.jump.split import CAPTURE_PREFIX
-from runtime.maps import MASK64, MapStore, new_state, normalize_key, wrap_s64
+from runtime.maps import MapStore, normalize_key
 
 SYS_FUTEX = 202
 FUTEX_WAKE = 1

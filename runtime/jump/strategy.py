@@ -16,9 +16,7 @@ the maps are merged into the run's MapStore before any printout and at the end.
 from __future__ import annotations
 
 import os
-import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,17 +283,21 @@ class JumpInstaller:
 
 
 class JumpStrategy:
-    """The placement strategy in front of the trap: takes what the jump path can run."""
+    """The placement strategy in front of the trap: takes what the jump path can run.
+    `run` is None when no clause of the plan runs in the target: then every site is
+    declined, with its clause's reason (`reasons`, from the split)."""
 
     name = "jump"
 
-    def __init__(self, run: JumpRun) -> None:
+    def __init__(self, run: JumpRun | None, reasons: dict[int, str] | None = None) -> None:
         self.run = run
+        self.reasons = reasons or {}
 
     def place(self, host: ProbeHost, site: Site) -> Placed:
         reason = self.reason(site)
         if reason:
             raise NotEligible(reason)
+        assert self.run is not None
         inst = JumpInstaller(self.run, site.clause, site.kind)
         probe = host.add_probe(site.placement, site.handler, kind=site.kind, sync=site.sync,
                                label=site.label, semaphore=site.semaphore,
@@ -308,7 +310,8 @@ class JumpStrategy:
         """Why the site keeps the trap path, or ""."""
         if site.clause < 0:
             return "not a plan clause"
-        why = self.run.prog.reason(site.clause)
+        why = (self.run.prog.reason(site.clause) if self.run is not None
+               else self.reasons.get(site.clause, "not a probe clause"))
         if why:
             return why
         if site.sync:
@@ -320,8 +323,26 @@ class JumpStrategy:
         return "" if verdict.site is not None else verdict.reason
 
 
-def word(view: Any, offset: int) -> int:
-    return struct.unpack_from("<Q", view, offset)[0]
+def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStrategy:
+    """The jump path for a plan: its in-target program compiled, its user side built
+    with the trap path's own code generator. When no clause can run in the target nothing
+    is compiled and the strategy declines every site with its clause's reason.
+    Config `ring_full = "drop"` drops events on a full ring (counted, reported at the end)
+    instead of making the writer wait; `ring_records` sizes the ring."""
+    from runtime.jump.program import build_program
+    from runtime.jump.reader import compile_user_side
+    from runtime.jump.split import split_plan
+    from runtime.output.printf import PrintfFormat
 
-
-StrategyFactory = Callable[[Any], JumpStrategy]
+    splits = split_plan(plan, settings.max_strlen)
+    if all(s.reason is not None for s in splits.values()):
+        return JumpStrategy(None, {i: s.reason or "" for i, s in splits.items()})
+    config = plan.config
+    drop = str(config.get("ring_full", "wait")) == "drop"
+    records = int(config.get("ring_records", L.DEFAULT_RING_RECORDS) or L.DEFAULT_RING_RECORDS)
+    prog = build_program(plan, max_strlen=settings.max_strlen, drop=drop,
+                         ring_records=records)
+    user = compile_user_side(prog, support, PrintfFormat.parse)
+    run = JumpRun(prog, store, user)
+    support.sync_maps = run.flush
+    return JumpStrategy(run)
