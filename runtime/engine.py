@@ -411,6 +411,8 @@ class Engine:
         if self.follow_forks or proc.vfork:
             # A vfork child shares the parent's memory: it cannot be cleaned, so it stays
             # traced until it execs or exits.
+            for ext in list(proc.extensions.values()):
+                ext.started(self, proc, th)
             self.resume(th)
             return
         self._clean_process(proc)

@@ -194,6 +194,14 @@ class PlanRun:
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
                              note=self.emitter.stderr if self.options.verbose else None,
                              strategies=self._strategies())
+        if self.jump is not None:
+            jump, support = self.jump, self.support
+
+            def thread_exited(pid: int, tid: int) -> None:
+                support.thread_exited(pid, tid)
+                jump.thread_exited(pid, tid)
+
+            session.on_thread_exit(thread_exited)
         session.on_exec(self.placer.after_exec)
         return session
 

@@ -67,6 +67,10 @@ class ProcessExtension(Protocol):
         """The child's copy (the child is stopped before its first instruction)."""
         ...
 
+    def started(self, engine: Any, proc: Process, th: Thread) -> None:
+        """A followed fork child's first stop (`th` stopped, nothing run yet)."""
+        ...
+
     def clean(self, proc: Process) -> None:
         """Undo every change to `proc` (every thread of it is stopped)."""
         ...

@@ -231,6 +231,8 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         print(exc.render(), file=streams.err)
         return EXIT_USAGE
     if opts.dry_run:
+        if opts.verbose:
+            _explain_paths(plan, opts, streams)
         return _write_plan(plan, opts.output, streams)
     from runtime.executor import RunOptions, run_plan
 
@@ -303,6 +305,17 @@ def report_runtime_error(exc: BaseException, debug: bool, streams: Streams) -> i
     if debug:
         traceback.print_exception(exc, file=streams.err)
     return EXIT_RUNTIME
+
+
+def _explain_paths(plan: Plan, opts: argparse.Namespace, streams: Streams) -> None:
+    """--dry-run -v: which path (jump or trap) each probe site takes, and why (stderr)."""
+    try:
+        from runtime.jump.strategy import explain
+
+        for line in explain(plan, opts.trap, opts.pid):
+            print(line, file=streams.err)
+    except Exception as exc:  # noqa: BLE001 - a dry run still prints the plan
+        report_runtime_error(exc, opts.debug, streams)
 
 
 def _write_plan(plan: Plan, output: str | None, streams: Streams) -> int:

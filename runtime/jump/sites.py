@@ -84,16 +84,21 @@ class JumpState:
     code: dict[int, AreaCode] = field(default_factory=dict)
     sites: dict[int, PatchedSite] = field(default_factory=dict)
     on_clean: Callable[[Process, JumpState], None] | None = None
-    on_fork: Callable[[Process, int, JumpState], None] | None = None
+    # Told of a followed fork child's first stop: (engine, child, its thread, its state).
+    on_start: Callable[[Any, Process, Any, JumpState], None] | None = None
+    # The fork child's copy: the parent's state and the thread that forked.
+    parent: JumpState | None = None
+    forking_tid: int = 0
 
     def forked(self, child: Process, forking_tid: int) -> JumpState | None:
         if child.vfork:
             return None  # the very same memory: the parent's state covers it
-        copy = JumpState(self.shm, dict(self.code), dict(self.sites), self.on_clean,
-                         self.on_fork)
-        if self.on_fork is not None:
-            self.on_fork(child, forking_tid, copy)
-        return copy
+        return JumpState(self.shm, dict(self.code), dict(self.sites), self.on_clean,
+                         self.on_start, self, forking_tid)
+
+    def started(self, engine: Any, proc: Process, th: Any) -> None:
+        if self.on_start is not None:
+            self.on_start(engine, proc, th, self)
 
     def covering(self, addr: int) -> PatchedSite | None:
         """The jump site whose replaced bytes include `addr` past their first byte."""
@@ -172,6 +177,25 @@ def open_state(engine: Any, proc: Process, program: Program, addr: int,
     state = JumpState(shm)
     proc.extensions[key] = state
     return state
+
+
+def own_area(proc: Process, th: Any, state: JumpState) -> JumpState:
+    """A followed fork child's own shared area, mapped over the one it shares with its
+    parent at the same address (stopped thread `th`, before the child ran anything): its
+    threads have the same thread pointers as the parent's, and the program finds threads
+    by thread pointer. Registered as the child's extension in place of `state`."""
+    area = next((a for a in proc.xol.areas if a.start in state.code), None)
+    scratch = area.take(16, area.start, area.end) if area is not None else None
+    if scratch is None:
+        raise PlacementError(f"pid {proc.pid}: no room to name the fork child's area")
+    insn = syscall_insn(proc.mem, proc.xol)
+    shm, pending = inject(th.tid, proc.mem, insn, scratch, state.shm.size, state.shm.address)
+    th.pending += pending
+    own = JumpState(shm, state.code, state.sites, state.on_clean, state.on_start)
+    for key, ext in list(proc.extensions.items()):
+        if ext is state:
+            proc.extensions[key] = own
+    return own
 
 
 def place(engine: Any, proc: Process, state: JumpState, program: Program, site: JumpSite,

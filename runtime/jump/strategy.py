@@ -15,6 +15,7 @@ the maps are merged into the run's MapStore before any printout and at the end.
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from runtime.uprobes import Probe, site_addresses
 
 DRAIN_IDLE_S = 0.001
 SITE_CODE = 64
+PADDING_MAX = 64
 
 
 def function_of(elf: ElfFile, vaddr: int, bias: int) -> FunctionCode | None:
@@ -49,7 +51,14 @@ def function_of(elf: ElfFile, vaddr: int, bias: int) -> FunctionCode | None:
         return None
     parts = tuple((c.vaddr + bias, elf.read_function_bytes(c))
                   for c in elf.functions_named(f"{name}.cold") if c.offset is not None)
-    return FunctionCode(name, sym.vaddr + bias, elf.read_function_bytes(sym), parts)
+    end = sym.vaddr + sym.size
+    # The next function (or section end): the bytes up to it are alignment padding.
+    i = bisect.bisect_right(elf.functions, end - 1, key=lambda f: f.vaddr)
+    limit = elf.functions[i].vaddr if i < len(elf.functions) else 0
+    limit = min(limit, end + PADDING_MAX) if limit else 0
+    padding = elf.read(sym.offset + sym.size, limit - end) if limit > end else b""
+    return FunctionCode(name, sym.vaddr + bias, elf.read_function_bytes(sym), parts,
+                        limit + bias if limit else 0, padding)
 
 
 def verdict_for(path: str, vaddr: int, bias: int = 0) -> Verdict:
@@ -120,6 +129,7 @@ class JumpRun:
         self.prog.init_shm(view)
         reader = JumpReader(self.prog, state.shm.view, self.store, self.user)
         state.on_clean = self._on_clean
+        state.on_start = self._on_start
         pj = ProcessJump(state, reader)
         with self.lock:
             self.procs[proc.pid] = pj
@@ -129,19 +139,43 @@ class JumpRun:
                 self.prog.add_site(view, site_id, tuple(clauses))
         return pj
 
+    def _on_start(self, engine: Any, child: Process, th: Any,
+                  state: jsites.JumpState) -> None:
+        """A followed fork child, before its first instruction: its own area, with the
+        forking thread's state (self-> values, pending returns) carried over."""
+        own = jsites.own_area(child, th, state)
+        self._adopt(child, own)
+        if state.parent is not None:
+            self.prog.copy_thread_state(memoryview(state.parent.shm.view),
+                                        memoryview(own.shm.view), state.forking_tid,
+                                        child.pid, child.pid)
+
+    def thread_exited(self, pid: int, tid: int) -> None:
+        """A thread is gone: its entry in its process's area is free for a new thread
+        (thread pointers are reused)."""
+        pj = self.procs.get(pid)
+        if pj is not None:
+            with self.lock:
+                self.prog.forget_thread(memoryview(pj.state.shm.view), tid)
+
     def _on_clean(self, proc: Process, state: jsites.JumpState) -> None:
-        """Detach (every thread stopped): pending returns back into their stack slots,
-        then nobody waits for the ring any more."""
-        pj = self.procs.get(proc.pid)
-        if pj is None or pj.state is not state:
-            return
+        """Detach, or a fork child we do not follow (every thread stopped): pending
+        returns back into their stack slots; for a process's own area, the ring drained
+        and closed (nobody waits for it any more)."""
         tramps = {c.ret_tramp for c in state.code.values()}
-        for _tid, slot, orig in self.prog.pending_returns(memoryview(state.shm.view)):
+        view = memoryview(state.shm.view)
+        child_copy = state.parent is not None and state.shm is state.parent.shm
+        for tid, slot, orig in self.prog.pending_returns(view):
+            if child_copy and tid != state.forking_tid:
+                continue
             try:
                 if proc.mem.read_u64(slot) in tramps:
                     proc.mem.write_u64(slot, orig)
             except UprobeError:
                 continue
+        pj = self.procs.get(proc.pid)
+        if pj is None or pj.state is not state:
+            return
         self.flush()
         pj.reader.close()
 
@@ -328,7 +362,7 @@ def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStr
     with the trap path's own code generator. When no clause can run in the target nothing
     is compiled and the strategy declines every site with its clause's reason.
     Config `ring_full = "drop"` drops events on a full ring (counted, reported at the end)
-    instead of making the writer wait; `ring_records` sizes the ring."""
+    instead of making the writer wait; `ring_records` sizes the ring (a power of two)."""
     from runtime.jump.program import build_program
     from runtime.jump.reader import compile_user_side
     from runtime.jump.split import split_plan
@@ -339,10 +373,48 @@ def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStr
         return JumpStrategy(None, {i: s.reason or "" for i, s in splits.items()})
     config = plan.config
     drop = str(config.get("ring_full", "wait")) == "drop"
-    records = int(config.get("ring_records", L.DEFAULT_RING_RECORDS) or L.DEFAULT_RING_RECORDS)
+    wanted = int(config.get("ring_records", L.DEFAULT_RING_RECORDS) or L.DEFAULT_RING_RECORDS)
+    records = 1 << max(0, wanted - 1).bit_length()
     prog = build_program(plan, max_strlen=settings.max_strlen, drop=drop,
                          ring_records=records)
     user = compile_user_side(prog, support, PrintfFormat.parse)
     run = JumpRun(prog, store, user)
     support.sync_maps = run.flush
     return JumpStrategy(run)
+
+
+def explain(plan: Any, trap: bool, pid: int | None = None) -> list[str]:
+    """`--dry-run -v`: per probe site, the path it would take and, for the trap path, why
+    (the same words as the run's `-v` lines; a run may still fall back per process, e.g.
+    a return probe in a process that can throw C++ exceptions)."""
+    from runtime.jump.split import split_plan
+    from runtime.placement import Settings
+    from runtime.resolve import resolve_uprobe
+
+    splits = split_plan(plan, Settings.of(plan.config).max_strlen)
+    lines = []
+    for probe in plan.probes:
+        if probe.kind == "usdt":
+            lines.append(f"{probe.spec}: trap path (usdt probes keep the trap path)")
+            continue
+        if probe.kind not in ("uprobe", "uretprobe"):
+            continue
+        try:
+            found = resolve_uprobe(probe.target, probe.func, probe.offset, probe.address, pid,
+                                   want_return=probe.kind == "uretprobe")
+        except UprobeError as e:
+            lines.append(f"{probe.spec}: not resolved without the process ({e.message})")
+            continue
+        split = splits.get(probe.clause)
+        clause_why = "not a probe clause" if split is None else split.reason
+        for pl in found:
+            where = pl.symbol or f"0x{pl.vaddr:x}"
+            if probe.offset and pl.symbol:
+                where += f"+{probe.offset}"
+            why = ("--trap" if trap else clause_why
+                   or ("the clause is synchronous" if plan.clauses[probe.clause].sync else "")
+                   or verdict_for(pl.path, pl.vaddr).reason)
+            how = f"trap path ({why})" if why else "jump path"
+            lines.append(f"{probe.kind}:{pl.path}:{where}: {pl.path} file offset "
+                         f"0x{pl.file_offset:x}: {how}")
+    return lines
