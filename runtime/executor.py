@@ -158,6 +158,10 @@ class PlanRun:
                 )
             if self.jump is not None and self.jump.lost():
                 self.emitter.stderr(f"Lost {self.jump.lost()} events\n")
+            if self.jump is not None and self.options.verbose:
+                for name, value in self.jump.counters().items():
+                    if value:
+                        self.emitter.stderr(f"jump path: {name.replace('_', ' ')}: {value}\n")
             self.emitter.flush()
             if failed is not None:
                 raise failed

@@ -190,6 +190,15 @@ class JumpRun:
     def lost(self) -> int:
         return sum(r.lost for r in self.readers)
 
+    def counters(self) -> dict[str, int]:
+        """The in-target program's own counters (misses, faults), summed over areas."""
+        total: dict[str, int] = {}
+        for r in self.readers:
+            for name, value in r.counters.items():
+                if name != "lost":
+                    total[name] = total.get(name, 0) + value
+        return total
+
     def start(self) -> None:
         if self.drainer is None:
             self.drainer = Drainer(self)
