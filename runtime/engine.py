@@ -35,6 +35,7 @@ STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
 TRACE_OPTIONS = (
     pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
+    | pt.O_TRACEVFORKDONE
 )
 
 
@@ -354,6 +355,11 @@ class Engine:
             self._on_fork(th, pt.geteventmsg(th.tid), event == pt.EVENT_VFORK)
         elif event == pt.EVENT_EXEC:
             self._on_exec(th)
+        elif event == pt.EVENT_VFORK_DONE:
+            # The vfork child exec'd or exited: the parent thread runs again.
+            for ext in list(th.proc.extensions.values()):
+                ext.vfork_done(th.proc, th.tid)
+            self.resume(th)
         else:
             self.resume(th)
 

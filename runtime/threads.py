@@ -67,6 +67,10 @@ class ProcessExtension(Protocol):
         """The child's copy (the child is stopped before its first instruction)."""
         ...
 
+    def vfork_done(self, proc: Process, tid: int) -> None:
+        """Thread `tid` of `proc` runs again after its vfork child exec'd or exited."""
+        ...
+
     def started(self, engine: Any, proc: Process, th: Thread) -> None:
         """A followed fork child's first stop (`th` stopped, nothing run yet)."""
         ...

@@ -89,12 +89,27 @@ class JumpState:
     # The fork child's copy: the parent's state and the thread that forked.
     parent: JumpState | None = None
     forking_tid: int = 0
+    # The parent's area as it was at the fork (the parent runs on before the child's
+    # first stop): the forking thread's pending returns and self-> values come from it.
+    fork_image: bytearray | None = None
+    # Told of a vfork (tid, child pid) and of its end (tid, 0): the child borrows the
+    # forking thread's memory, thread pointer included, until it execs or exits.
+    on_vfork: Callable[[JumpState, int, int], None] | None = None
+    vforks: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
 
     def forked(self, child: Process, forking_tid: int) -> JumpState | None:
         if child.vfork:
-            return None  # the very same memory: the parent's state covers it
+            # The very same memory: the parent's state covers it.
+            if self.on_vfork is not None:
+                self.on_vfork(self, forking_tid, child.pid)
+            return None
+        image = bytearray(self.shm.view) if self.on_start is not None else None
         return JumpState(self.shm, dict(self.code), dict(self.sites), self.on_clean,
-                         self.on_start, self, forking_tid)
+                         self.on_start, self, forking_tid, image, self.on_vfork)
+
+    def vfork_done(self, proc: Process, tid: int) -> None:
+        if self.on_vfork is not None:
+            self.on_vfork(self, tid, 0)
 
     def started(self, engine: Any, proc: Process, th: Any) -> None:
         if self.on_start is not None:
@@ -191,7 +206,8 @@ def own_area(proc: Process, th: Any, state: JumpState) -> JumpState:
     insn = syscall_insn(proc.mem, proc.xol)
     shm, pending = inject(th.tid, proc.mem, insn, scratch, state.shm.size, state.shm.address)
     th.pending += pending
-    own = JumpState(shm, state.code, state.sites, state.on_clean, state.on_start)
+    own = JumpState(shm, state.code, state.sites, state.on_clean, state.on_start,
+                    on_vfork=state.on_vfork)
     for key, ext in list(proc.extensions.items()):
         if ext is state:
             proc.extensions[key] = own

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,6 +131,7 @@ class JumpRun:
         reader = JumpReader(self.prog, state.shm.view, self.store, self.user)
         state.on_clean = self._on_clean
         state.on_start = self._on_start
+        state.on_vfork = self._on_vfork
         pj = ProcessJump(state, reader)
         with self.lock:
             self.procs[proc.pid] = pj
@@ -145,10 +147,35 @@ class JumpRun:
         forking thread's state (self-> values, pending returns) carried over."""
         own = jsites.own_area(child, th, state)
         self._adopt(child, own)
-        if state.parent is not None:
-            self.prog.copy_thread_state(memoryview(state.parent.shm.view),
+        if state.fork_image is not None:
+            self.prog.copy_thread_state(memoryview(state.fork_image),
                                         memoryview(own.shm.view), state.forking_tid,
                                         child.pid, child.pid)
+            state.fork_image = None
+
+    def _on_vfork(self, state: jsites.JumpState, tid: int, child: int) -> None:
+        """A vfork child runs on its parent thread's memory and thread pointer, so its
+        hits find that thread's entry: it carries the child's tid and pid until the
+        parent thread runs again (child == 0), then gets its own back. An entry the child
+        claimed itself (the thread had none) is dropped then."""
+        lay = self.prog.layout
+        view = memoryview(state.shm.view)
+        with self.lock:
+            if child:
+                for i in range(L.MAX_THREADS):
+                    off = lay.threads_off + i * lay.thread_size
+                    key, t, p = struct.unpack_from("<QQQ", view, off)
+                    if key > 1 and t == tid:
+                        state.vforks[tid] = (child, off, t, p)
+                        struct.pack_into("<QQ", view, off + L.T_TID, child, child)
+                        return
+                state.vforks[tid] = (child, -1, 0, 0)
+                return
+            child, off, t, p = state.vforks.pop(tid, (0, -1, 0, 0))
+            if off >= 0:
+                struct.pack_into("<QQ", view, off + L.T_TID, t, p)
+            elif child:
+                self.prog.forget_thread(view, child)
 
     def thread_exited(self, pid: int, tid: int) -> None:
         """A thread is gone: its entry in its process's area is free for a new thread
@@ -165,6 +192,8 @@ class JumpRun:
         tramps = {c.ret_tramp for c in state.code.values()}
         view = memoryview(state.shm.view)
         child_copy = state.parent is not None and state.shm is state.parent.shm
+        if child_copy and state.fork_image is not None:
+            view = memoryview(state.fork_image)  # the parent ran on since the fork
         for tid, slot, orig in self.prog.pending_returns(view):
             if child_copy and tid != state.forking_tid:
                 continue
