@@ -64,6 +64,7 @@ class PatchedSite:
     site_id: int
     entry: bool = True
     returns: bool = False
+    patch: bytes = b""  # what we wrote: a site whose bytes differ is no longer ours
     # The session probes this patch serves (handed to the trap path on eviction).
     probes: list[Any] = field(default_factory=list)
 
@@ -218,8 +219,12 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
           site_id: int, entry: bool, returns: bool) -> PatchedSite:
     """Write the site's trampoline, then patch the site live (every thread stopped)."""
     addr = site.address
-    if addr in state.sites:
-        return state.sites[addr]
+    old = state.sites.get(addr)
+    if old is not None:
+        if _still_ours(proc, old):
+            return old
+        # The mapping was replaced (dlclose, dlopen again at the same place): a new site.
+        del state.sites[addr]
     _check_conflicts(proc, state, site)
     area, code = _program_area(engine, proc, state, program, addr)
     at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
@@ -241,9 +246,10 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
     orig = proc.mem.read(addr, site.covered)
     rel = at - (addr + JMP_SIZE)
     jmp = b"\xe9" + rel.to_bytes(4, "little", signed=True)
+    data = jmp + INT3 * (site.covered - JMP_SIZE)
     with patch.all_stopped(engine, proc) as threads:
-        patch.write_patch(proc, threads, addr, jmp + INT3 * (site.covered - JMP_SIZE))
-    done = PatchedSite(addr, orig, at, site_id, entry, returns)
+        patch.write_patch(proc, threads, addr, data)
+    done = PatchedSite(addr, orig, at, site_id, entry, returns, data)
     state.sites[addr] = done
     return done
 
@@ -266,10 +272,19 @@ def unpatch(engine: Any, proc: Process, state: JumpState, addr: int) -> None:
     """Put a site's bytes back (every thread stopped: the write is not atomic). Its
     trampoline stays: a thread may be inside it, and it ends by jumping back."""
     site = state.sites.pop(addr, None)
-    if site is None:
+    if site is None or not _still_ours(proc, site):
         return
     with patch.all_stopped(engine, proc):
         proc.mem.write(addr, site.orig)
+
+
+def _still_ours(proc: Process, site: PatchedSite) -> bool:
+    """Whether the site's bytes are still the patch we wrote (a dlclose takes them away,
+    and another mapping may hold something else there since)."""
+    try:
+        return proc.mem.read(site.addr, len(site.patch)) == site.patch
+    except MemoryReadError:
+        return False
 
 
 def restore_all(proc: Process, state: JumpState) -> None:
@@ -277,8 +292,10 @@ def restore_all(proc: Process, state: JumpState) -> None:
     stopped at a site's first byte now runs the original instruction; no thread can be
     strictly inside the jmp, and int3 pads are never reached."""
     for addr, site in list(state.sites.items()):
+        if not _still_ours(proc, site):
+            continue  # the mapping is gone (dlclose): nothing of ours to take back
         try:
             proc.mem.write(addr, site.orig)
-        except MemoryReadError:  # the mapping is gone (dlclose): nothing to restore
+        except MemoryReadError:
             pass
     state.sites.clear()
