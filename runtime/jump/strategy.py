@@ -362,6 +362,7 @@ class JumpStrategy:
     name = "jump"
 
     def __init__(self, run: JumpRun | None, reasons: dict[int, str] | None = None) -> None:
+        # Per clause: why it keeps the trap path although the program could run it.
         self.run = run
         self.reasons = reasons or {}
 
@@ -382,8 +383,10 @@ class JumpStrategy:
         """Why the site keeps the trap path, or ""."""
         if site.clause < 0:
             return "not a plan clause"
-        why = (self.run.prog.reason(site.clause) if self.run is not None
-               else self.reasons.get(site.clause, "not a probe clause"))
+        if self.run is None:
+            why = self.reasons.get(site.clause, "not a probe clause")
+        else:
+            why = self.run.prog.reason(site.clause) or self.reasons.get(site.clause, "")
         if why:
             return why
         if site.sync:
@@ -409,6 +412,7 @@ def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStr
     splits = split_plan(plan, settings.max_strlen)
     if all(s.reason is not None for s in splits.values()):
         return JumpStrategy(None, {i: s.reason or "" for i, s in splits.items()})
+    ordered = output_order_reasons(plan, {i: s.reason for i, s in splits.items()})
     config = plan.config
     drop = str(config.get("ring_full", "wait")) == "drop"
     wanted = int(config.get("ring_records", L.DEFAULT_RING_RECORDS) or L.DEFAULT_RING_RECORDS)
@@ -418,7 +422,31 @@ def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStr
     user = compile_user_side(prog, support, PrintfFormat.parse)
     run = JumpRun(prog, store, user)
     support.sync_maps = run.flush
-    return JumpStrategy(run)
+    return JumpStrategy(run, ordered)
+
+
+OUTPUT_CALLS = frozenset({"printf", "print", "time", "cat", "join", "system"})
+
+
+def _prints(clause: Any) -> bool:
+    from uplang import ast
+    from uplang.astwalk import walk
+
+    return any(isinstance(n, ast.Call) and n.name in OUTPUT_CALLS
+               for stmt in clause.body for n in walk(stmt))
+
+
+def output_order_reasons(plan: Any, reasons: dict[int, str | None]) -> dict[int, str]:
+    """Output of the two paths reaches the user by two routes (the trap path's effect
+    queue, the jump path's ring), so their lines could swap. Where a probe clause on the
+    trap path prints, every printing clause keeps the trap path, and lines stay in hit
+    order; clauses that only count and aggregate still jump."""
+    trap_printing = [i for i, why in reasons.items() if why and _prints(plan.clauses[i])]
+    if not trap_printing:
+        return {}
+    first = trap_printing[0]
+    return {i: f"its output must stay in order with clause {first}'s, which traps"
+            for i, why in reasons.items() if not why and _prints(plan.clauses[i])}
 
 
 def explain(plan: Any, trap: bool, pid: int | None = None) -> list[str]:
