@@ -18,7 +18,10 @@ from runtime import procfs
 from runtime.errors import UprobeError
 
 if TYPE_CHECKING:
+    from runtime.output.values import Stack
+    from runtime.stacks import Stacks
     from runtime.threads import Thread
+    from runtime.unwind.unwinder import RawFrame
 
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -31,6 +34,9 @@ class ContextHost(Protocol):
     def effects(self) -> Any: ...
 
     def symbolize(self, pid: int, addr: int) -> str: ...
+
+    @property
+    def stacks(self) -> Stacks: ...
 
 
 class HitProbe(Protocol):
@@ -119,37 +125,28 @@ class HitContext:
         return self._comm
 
     def ustack(self, limit: int = 127) -> list[int]:
-        """Return addresses by the frame-pointer chain, innermost first. At a function's
-        first instruction rbp is still the caller's, so [rsp] supplies the caller. Pending
-        return-probe trampolines are shown as the addresses they replaced."""
-        mem = self.thread.proc.mem
-        fix = {r.slot: r.orig for r in self.thread.returns}
-        tramp = self.thread.proc.xol.trampoline
+        """Return addresses by call-frame information (frame pointers where none covers
+        a pc), innermost first. Pending return-probe trampolines are shown as the
+        addresses they replaced."""
+        return [f.pc for f in self.capture_stack(limit)]
 
-        def real(value: int, slot: int) -> int:
-            return fix.get(slot, value) if value == tramp and tramp else value
+    def capture_stack(self, limit: int = 127) -> list[RawFrame]:
+        """The unwound frames with the files they lie in (runtime/stacks.py)."""
+        proc = self.thread.proc
+        tramp = proc.xol.trampoline
+        fix_ra = None
+        if tramp and self.thread.returns:
+            fix = {r.slot: r.orig for r in self.thread.returns}
 
-        frames = [self.regs.rip]
-        if self.probe.kind == "entry" and getattr(self.probe.placement, "sym_offset", 1) == 0:
-            try:
-                frames.append(real(mem.read_u64(self.regs.rsp), self.regs.rsp))
-            except UprobeError:
-                return frames[:limit]
-        rbp = self.regs.rbp
-        while len(frames) < limit and rbp and not rbp & 7:
-            try:
-                pair = mem.read(rbp, 16)
-            except UprobeError:
-                break
-            nxt = int.from_bytes(pair[:8], "little")
-            ret = int.from_bytes(pair[8:], "little")
-            if not ret:
-                break
-            frames.append(real(ret, rbp + 8))
-            if nxt <= rbp:
-                break
-            rbp = nxt
-        return frames[:limit]
+            def fix_ra(value: int, slot: int) -> int:
+                return fix.get(slot, value) if value == tramp else value
+
+        return self.session.stacks.capture(proc.pid, proc.maps_generation, self.regs,
+                                           proc.mem, limit, fix_ra)
+
+    def stack_value(self, limit: int, mode: str, demangle: bool = True) -> Stack:
+        """A ustack value: captured now, symbolised when printed."""
+        return self.session.stacks.value(self.capture_stack(limit), mode, limit, demangle)
 
     def symbolize(self, addr: int) -> str:
         return self.session.symbolize(self.pid, addr)

@@ -19,6 +19,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection
 
+from runtime import debugsyms
+from runtime.demangle import demangle, without_params
 from runtime.errors import TargetError
 from runtime.procmaps import Mapping, file_mappings, read_maps
 
@@ -30,7 +32,8 @@ _PF_X = 1
 _BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "unique"}
 # Preferred name when several symbols share an address: exported before weak before local.
 _BIND_RANK = {"global": 0, "unique": 0, "weak": 1, "local": 2}
-DEBUG_ROOT = "/usr/lib/debug"
+# Characters only a demangled C++ name contains: such a pattern is matched demangled too.
+_CXX_CHARS = ":()<> ~,&"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ class ElfFile:
     _ends: list[int] = field(default_factory=list, repr=False, compare=False)
     _by_name: dict[str, list[Symbol]] = field(default_factory=dict, repr=False, compare=False)
     _sorted_names: list[str] = field(default_factory=list, repr=False, compare=False)
+    # Built on first use: (demangled, demangled without parameters, mangled) per C++ name.
+    _cxx: list[tuple[str, str, str]] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def open(cls, path: str) -> ElfFile:
@@ -165,7 +170,39 @@ class ElfFile:
 
     def match(self, pattern: str) -> list[Symbol]:
         """Functions whose name matches the glob `pattern` (case-sensitive), by name then
-        address; a pattern without wildcards is an exact lookup."""
+        address; a pattern without wildcards is an exact lookup. C++ functions also match
+        by their demangled name, with or without the parameter list: `ns::K::f` names
+        every overload, `ns::K::f(int)` one, `ns::K::*` all members."""
+        found = self._match_raw(pattern)
+        if found and not any(c in pattern for c in _CXX_CHARS):
+            return found
+        extra = self.match_demangled(pattern)
+        if not found:
+            return extra
+        seen = {(s.name, s.vaddr) for s in found}
+        return found + [s for s in extra if (s.name, s.vaddr) not in seen]
+
+    def match_demangled(self, pattern: str) -> list[Symbol]:
+        if not self._cxx:
+            if not any(n.startswith("_Z") for n in self._sorted_names):
+                return []
+            for name in self._sorted_names:
+                if name.startswith("_Z"):
+                    full = demangle(name)
+                    if full != name:
+                        self._cxx.append((full, without_params(full), name))
+        glob = any(c in pattern for c in "*?[")
+        hits: list[str] = []
+        for full, base, mangled in self._cxx:
+            if glob:
+                ok = fnmatch.fnmatchcase(full, pattern) or fnmatch.fnmatchcase(base, pattern)
+            else:
+                ok = pattern in (full, base)
+            if ok:
+                hits.append(mangled)
+        return [sym for name in hits for sym in self._by_name[name]]
+
+    def _match_raw(self, pattern: str) -> list[Symbol]:
         if not any(c in pattern for c in "*?["):
             return self.functions_named(pattern)
         # Only names sharing the pattern's literal prefix can match: bisect to that range
@@ -292,13 +329,13 @@ def _parse(path: str, identity: FileIdentity) -> ElfFile:
                 for s in elf.iter_sections()
             }
             raw = list(_function_entries(elf))
-            build_id = _build_id(elf)
+            build_id = build_id_of(elf)
             is_pie = elf["e_type"] == "ET_DYN"
             entry = elf["e_entry"]
         except ELFError as e:
             raise TargetError(f"{path} is not a valid ELF file ({e})") from None
-    if ".symtab" not in sections and build_id:
-        raw.extend(_debug_file_functions(build_id))
+    if ".symtab" not in sections:
+        raw.extend(_debug_file_functions(path, build_id))
     return _assemble(path, identity, is_pie, entry, segments, sections, raw, build_id)
 
 
@@ -347,7 +384,7 @@ def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
         )
 
 
-def _build_id(elf: ELFFile) -> str | None:
+def build_id_of(elf: ELFFile) -> str | None:
     sec = elf.get_section_by_name(".note.gnu.build-id")
     if not isinstance(sec, NoteSection):
         return None
@@ -357,13 +394,16 @@ def _build_id(elf: ELFFile) -> str | None:
     return None
 
 
-def _debug_file_functions(build_id: str) -> list[tuple[str, int, int, str, str]]:
-    """Functions from the separate debug file of a stripped binary, if one is installed
-    (/usr/lib/debug/.build-id/ab/cdef....debug, as gdb looks them up)."""
-    path = os.path.join(DEBUG_ROOT, ".build-id", build_id[:2], build_id[2:] + ".debug")
+def _debug_file_functions(path: str, build_id: str | None) -> list[tuple[str, int, int, str, str]]:
+    """Functions of a stripped binary from its separate debug file (runtime/debugsyms.py),
+    else from its MiniDebugInfo."""
+    debug = debugsyms.debug_file(path, build_id)
     try:
-        with open(path, "rb") as f:
-            return list(_function_entries(ELFFile(f)))
+        if debug is not None:
+            with open(debug, "rb") as f:
+                return list(_function_entries(ELFFile(f)))
+        mini = debugsyms.minidebuginfo(path)
+        return list(_function_entries(mini)) if mini is not None else []
     except (OSError, ELFError):
         return []
 

@@ -13,18 +13,17 @@ import errno
 import os
 import signal
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from runtime import procfs, rendezvous, retprobes, trapguard
+from runtime import procfs, retprobes, trapguard
 from runtime import ptrace_ops as pt
+from runtime.detach import clean_process, restore_text
 from runtime.errors import MemoryReadError, TargetError, UprobeError
+from runtime.installer import Installer
 from runtime.memory import ProcessMemory
-from runtime.procmaps import Mapping, read_maps
-from runtime.rendezvous import MappingWatch
 from runtime.semaphores import SemaphoreTable
-from runtime.threads import OneShot, Process, ReturnInstance, Thread
-from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
-from runtime.xol import AREA_SIZE, REACH, XolArea, XolSpace, map_area
+from runtime.threads import Process, ReturnInstance, Thread
+from runtime.xol import XolSpace
 
 SIGTRAP = int(signal.SIGTRAP)
 T = TypeVar("T")
@@ -32,17 +31,10 @@ T = TypeVar("T")
 TRAP_STOP = (SIGTRAP << 8) | 0x7F
 WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-SIGTRAP_BIT = 1 << (signal.SIGTRAP - 1)
 TRACE_OPTIONS = (
     pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
     | pt.O_TRACEVFORKDONE
 )
-
-
-def sigtrap_pending(tid: int) -> bool:
-    """Whether a SIGTRAP is queued for the thread (an int3 it executed whose stop the
-    kernel has not reported yet: interrupt traps are reported before queued signals)."""
-    return bool(procfs.signal_mask(tid, "SigPnd") & SIGTRAP_BIT)
 
 
 class Engine:
@@ -55,7 +47,9 @@ class Engine:
         self.follow_forks = follow_forks
         self.procs: dict[int, Process] = {}
         self.threads: dict[int, Thread] = {}
-        self.registry = ProbeRegistry()
+        self.installer = Installer(self)
+        # The hot loop reads `lean` from it on every hit.
+        self.registry = self.installer.registry
         self.regs = pt.new_regs()
         self.regs_addr = pt.regs_address(self.regs)
         self.main_pid = 0
@@ -64,15 +58,16 @@ class Engine:
         self.on_wake: Callable[[], None] = lambda: None
         # Told (pid, tid) when a traced thread is gone (exit, or an exec in another thread).
         self.on_thread_exit: Callable[[int, int], None] | None = None
-        # Told the pid of a process that exec'd, at its new entry point (libraries mapped),
+        # Told the pid of a process that exec'd, once its libraries are mapped,
         # before pending probes go in: the place to resolve probe specs again.
         self.on_exec: Callable[[int], None] = lambda pid: None
-        # Per process: the dynamic linker's rendezvous (see watch_mappings).
-        self.watches: dict[int, MappingWatch] = {}
-        self.semaphores = SemaphoreTable()
         self.detaching = False
         # Stops of threads whose creation event has not been seen yet.
         self._early: dict[int, int] = {}
+
+    @property
+    def semaphores(self) -> SemaphoreTable:
+        return self.installer.semaphores
 
     # -- processes and threads -------------------------------------------------------
 
@@ -91,13 +86,14 @@ class Engine:
         self.threads.pop(th.tid, None)
         th.proc.threads.pop(th.tid, None)
 
-    def _forget_process(self, proc: Process) -> None:
+    def forget_process(self, proc: Process) -> None:
         for th in list(proc.threads.values()):
             self._forget_thread(th)
         proc.mem.close()
         self.procs.pop(proc.pid, None)
-        self.watches.pop(proc.pid, None)
-        self.semaphores.forget(proc.pid)
+        self.installer.watches.pop(proc.pid, None)
+        self.installer.ready_hooks.pop(proc.pid, None)
+        self.installer.semaphores.forget(proc.pid)
 
     # -- the loop --------------------------------------------------------------------
 
@@ -405,10 +401,10 @@ class Engine:
             copied = ext.forked(child, th.tid)
             if copied is not None:
                 child.extensions[name] = copied
-        watch = self.watches.get(parent.pid)
+        watch = self.installer.watches.get(parent.pid)
         if watch is not None:
-            self.watches[child_pid] = watch.copy()
-        self.semaphores.fork(parent.pid, child_pid, vfork)
+            self.installer.watches[child_pid] = watch.copy()
+        self.installer.semaphores.fork(parent.pid, child_pid, vfork)
         self._replay_early(child_pid)
         self.resume(th)
 
@@ -421,13 +417,13 @@ class Engine:
                 ext.started(self, proc, th)
             self.resume(th)
             return
-        self._clean_process(proc)
+        clean_process(proc, self.installer.semaphores)
         pt.detach(th.tid, th.pending.pop(0) if th.pending else 0)
-        self._forget_process(proc)
+        self.forget_process(proc)
 
     def _on_exec(self, th: Thread) -> None:
-        """A new image: every address-space state is gone; the probes go in again at the
-        new entry point, once the dynamic linker has mapped the libraries."""
+        """A new image: every address-space state is gone; the probes go in again once
+        the dynamic linker has mapped the libraries, before any of their code runs."""
         proc = th.proc
         for other in list(proc.threads.values()):
             if other is not th:
@@ -438,9 +434,13 @@ class Engine:
             th = self.add_thread(proc, proc.pid)
             th.stopped = True
         if not proc.vfork:
-            self._undo_writes_after_exec(proc)
+            # Our /proc/PID/mem descriptor still reads only if it was opened on the new
+            # image (an attach that raced with the exec): then int3s we wrote are in the
+            # new text and must go. One opened before the exec reads nothing now. Not for
+            # a vfork child: its descriptor shows the parent's live memory.
+            restore_text(proc)
             # Same reasoning for semaphore raises: lowered only where the descriptor reads.
-            self.semaphores.release(proc.pid, proc.mem)
+            self.installer.semaphores.release(proc.pid, proc.mem)
         proc.mem.close()
         proc.mem = ProcessMemory(proc.pid)
         proc.xol = XolSpace()
@@ -448,33 +448,22 @@ class Engine:
         proc.oneshots = {}
         proc.ever_sites = {}
         proc.unwinder_hooked = False
+        proc.maps_generation += 1
         proc.extensions = {}
         # Handlers do not survive an exec, an ignored SIGTRAP does: guard it from the
         # entry hook's own trap on.
         proc.trap_action = trapguard.ignored_action(proc.pid)
         th.returns = []
-        self.semaphores.forget(proc.pid)
-        self.watches.pop(proc.pid, None)
+        self.installer.semaphores.forget(proc.pid)
+        self.installer.watches.pop(proc.pid, None)
+        self.installer.ready_hooks.pop(proc.pid, None)
         if not self.follow_forks and proc.pid != self.main_pid:
             pt.detach(th.tid, 0)
-            self._forget_process(proc)
+            self.forget_process(proc)
             return
-        self.watch_mappings(proc)
-        self.set_entry_hook(proc, self._after_exec)
+        self.installer.watch_mappings(proc)
+        self.installer.set_ready_hook(proc, self._after_exec)
         self.resume(th)
-
-    @staticmethod
-    def _undo_writes_after_exec(proc: Process) -> None:
-        """Our /proc/PID/mem descriptor still reads only if it was opened on the new image
-        (an attach that raced with the exec): then int3s we wrote are in the new text and
-        must go. One opened before the exec reads nothing now (the old memory is gone).
-        Not for a vfork child: its descriptor shows the parent's live memory."""
-        for addr, orig in proc.ever_sites.items():
-            if proc.mem.read_upto(addr, 1) == b"\xcc":
-                try:
-                    proc.mem.write(addr, bytes((orig,)))
-                except MemoryReadError:
-                    continue
 
     def _on_exit(self, th: Thread, status: int) -> None:
         proc = th.proc
@@ -482,7 +471,7 @@ class Engine:
         self._thread_gone(proc.pid, th.tid)
         if th.tid == proc.pid:
             # The leader is reported last: the whole process is gone.
-            self._forget_process(proc)
+            self.forget_process(proc)
             if proc.pid == self.main_pid:
                 self.main_status = status
 
@@ -490,15 +479,7 @@ class Engine:
         if self.on_thread_exit is not None:
             self.on_thread_exit(pid, tid)
 
-    # -- placement -------------------------------------------------------------------
-
-    def set_entry_hook(self, proc: Process, callback: Callable[[Thread], None]) -> None:
-        """A one-shot int3 at the program's entry point (AT_ENTRY)."""
-        entry = procfs.entry_point(proc.pid)
-        orig = proc.mem.read(entry, 1)[0]
-        proc.oneshots[entry] = OneShot(entry, orig, callback)
-        proc.ever_sites.setdefault(entry, orig)
-        proc.mem.write(entry, b"\xcc")
+    # -- stopping one thread ---------------------------------------------------------
 
     def stop_thread(self, th: Thread) -> bool:
         """Interrupt `th` and dispatch other stops until it is stopped; False if it died.
@@ -516,15 +497,6 @@ class Engine:
             ctypes.memmove(ctypes.addressof(self.regs), saved, len(saved))
         return th.tid in self.threads
 
-    def new_area(self, proc: Process, lo: int, hi: int, size: int = AREA_SIZE) -> XolArea:
-        """Inject an XOL area of `size` bytes in [lo, hi) using a stopped thread of `proc`
-        (one already held, or one interrupted just for this and let go right after)."""
-
-        def inject(th: Thread) -> tuple[XolArea, list[int]]:
-            return map_area(th.tid, proc.mem, proc.xol, lo, hi, size)
-
-        return self.with_stopped_thread(proc, inject)
-
     def with_stopped_thread(self, proc: Process,
                             fn: Callable[[Thread], tuple[T, list[int]]]) -> T:
         """Run `fn(thread)` (code injection) with a stopped thread of `proc`: one already
@@ -538,7 +510,7 @@ class Engine:
                 th = next((t for t in leader_first if self.stop_thread(t)), None)
                 if th is None:
                     raise TargetError(f"pid {proc.pid}: no thread left to inject code")
-                if sigtrap_pending(th.tid):
+                if procfs.sigtrap_pending(th.tid):
                     # It just executed an int3: let that hit be handled, then try again.
                     self.resume(th)
                     continue
@@ -549,223 +521,8 @@ class Engine:
             return result
         raise TargetError(f"pid {proc.pid}: could not stop a thread to inject code")
 
-    def install(self, probe: Probe) -> int:
-        """Install one probe into every traced process; returns the number of sites."""
-        n = 0
-        for proc in list(self.procs.values()):
-            maps = read_maps(proc.pid)
-            n += self._install_into(proc, probe, maps)
-            if probe.semaphore is not None:
-                self._sync_semaphores(proc, maps)
-        return n
-
-    def install_all(self, proc: Process, maps: list[Mapping] | None = None) -> None:
-        maps = read_maps(proc.pid) if maps is None else maps
-        for probe in self.registry:
-            self._install_into(proc, probe, maps)
-        self._sync_semaphores(proc, maps)
-
-    # -- following mappings: exec, dlopen, dlclose -----------------------------------
-
-    def watch_mappings(self, proc: Process) -> None:
-        """Put an internal breakpoint on the dynamic linker's r_brk so that every dlopen
-        and dlclose is seen (runtime/rendezvous.py); a static program has none. Works at
-        exec (ld.so is mapped before it runs) as well as in a running process."""
-        maps = read_maps(proc.pid)
-        r_debug = rendezvous.locate_r_debug(proc.pid, proc.mem, maps)
-        self.watches[proc.pid] = MappingWatch(r_debug, rendezvous.executable_file_maps(maps))
-        placement = rendezvous.r_brk_placement(proc.pid, proc.mem, maps, r_debug)
-        if placement is None:
-            return
-        hook = Probe(placement=placement, handler=None, kind="internal", label="rendezvous",
-                     call=self._on_r_brk)
-        install(proc, hook, maps, self.new_area, rendezvous.emulate_ret)
-
-    def _on_r_brk(self, th: Thread, regs: Any) -> None:
-        """ld.so announces a change of its object list; act once it is consistent."""
-        proc = th.proc
-        watch = self.watches.get(proc.pid)
-        if watch is None:
-            return
-        if not watch.r_debug:
-            # Attached or exec'd before ld.so filled DT_DEBUG in: look again now.
-            watch.r_debug = rendezvous.locate_r_debug(proc.pid, proc.mem, read_maps(proc.pid))
-        if watch.r_debug:
-            try:
-                state = rendezvous.read_r_debug(proc.mem, watch.r_debug).state
-            except MemoryReadError:
-                state = rendezvous.RT_CONSISTENT
-            if state != rendezvous.RT_CONSISTENT:
-                return
-        self.sync_mappings(proc)
-
-    def sync_mappings(self, proc: Process) -> None:
-        """Bring the process's probes in line with /proc/PID/maps: forget sites whose
-        mapping is gone (their int3 went with it: nothing is written there), then install
-        pending probes into new mappings and raise their semaphores."""
-        maps = read_maps(proc.pid)
-        now = rendezvous.executable_file_maps(maps)
-        watch = self.watches.setdefault(proc.pid, MappingWatch())
-        known = list(proc.ever_sites) + list(proc.oneshots)
-        gone = rendezvous.gone_addresses(known, watch.exec_maps, now)
-        # A live site without its int3 lies in a fresh mapping of the same file at the same
-        # place (unmapped and mapped again between two syncs): it must be made anew.
-        gone += [a for a, bp in proc.sites.items() if proc.mem.read_upto(a, 1) != b"\xcc"]
-        for addr in gone:
-            proc.sites.pop(addr, None)
-            proc.ever_sites.pop(addr, None)
-            proc.oneshots.pop(addr, None)
-        watch.exec_maps = now
-        self.install_all(proc, maps)
+    # -- exec ------------------------------------------------------------------------
 
     def _after_exec(self, th: Thread) -> None:
         self.on_exec(th.proc.pid)
-        self.sync_mappings(th.proc)
-
-    def _sync_semaphores(self, proc: Process, maps: list[Mapping]) -> None:
-        needed = {(p.placement.dev, p.placement.ino, p.semaphore)
-                  for p in self.registry if p.semaphore is not None}
-        self.semaphores.sync(proc.pid, proc.mem, maps, needed)
-
-    def sync_semaphores(self) -> None:
-        """After a probe was removed: lower counters no remaining probe needs."""
-        for proc in list(self.procs.values()):
-            self._sync_semaphores(proc, read_maps(proc.pid))
-
-    def _install_into(self, proc: Process, probe: Probe, maps: Any) -> int:
-        if probe.installer is not None:
-            # Another placement strategy (the jump path); it falls back on install_trap.
-            return probe.installer.install(self, proc, probe, maps)
-        return self.install_trap(proc, probe, maps)
-
-    def install_trap(self, proc: Process, probe: Probe, maps: Any) -> int:
-        """Install `probe` in `proc` with int3s. A site inside bytes that another strategy
-        patched (a jump) makes that strategy give its probes there to the trap path too."""
-        for ext in list(proc.extensions.values()):
-            for addr in site_addresses(maps, probe):
-                for other in ext.evict(self, proc, addr):
-                    self.install_trap(proc, other, maps)
-        if probe.kind == "return" and not proc.xol.trampoline:
-            sites = site_addresses(maps, probe)
-            if not sites:
-                return 0
-            # Entry sites may all be emulated (endbr64): the trampoline needs an area anyway.
-            self.new_area(proc, sites[0] - REACH, sites[0] + REACH)
-        if probe.kind == "return" and not proc.unwinder_hooked:
-            proc.unwinder_hooked = True
-            self._hook_unwinder(proc, maps)
-        return install(proc, probe, maps, self.new_area)
-
-    def _hook_unwinder(self, proc: Process, maps: Any) -> None:
-        """Internal probes on the C++ unwinder, so that return trampolines are out of the
-        stack whenever it walks it (see runtime/retprobes.py). Per process: fork children
-        inherit the sites, an exec hooks the new image again."""
-        exe = os.path.realpath(procfs.exe(proc.pid))
-        for placement, starts in retprobes.unwinder_sites(maps, exe):
-            call = retprobes.on_unwind_start if starts else retprobes.on_catch
-            hook = Probe(placement=placement, handler=None, kind="internal",
-                         label=f"unwinder:{placement.symbol}", call=call)
-            install(proc, hook, maps, self.new_area)
-
-    def uninstall(self, probe: Probe) -> None:
-        for proc in list(self.procs.values()):
-            if probe.installer is not None:
-                probe.installer.uninstall(self, proc, probe)
-            uninstall(proc, probe)
-
-    # -- leaving ---------------------------------------------------------------------
-
-    def _clean_process(self, proc: Process) -> None:
-        """Put back every byte we changed in the text. Threads may keep running, except
-        where an extension (the jump path) has multi-byte patches: then every thread of
-        the process is stopped (detach, or a fork child before its first instruction)."""
-        for ext in proc.extensions.values():
-            ext.clean(proc)
-        for addr, orig in proc.ever_sites.items():
-            try:
-                if proc.mem.read_upto(addr, 1) == b"\xcc":
-                    proc.mem.write(addr, bytes((orig,)))
-            except MemoryReadError:
-                continue
-        proc.sites = {}
-        proc.oneshots = {}
-        for th in proc.threads.values():
-            retprobes.restore_all(proc, th)
-        self.semaphores.release(proc.pid, proc.mem)
-
-    def _all_stopped(self) -> bool:
-        return all(t.stopped for t in self.threads.values())
-
-    def detach_all(self) -> None:
-        """Remove every int3, stop every thread, restore pending return addresses, fix any
-        thread caught between a trap and its report, then PTRACE_DETACH each thread."""
-        self.detaching = True
-        for proc in list(self.procs.values()):
-            for addr, orig in proc.ever_sites.items():
-                try:
-                    proc.mem.write(addr, bytes((orig,)))
-                except MemoryReadError:
-                    pass
-            proc.sites = {}
-            proc.oneshots = {}
-        for th in list(self.threads.values()):
-            th.held = False
-            if not th.stopped and th.started:
-                th.interrupted = True
-                pt.interrupt(th.tid)
-        while True:
-            self.run(self._all_stopped)
-            if not self._drain_pending_traps():
-                break
-        for proc in list(self.procs.values()):
-            self._clean_process(proc)
-            # Threads with a signal to deliver go last: a fatal one ends the whole
-            # process, and threads still traced then would wait for us as zombies.
-            ordered = sorted(proc.threads.values(), key=lambda t: bool(t.pending))
-            for th in ordered:
-                if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
-                    self._reap_traced(th.tid)
-            self._forget_process(proc)
-
-    @staticmethod
-    def _reap_traced(tid: int) -> None:
-        """A thread that died under us while being detached: collect its exit report,
-        or it stays a traced zombie and its process can never be reaped."""
-        try:
-            os.waitpid(tid, pt.WALL)
-        except ChildProcessError:
-            pass
-
-    def _drain_pending_traps(self) -> bool:
-        """Threads stopped right after executing one of our int3s (or the trampoline)
-        still have SIGTRAP queued; let each take it now so detach does not deliver it.
-        A thread about to execute the trampoline is moved to the real return address."""
-        again = False
-        regs = self.regs
-        for th in list(self.threads.values()):
-            proc = th.proc
-            try:
-                pt.getregs(th.tid, self.regs_addr)
-            except pt.PtraceFailed:
-                continue
-            tramp = proc.xol.trampoline
-            if th.unfinished:
-                # Its trap was reported but the hit never completed: undo the trap.
-                th.unfinished = False
-                if regs.rip - 1 in proc.ever_sites:
-                    regs.rip -= 1
-                elif tramp and regs.rip - 1 == tramp:
-                    regs.rip = th.landing
-                pt.setregs(th.tid, self.regs_addr)
-                continue
-            if tramp and regs.rip == tramp:
-                # The `ret` already popped the slot; the int3 has not run yet.
-                retprobes.on_return(th, regs)
-                pt.setregs(th.tid, self.regs_addr)
-                continue
-            near = regs.rip - 1
-            if (near in proc.ever_sites or (tramp and near == tramp)) and sigtrap_pending(th.tid):
-                th.stopped = False
-                pt.try_cont(th.tid, 0)
-                again = True
-        return again
+        self.installer.sync_mappings(th.proc)

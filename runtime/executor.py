@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TextIO
 
 from runtime.errors import UprobeError
@@ -27,6 +28,7 @@ from runtime.handlers.contexts import ManualContext, ProbeInfo
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapStore
+from runtime.output.chrometrace import ChromeTrace
 from runtime.output.printf import PrintfFormat
 from runtime.placement import TRACE_KINDS, Placer, Settings, TrapStrategy
 from uplang.plan import Plan, PlanProbe
@@ -34,7 +36,7 @@ from uplang.plan import Plan, PlanProbe
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The command line's run settings (uplang.cli builds this)."""
+    """The command line's run settings (uplang.app.cli builds this)."""
 
     command: str | None
     pid: int | None
@@ -49,6 +51,14 @@ class RunOptions:
     cpu: int | None = None
     # --trap: every probe as an int3, none as a jump into in-target code.
     trap: bool = False
+    # --no-demangle: func, usym and ustack show C++ names as the symbol table spells them.
+    demangle: bool = True
+    # --trace FILE: a Chrome JSON trace for Perfetto UI / chrome://tracing.
+    trace: str | None = None
+
+
+# How often map counters are sampled into a --trace file.
+COUNTER_PERIOD_NS = 50_000_000
 
 
 class ExecutorError(UprobeError):
@@ -88,15 +98,19 @@ class PlanRun:
     stop_requested: threading.Event = field(default_factory=threading.Event)
     attached: int = 0
     local_timers: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
+    trace: ChromeTrace | None = None
 
     def __post_init__(self) -> None:
+        if self.options.trace is not None:
+            self.trace = ChromeTrace(self.options.trace, time.monotonic_ns())
+            self.emitter.trace = self.trace
         self.settings = Settings.of(self.plan.config)
         self.store = MapStore()
         self.store.declare(self.plan.maps)
         self.support = HandlerSupport(
             maps=self.store, emitter=self.emitter, stop=self.request_stop,
             params=self.plan.params, unsafe=self.options.unsafe or self.plan.unsafe,
-            uaddr_lookup=uaddr_lookup,
+            uaddr_lookup=uaddr_lookup, demangle=self.options.demangle,
         )
         self.settings.apply(self.store, self.support)
         try:
@@ -149,6 +163,7 @@ class PlanRun:
                     # Every event the target wrote has run, every shared map is merged.
                     self.jump.stop()
             self._run_special("end")
+            self._write_trace()
             if self.settings.print_maps_on_exit:
                 self.emitter.final_maps(self.store)
             for name, lost in sorted(self.store.dropped.items()):
@@ -166,6 +181,54 @@ class PlanRun:
             if failed is not None:
                 raise failed
         return self.support.exit_code
+
+    # ------------------------------------------------------------------ --trace
+
+    def _traced(self, probe: PlanProbe, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """The handler, recording the hit in the trace first: a slice begins at the entry
+        of a function that is also probed at its return, and ends there; any other hit
+        is an instant. The hit's identity is queued ahead of its deferred effects, so
+        that printf text is placed at the hit's time."""
+        trace = self.trace
+        if trace is None or probe.kind not in (*TRACE_KINDS, "profile"):
+            return handler
+        returns = {(p.target, p.func) for p in self.plan.probes if p.kind == "uretprobe"}
+        entries = {(p.target, p.func) for p in self.plan.probes
+                   if p.kind == "uprobe" and not p.offset and p.address is None}
+        paired = (probe.target, probe.func) in (returns & entries) and (
+            probe.kind == "uretprobe" or (not probe.offset and probe.address is None))
+        record: Callable[..., None]
+        if paired and probe.kind == "uprobe":
+            record = trace.begin
+        elif paired:
+            record = trace.end
+        else:
+            record = partial(trace.instant, cat=probe.kind)
+        names = trace.names
+
+        def traced(ctx: Any) -> None:
+            ns, pid, tid = ctx.nsecs, ctx.pid, ctx.tid
+            if (pid, tid) not in names:
+                trace.thread(pid, tid, ctx.comm)
+            record(getattr(ctx.probe, "symbol", "") or probe.spec, pid, tid, ns)
+            ctx.defer(partial(setattr, trace, "current", (pid, tid, ns)))
+            handler(ctx)
+
+        return traced
+
+    def _trace_counters(self) -> None:
+        if self.trace is not None and self.session is not None:
+            self.trace.counters(self.store, time.monotonic_ns(), self.session.pid)
+
+    def _write_trace(self) -> None:
+        if self.trace is None:
+            return
+        self._trace_counters()
+        try:
+            self.trace.write()
+        except OSError as exc:
+            self.emitter.stderr(f"ERROR: cannot write the trace {self.trace.path}: "
+                                f"{exc.strerror}\n")
 
     def _kill_spawned(self) -> None:
         if self.session is not None and self.options.command is not None:
@@ -195,6 +258,7 @@ class PlanRun:
                                      cpu=self.options.cpu)
         # `self->` variables die with their thread.
         session.on_thread_exit(self.support.thread_exited)
+        session.stacks.demangle = self.options.demangle
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
                              note=self.emitter.stderr if self.options.verbose else None,
                              strategies=self._strategies())
@@ -228,8 +292,10 @@ class PlanRun:
             clauses = self.plan.clauses
             order = [*TRACE_KINDS, "interval", "profile"]
             self.placer.place_all(
-                (p, clauses[p.clause], self.handlers[p.clause].handler)
+                (p, clauses[p.clause], self._traced(p, self.handlers[p.clause].handler))
                 for k in order for p in self.by_kind.get(k, []))
+            if self.trace is not None and self.session is not None:
+                self.session.add_timer(COUNTER_PERIOD_NS, self._trace_counters)
             self.attached = sum(len(g.parts) for g in self.placer.groups)
         else:
             for probe in self.by_kind.get("interval", []):

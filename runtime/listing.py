@@ -8,12 +8,15 @@ probe spellings (uplang.probes.interpret_listing), so every alias a script accep
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from runtime.demangle import demangle
+from runtime.dwarf.source import DwarfTypes
 from runtime.elfsyms import ElfFile, Symbol
-from runtime.errors import ResolveError, TargetError
+from runtime.errors import ResolveError, TargetError, UprobeError
+from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
-from runtime.resolve import is_glob, open_targets
+from runtime.resolve import open_targets
 from runtime.usdt import UsdtProbe, read_probes
 
 
@@ -34,20 +37,25 @@ class ProbeQuery:
     usdt_name: str = "*"
 
 
-def list_probes(query: ProbeQuery, pid: int | None = None, verbose: bool = False) -> list[str]:
-    """Sorted probe lines for `query`. `verbose` appends the function's address and size,
-    or the USDT site, argument specs and semaphore."""
+def list_probes(query: ProbeQuery, pid: int | None = None, verbose: bool = False,
+                demangle: bool = True, debug_dirs: tuple[str, ...] = ()) -> list[str]:
+    """Sorted probe lines for `query`. `verbose` appends the function's address and size
+    (IFUNCs marked with the implementation the process uses), or the USDT site, argument
+    specs and semaphore, and under a function its parameters from DWARF, as bpftrace -lv
+    prints them. C++ names show demangled (quoted, ready to paste) unless `demangle` is
+    False."""
+    shown = _Shown(verbose, demangle, debug_dirs, pid)
     if not query.kind:
-        return _list_everything(query.target, pid, verbose)
+        return _list_everything(query.target, pid, shown)
     if query.kind == "usdt":
         return sorted({line for elf in open_targets(query.target, pid)
                        for line in _usdt_lines(elf, query.usdt_provider, query.usdt_name,
                                                verbose)})
     return sorted({line for elf in open_targets(query.target, pid)
-                   for line in _function_lines(elf, query.kind, query.func, verbose)})
+                   for line in _function_lines(elf, query.kind, query.func, shown)})
 
 
-def _list_everything(target: str, pid: int | None, verbose: bool) -> list[str]:
+def _list_everything(target: str, pid: int | None, shown: _Shown) -> list[str]:
     if target in ("", "*"):
         if pid is None:
             raise ResolveError("listing every probe needs a process: add -p PID")
@@ -61,21 +69,60 @@ def _list_everything(target: str, pid: int | None, verbose: bool) -> list[str]:
         elfs = open_targets(target, pid)
     lines: set[str] = set()
     for elf in elfs:
-        lines.update(_function_lines(elf, "uprobe", "*", verbose))
-        lines.update(_usdt_lines(elf, "", "*", verbose))
+        lines.update(_function_lines(elf, "uprobe", "*", shown))
+        lines.update(_usdt_lines(elf, "", "*", shown.verbose))
     return sorted(lines)
 
 
-def _function_lines(elf: ElfFile, kind: str, func: str, verbose: bool) -> list[str]:
-    syms = elf.match(func) if is_glob(func) else elf.functions_named(func)
-    if not verbose:
-        return [f"{kind}:{elf.path}:{sym.name}" for sym in syms]
-    return [f"{kind}:{elf.path}:{sym.name}  {_function_detail(sym)}" for sym in syms]
+@dataclass
+class _Shown:
+    """How listed functions are shown; `params` reads DWARF once per file, lazily."""
+
+    verbose: bool
+    demangle: bool
+    debug_dirs: tuple[str, ...]
+    pid: int | None = None
+    _types: dict[str, DwarfTypes] = field(default_factory=dict)
+
+    def name(self, sym: Symbol) -> str:
+        if not self.demangle:
+            return sym.name
+        name = demangle(sym.name)
+        return name if name == sym.name else '"' + name + '"'
+
+    def params(self, elf: ElfFile, sym: Symbol) -> list[str]:
+        """`    TYPE NAME` per parameter, or nothing when the file has no DWARF for it."""
+        types = self._types.setdefault(elf.path, DwarfTypes([], roots=self.debug_dirs))
+        try:
+            info = types.info(elf.path)
+        except UprobeError:
+            return []
+        fn = info.function_at(sym.vaddr) if info is not None else None
+        if info is None or fn is None:
+            return []
+        return [f"    {info.types.spelling(info.param_type(p))} {info.param_name(p)}".rstrip()
+                for p in info.params(fn)]
 
 
-def _function_detail(sym: Symbol) -> str:
+def _function_lines(elf: ElfFile, kind: str, func: str, shown: _Shown) -> list[str]:
+    syms = elf.match(func)
+    if not shown.verbose:
+        return [f"{kind}:{elf.path}:{shown.name(sym)}" for sym in syms]
+    out = []
+    for sym in syms:
+        head = f"{kind}:{elf.path}:{shown.name(sym)}  {_function_detail(elf, sym, shown)}"
+        out.append("\n".join([head, *shown.params(elf, sym)]))
+    return out
+
+
+def _function_detail(elf: ElfFile, sym: Symbol, shown: _Shown) -> str:
     extra = "" if sym.binding == "global" else f" {sym.binding}"
-    extra += " ifunc" if sym.kind == "ifunc" else ""
+    if sym.kind == "ifunc":
+        # Probes go to the implementation; say which one, as far as a process shows it.
+        impl = implementation(elf, sym, shown.pid)
+        hit = elf.symbolize(impl) if impl is not None else None
+        target = (hit[0] if hit and not hit[1] else f"{impl:#x}") if impl is not None else "?"
+        extra += f" ifunc -> {target}; resolver: {sym.name}{RESOLVER_SUFFIX}"
     return f"[{sym.vaddr:#x}, {sym.size} bytes{extra}]"
 
 

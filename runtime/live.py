@@ -33,13 +33,14 @@ from runtime.errors import UprobeError
 from runtime.executor import uaddr_lookup
 from runtime.handlers.codegen import CompileError
 from runtime.handlers.compiler import compile_plan
-from runtime.handlers.contexts import ManualContext, ProbeInfo
+from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapError, MapStore
 from runtime.output.printf import PrintfFormat
-from runtime.placement import TIMED_KINDS, TRACE_KINDS, PlacedProbe, Placer, Settings
+from runtime.placement import TRACE_KINDS, PlacedProbe, Placer, Settings
 from uplang.plan import Plan, PlanClause, PlanProbe
+from uplang.vocab.probetypes import TIMED_KINDS
 
 T = TypeVar("T")
 
@@ -72,7 +73,7 @@ class LiveClause:
     text: str
     kinds: tuple[str, ...]
     specs: tuple[str, ...]
-    handler: Callable[[Any], None]
+    handler: Handler
     probes: tuple[PlanProbe, ...]
     plan_clause: PlanClause
     hits: int = 0
@@ -390,7 +391,7 @@ class LiveDriver:
         t = self._tracer
         return t if t is not None and t.thread.is_alive() and t.session is not None else None
 
-    def _compile(self, plan: Plan) -> dict[int, Callable[[Any], None]]:
+    def _compile(self, plan: Plan) -> dict[int, Handler]:
         try:
             self.store.declare(plan.maps)
         except MapError as exc:
@@ -486,14 +487,14 @@ def _needs_target(clause: LiveClause) -> bool:
     return any(k in TRACE_KINDS or k in TIMED_KINDS for k in clause.kinds)
 
 
-def _counting(clause: LiveClause, emitter: Emitter) -> Callable[[Any], None]:
+def _counting(clause: LiveClause, emitter: Emitter) -> Handler:
     """The clause's handler with its hit count, and errors reported in the output rather
     than raised into the tracer (which would end the session for every clause)."""
     handler = clause.handler
     bump = clause.count_hit
     number = clause.number
 
-    def on_hit(ctx: Any) -> None:
+    def on_hit(ctx: Hit) -> None:
         bump()
         try:
             handler(ctx)
@@ -520,7 +521,7 @@ __all__ = ["LiveClause", "LiveDriver", "LiveError", "LiveSymbols", "ProbeNotPlac
 
 
 class LiveSymbols:
-    """The REPL completer's view of the target (uplang.complete.CompletionSource): files
+    """The REPL completer's view of the target (uplang.app.complete.CompletionSource): files
     mapped in the traced process, their function names and USDT notes, maps in use.
     Lookups that fail (no such library, not an ELF) complete nothing rather than raise."""
 

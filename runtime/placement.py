@@ -21,16 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.errors import ResolveError, TargetError, UprobeError
-from runtime.handlers.contexts import ManualContext, ProbeInfo, UsdtContext
+from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo, UsdtContext
 from runtime.resolve import Placement, UsdtPlacement, resolve_uprobe, resolve_usdt
 from uplang.plan import Config, PlanClause, PlanProbe
-from uplang.vocab.probetypes import PROBE_TYPES
-
-Handler = Callable[[Any], None]
+from uplang.vocab.probetypes import SITE_KINDS
 
 # Plan kinds placed at sites in files (in placing order), and those placed as timers.
-TRACE_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution in ("symbol", "usdt"))
-TIMED_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.resolution == "timer")
+TRACE_KINDS = SITE_KINDS
 DEFAULT_MAX_STRLEN = 64
 # bpftrace's default: a map holds at most this many keys; new keys beyond are dropped.
 DEFAULT_MAX_MAP_KEYS = 4096
@@ -98,7 +95,8 @@ class ProbeHost(Protocol):
 
     def remove_timer(self, timer: Any) -> None: ...
 
-    def add_sampler(self, hz: int, handler: Handler, label: str = ...) -> Any: ...
+    def add_sampler(self, hz: int, handler: Handler, label: str = ...,
+                    on_cpu: bool = ...) -> Any: ...
 
     def remove_sampler(self, sampler: Any) -> None: ...
 
@@ -181,6 +179,15 @@ class Placer:
         self.note = note
         self.strategies = tuple(strategies)
         self.groups: list[PlacedProbe] = []
+        # The placer of each plan kind (uplang.vocab.probetypes): a new probe type adds
+        # its row here. Each returns how many things it placed.
+        self._placers: dict[str, Callable[[PlacedProbe, int], int]] = {
+            "uprobe": self._place_symbols,
+            "uretprobe": self._place_symbols,
+            "usdt": self._place_usdt,
+            "interval": self._place_timer,
+            "profile": self._place_sampler,
+        }
 
     def place_all(self, items: Iterable[tuple[PlanProbe, PlanClause, Handler]]
                   ) -> list[PlacedProbe]:
@@ -214,15 +221,11 @@ class Placer:
         """Place one plan probe; a spec that resolves to nothing raises ResolveError, a
         site that cannot be placed the strategy's error. Nothing stays placed on error."""
         group = PlacedProbe(probe, clause, handler)
+        place = self._placers.get(probe.kind)
+        if place is None:
+            raise UprobeError(f"{probe.kind} probes are not placed in a process")
         try:
-            if probe.kind in TRACE_KINDS:
-                self._place_sites(group, self.host.pid)
-            elif probe.kind == "interval":
-                self._place_timer(group)
-            elif probe.kind == "profile":
-                self._place_sampler(group)
-            else:
-                raise UprobeError(f"{probe.kind} probes are not placed in a process")
+            place(group, self.host.pid)
         except BaseException:
             self._undo(group)
             raise
@@ -234,10 +237,6 @@ class Placer:
         self._undo(group)
         if group in self.groups:
             self.groups.remove(group)
-
-    def remove_all(self) -> None:
-        for group in list(self.groups):
-            self.remove(group)
 
     def site_count(self) -> int:
         """Sites placed for uprobe, uretprobe and usdt probes (what max_probes limits)."""
@@ -252,7 +251,7 @@ class Placer:
             if group.probe.kind not in TRACE_KINDS:
                 continue
             try:
-                added = self._place_sites(group, pid)
+                added = self._placers[group.probe.kind](group, pid)
             except (ResolveError, TargetError):
                 continue
             except UprobeError as exc:
@@ -263,19 +262,21 @@ class Placer:
 
     # ------------------------------------------------------------------ sites
 
-    def _place_sites(self, group: PlacedProbe, pid: int) -> int:
+    def _place_usdt(self, group: PlacedProbe, pid: int) -> int:
         probe = group.probe
-        sync = group.clause.sync
         added = 0
-        if probe.kind == "usdt":
-            for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
-                label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
-                # USDT handlers decode their arguments from registers: never register-free.
-                added += self._place_site(group, Site(
-                    up.placement, usdt_handler(group.handler, up), "entry", sync, label,
-                    up.semaphore_offset, clause=probe.clause))
-            return added
+        for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
+            label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
+            # USDT handlers decode their arguments from registers: never register-free.
+            added += self._place_site(group, Site(
+                up.placement, usdt_handler(group.handler, up), "entry", group.clause.sync,
+                label, up.semaphore_offset, clause=probe.clause))
+        return added
+
+    def _place_symbols(self, group: PlacedProbe, pid: int) -> int:
+        probe = group.probe
         ret = probe.kind == "uretprobe"
+        added = 0
         for pl in resolve_uprobe(probe.target, probe.func, probe.offset, probe.address, pid,
                                  want_return=ret):
             where = pl.symbol or f"0x{pl.vaddr:x}"
@@ -284,8 +285,9 @@ class Placer:
             # Return probes need rsp at the entry: only plain entries may skip registers.
             lean = not ret and not group.clause.reads_regs
             added += self._place_site(group, Site(
-                pl, group.handler, "return" if ret else "entry", sync,
-                f"{probe.kind}:{pl.path}:{where}", reads_regs=not lean, clause=probe.clause))
+                pl, group.handler, "return" if ret else "entry", group.clause.sync,
+                f"{probe.kind}:{pl.path}:{where}", reads_regs=not lean,
+                clause=probe.clause))
         return added
 
     def _place_site(self, group: PlacedProbe, site: Site) -> int:
@@ -316,7 +318,7 @@ class Placer:
 
     # ------------------------------------------------------------------ timed probes
 
-    def _place_timer(self, group: PlacedProbe) -> None:
+    def _place_timer(self, group: PlacedProbe, pid: int) -> int:
         host = self.host
         handler = group.handler
         info = ProbeInfo(group.probe.spec, "interval")
@@ -330,12 +332,15 @@ class Placer:
         timer = host.add_timer(group.probe.period_ns, tick)
         group.parts.append(Placed(group.probe.spec, "timer", timer,
                                   lambda: host.remove_timer(timer)))
+        return 1
 
-    def _place_sampler(self, group: PlacedProbe) -> None:
+    def _place_sampler(self, group: PlacedProbe, pid: int) -> int:
         host = self.host
-        sampler = host.add_sampler(sampling_hz(group.probe), group.handler, group.probe.spec)
+        sampler = host.add_sampler(sampling_hz(group.probe), group.handler, group.probe.spec,
+                                   on_cpu=not group.probe.offcpu)
         group.parts.append(Placed(group.probe.spec, "sampler", sampler,
                                   lambda: host.remove_sampler(sampler)))
+        return 1
 
     @staticmethod
     def _undo(group: PlacedProbe) -> None:
@@ -359,7 +364,7 @@ def usdt_handler(handler: Handler, up: UsdtPlacement) -> Handler:
     elf = ElfFile.open(up.placement.path)
     note = up.probe
 
-    def on_hit(ctx: Any) -> None:
+    def on_hit(ctx: Hit) -> None:
         # At the hit rip is the probe's runtime pc: that gives the load bias of this very
         # mapping, right after an exec or a second dlopen at another address too.
         handler(UsdtContext(ctx, note, elf, note.bias_at(ctx.regs.rip)))

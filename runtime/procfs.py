@@ -11,6 +11,7 @@ callers cannot go on without them.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 
 from runtime.errors import TargetError, TracePermissionError
@@ -36,6 +37,12 @@ def signal_mask(pid: int | str, field: str) -> int:
         return 0
 
 
+def sigtrap_pending(tid: int) -> bool:
+    """Whether a SIGTRAP is queued for the thread (an int3 it executed whose stop the
+    kernel has not reported yet: interrupt traps are reported before queued signals)."""
+    return bool(signal_mask(tid, "SigPnd") & (1 << (signal.SIGTRAP - 1)))
+
+
 def state(pid: int | str) -> str:
     """The one-letter state (R, S, D, T, t, Z, X, ...); "" when the task is gone."""
     return status(pid).get("State", "")[:1]
@@ -50,14 +57,6 @@ def tracer_of(tid: int) -> int:
     """The pid tracing `tid` (0: none, or gone)."""
     try:
         return int(status(tid).get("TracerPid", "0").split()[0])
-    except (ValueError, IndexError):
-        return 0
-
-
-def status_number(pid: int, field: str) -> int:
-    """The first number of a status field (PPid, Uid, Gid, ...); 0 if gone."""
-    try:
-        return int(status(pid).get(field, "0").split()[0])
     except (ValueError, IndexError):
         return 0
 

@@ -84,10 +84,11 @@ class MappingWatch:
 
     r_debug: int = 0
     exec_maps: list[Mapping] = field(default_factory=list)
+    hooked: bool = False  # an internal breakpoint sits on r_brk
 
     def copy(self) -> MappingWatch:
         """A fork child's view: same addresses, same mappings."""
-        return MappingWatch(self.r_debug, list(self.exec_maps))
+        return MappingWatch(self.r_debug, list(self.exec_maps), self.hooked)
 
 
 def read_r_debug(mem: ProcessMemory, addr: int) -> RDebug:

@@ -17,8 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runtime import procfs
+from runtime.dwarf.debugfile import how_to_get, locate
+from runtime.dwarf.info import DebugInfo
+from runtime.dwarf.lines import find_line, parse_line_spec
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
+from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
 from runtime.usdt import UsdtProbe, read_probes
 from runtime.x86.decode import instruction_boundaries
@@ -250,8 +254,9 @@ def resolve_uprobe(
     `func` may be a glob; every matching defined function (aliases collapse onto one site)
     is placed, including zero-size ones, as bpftrace skips nothing. `FUNC+OFFSET` must lie
     inside the function and on an instruction boundary. `address` is a link-time vaddr in
-    an executable PT_LOAD. A return probe (`want_return`) takes no offset. Note that an
-    IFUNC symbol's address is its resolver, which runs once at relocation.
+    an executable PT_LOAD. A return probe (`want_return`) takes no offset. An IFUNC
+    symbol's entry is probed where the process's relocations point (the implementation it
+    really calls, see runtime.ifunc); `FUNC@resolver` probes the resolver itself.
     """
     if want_return and (offset or address is not None):
         raise ResolveError("a return probe goes on a function entry: no offset or address")
@@ -262,6 +267,14 @@ def resolve_uprobe(
         return [_place_address(elf, address) for elf in elfs]
     if not func:
         raise ResolveError("probe names no function and no address")
+    line_spec = parse_line_spec(func)
+    if line_spec is not None and not any(elf.match(func) for elf in elfs):
+        if want_return or offset:
+            raise ResolveError(f"'{func}' is a source line: no return probe or offset there")
+        return [_place_line(elf, *line_spec) for elf in elfs]
+    resolver = func.endswith(RESOLVER_SUFFIX)
+    if resolver:
+        func = func[: -len(RESOLVER_SUFFIX)]
     wildcard = is_glob(func)
     # One placement per site; its symbol is the matched alias the user would call it by
     # (`malloc`, not the internal `__GI___libc_malloc` that sorts first).
@@ -270,7 +283,10 @@ def resolve_uprobe(
     for elf in elfs:
         for sym in elf.match(func):
             try:
-                placement = _place_function(elf, sym, offset)
+                if sym.kind == "ifunc" and not resolver and not offset:
+                    placement = _place_ifunc(elf, sym, pid)
+                else:
+                    placement = _place_function(elf, sym, offset)
             except ResolveError as e:
                 if not wildcard:
                     raise
@@ -323,6 +339,38 @@ def _place_function(elf: ElfFile, sym: Symbol, offset: int) -> Placement:
         file_offset=sym.offset + offset, symbol=sym.name, sym_offset=offset,
         vaddr=sym.vaddr + offset,
     )
+
+
+def _place_line(elf: ElfFile, file: str, line: int) -> Placement:
+    """`"file.c:42"`: the first address of that line, from the DWARF line table."""
+    loc = locate(elf.path)
+    if loc.path is None:
+        raise ResolveError(how_to_get(loc))
+    info = DebugInfo.open(loc.path)
+    try:
+        hit = find_line(info, file, line)
+    finally:
+        info.close()
+    if hit.vaddr is None:
+        near = ", ".join(str(n) for n in hit.nearest)
+        raise ResolveError(f"line {line} of {file} has no code in {elf.path}"
+                           + (f"; lines with code nearby: {near}" if near else
+                              f"; {file} is not a source file of it"))
+    placement = _place_address(elf, hit.vaddr)
+    return placement
+
+
+def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:
+    """The implementation the resolver chose, named as the user called it."""
+    impl = implementation(elf, sym, pid)
+    offset = elf.vaddr_to_offset(impl) if impl is not None else None
+    if impl is None or offset is None:
+        raise ResolveError(
+            f"'{sym.name}' in {elf.path} is an IFUNC and no process at hand shows which "
+            f"implementation it resolved to; probe a running process (-p/-c), or the "
+            f"resolver itself as '{sym.name}{RESOLVER_SUFFIX}'")
+    return Placement(path=elf.path, dev=elf.identity.dev, ino=elf.identity.ino,
+                     file_offset=offset, symbol=sym.name, sym_offset=0, vaddr=impl)
 
 
 def _check_boundary(elf: ElfFile, sym: Symbol, vaddr: int) -> None:

@@ -19,14 +19,15 @@ from typing import Any
 from runtime import trapguard
 from runtime.attach import attach_failure, exe_or_empty, seize_all_threads, seize_process
 from runtime.context import HitContext
+from runtime.detach import detach_all
 from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
 from runtime.engine import Engine
 from runtime.errors import PlacementError, TargetError, UprobeError
-from runtime.procmaps import read_maps
 from runtime.sampler import Sampler
 from runtime.spawn import StdStream, pin_tracer, start_traced
 from runtime.spawn import kill as kill_child
+from runtime.stacks import Stacks
 from runtime.threads import Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
@@ -50,7 +51,7 @@ class Session:
         self.engine = engine
         self.effects = EffectRunner()
         self.symbols = SymbolCache()
-        self._maps_cache: dict[int, list[Any]] = {}
+        self.stacks = Stacks(self.symbols)
         self._stop_requested = False
         self._detached = False
         self._waker = Waker()
@@ -80,8 +81,9 @@ class Session:
         cwd: str | None = None,
         cpu: int | None = None,
     ) -> Session:
-        """Run `argv` traced; returns with the program stopped at its entry point (after
-        the dynamic linker mapped its libraries, before main), ready for probes.
+        """Run `argv` traced; returns with the program stopped once the dynamic linker
+        has mapped its libraries and before any of their code ran (relocation, IFUNC
+        resolvers, constructors, main), ready for probes.
         `cpu`: pin the tracer thread to that CPU, and the program's first thread with it
         (inherited through the fork: the program's own affinity changes, knowingly)."""
         if not argv:
@@ -108,8 +110,8 @@ class Session:
 
         try:
             # From the start: probes on libraries follow every dlopen, even before main.
-            engine.watch_mappings(proc)
-            engine.set_entry_hook(proc, at_entry)
+            engine.installer.watch_mappings(proc)
+            engine.installer.set_ready_hook(proc, at_entry)
             engine.resume(th)
             engine.run(lambda: bool(reached) or not engine.procs)
         except BaseException:
@@ -134,12 +136,12 @@ class Session:
             seize_all_threads(engine, proc)
             # Before any breakpoint of ours can be hit (see runtime/trapguard.py).
             engine.guard_traps(proc)
-            engine.watch_mappings(proc)
+            engine.installer.watch_mappings(proc)
             return cls(engine)
         except BaseException as exc:
             # Let go of whatever was seized before failing.
             with contextlib.suppress(Exception):
-                engine.detach_all()
+                detach_all(engine)
             failure = attach_failure(pid, exe, exc)
             if failure is exc:
                 raise
@@ -180,27 +182,16 @@ class Session:
         probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label,
                       semaphore=semaphore, reads_regs=reads_regs, installer=installer)
         probe.call = self._caller(probe)
-        self.engine.registry.add(probe)
-        try:
-            self.engine.install(probe)
-        except BaseException:
-            self.engine.uninstall(probe)
-            self.engine.registry.remove(probe)
-            if semaphore is not None:
-                with contextlib.suppress(UprobeError):
-                    self.engine.sync_semaphores()
-            raise
+        self.engine.installer.add(probe)
         return probe
 
     def remove_probe(self, probe: Probe) -> None:
-        self.engine.uninstall(probe)
-        self.engine.registry.remove(probe)
-        if probe.semaphore is not None:
-            self.engine.sync_semaphores()
+        self.engine.installer.remove(probe)
 
     def on_exec(self, callback: Callable[[int], None]) -> None:
         """Call `callback(pid)` on the tracer thread when traced process `pid` has exec'd
-        and reached its new entry point (libraries mapped), before pending probes go in:
+        and its libraries are mapped (before any of their code runs), before pending
+        probes go in:
         probes added there (specs resolved again against the new image) are placed too."""
         self.engine.on_exec = callback
 
@@ -258,17 +249,17 @@ class Session:
         self._clock.remove(timer)
 
     def add_sampler(self, hz: int, handler: Callable[[HitContext], Any],
-                    label: str = "") -> Sampler:
-        """Call `handler(ctx)` `hz` times a second for every running thread of every traced
-        process, each stopped meanwhile (see runtime/sampler.py: threads blocked in a
-        system call are sampled too, unlike bpftrace's on-CPU profile)."""
+                    label: str = "", on_cpu: bool = True) -> Sampler:
+        """Call `handler(ctx)` `hz` times a second for every thread of every traced process
+        that is on a CPU (as bpftrace's profile), or for every thread when `on_cpu` is
+        false (a wall-clock profile); each is stopped meanwhile (runtime/sampler.py)."""
         if hz <= 0:
             raise UprobeError("a sampling rate must be positive")
 
         def context(th: Thread, regs: Any, probe: Any) -> HitContext:
             return HitContext(self, th, regs, probe)
 
-        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}")
+        sampler = Sampler(self.engine, context, handler, label or f"profile:hz:{hz}", on_cpu)
         sampler.timer = self._clock.add(max(1, 1_000_000_000 // hz), sampler.tick)
         return sampler
 
@@ -353,7 +344,7 @@ class Session:
             return
         try:
             if self.engine.procs:
-                self.engine.detach_all()
+                detach_all(self.engine)
         finally:
             self._close()
 
@@ -378,15 +369,14 @@ class Session:
         return self.engine.main_pid
 
     def symbolize(self, pid: int, addr: int) -> str:
-        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss)."""
-        maps = self._maps_cache.get(pid)
-        if maps is None or not any(m.contains(addr) for m in maps):
-            try:
-                maps = read_maps(pid)
-            except UprobeError:
-                maps = []
-            self._maps_cache[pid] = maps
-        return self.symbols.symbolize(maps, addr)
+        """`name+off` for a runtime address of `pid` (the maps are re-read on a miss or
+        after the process's mappings changed), else the hex address."""
+        proc = self.engine.procs.get(pid)
+        hit = self.stacks.symbolize(pid, addr, proc.maps_generation if proc else 0)
+        if hit is None:
+            return f"{addr:#x}"
+        name, off = hit
+        return f"{name}+{off}" if off else name
 
 
 class InjectedFault(RuntimeError):

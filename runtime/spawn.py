@@ -2,7 +2,7 @@
 
 The child waits on a pipe until the tracer has PTRACE_SEIZEd it (with EXITKILL), then
 execs; a failed exec reports its error through a close-on-exec pipe. Session.spawn then
-holds the program at its entry point (runtime/session.py).
+holds the program before any code of its image runs (runtime/session.py).
 """
 
 from __future__ import annotations

@@ -104,4 +104,6 @@ class Process:
     vfork: bool = False
     # The program's own SIGTRAP sigaction while it has one (runtime/trapguard.py).
     trap_action: bytes | None = None
+    # Bumped at exec and at every dlopen/dlclose: cached map snapshots (stacks) go stale.
+    maps_generation: int = 0
     extensions: dict[str, ProcessExtension] = field(default_factory=dict)

@@ -55,11 +55,6 @@ class Waker:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._w, b"w")
 
-    def rearm(self) -> None:
-        """Let the helper run again after its stop was seen."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGCONT)
-
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self._w)

@@ -193,9 +193,18 @@ class Sizeof:
     span: Span = _span()
 
 
+@dataclass(frozen=True)
+class Offsetof:
+    """`offsetof(struct Foo, member)`; `members` is a path for nested members (`a.b`)."""
+
+    type: TypeRef
+    members: tuple[str, ...]
+    span: Span = _span()
+
+
 Expr = (
     Int | Str | Builtin | Positional | Var | ThreadLocal | MapRef | Call | Unary | IncDec
-    | Binary | Ternary | Cast | FieldAccess | Index | Tuple | TupleIndex | Sizeof
+    | Binary | Ternary | Cast | FieldAccess | Index | Tuple | TupleIndex | Sizeof | Offsetof
 )
 
 # ----------------------------------------------------------------------------- statements

@@ -18,8 +18,9 @@ from uplang.astwalk import walk
 from uplang.diagnostics import Diagnostic, UplangCheckError, did_you_mean
 from uplang.formats import INT_CONVERSIONS, FormatError, conversions
 from uplang.layout import Layouts, lay_out
-from uplang.plan import MapDecl
+from uplang.plan import FunctionSig, MapDecl, ValueType
 from uplang.probes import interpret, split_raw
+from uplang.typeenv import TypeSource
 from uplang.vocab.calls import (
     AGGREGATIONS,
     ALL_KINDS,
@@ -55,15 +56,13 @@ class CheckOptions:
     # kinds by name (uplang.checks.Ty) and map states by name (uplang.checks.MapState).
     known_thread_locals: Mapping[str, Ty] | None = None
     known_maps: Mapping[str, MapState] | None = None
+    # The program's own types (DWARF) for `args`, casts and members; None: script types only.
+    types: TypeSource | None = None
 
 
-@dataclass(frozen=True)
-class Ty:
-    """The coarse kind of a value; ctype for pointers and struct values from casts."""
-
-    kind: str  # int str ptr struct tuple stack usym buf void agg unknown
-    ctype: ast.TypeRef | None = None
-    items: tuple[Ty, ...] = ()
+# The coarse kind of a value (ctype for pointers and struct values from casts): the plan's
+# ValueType, so that what the checks inferred reaches the handler compiler as it is.
+Ty = ValueType
 
 
 INT = Ty("int")
@@ -75,6 +74,8 @@ _DESCRIBE = {
     "int": "an integer", "str": "a string", "ptr": "a pointer", "struct": "a struct value",
     "tuple": "a tuple", "stack": "a stack", "usym": "a symbol", "buf": "a buffer",
     "void": "no value", "agg": "an aggregation", "unknown": "a value",
+    "args": "the arguments (a struct value)",
+    "timestamp": "a timestamp (strftime)",
 }
 
 
@@ -101,6 +102,8 @@ class MapState:
     value_span: ast.Span | None = None
     aggregation: bool = False
     lhist_args: tuple[int, int, int] | None = None
+    hist_bits: int | None = None  # hist(x, bits): one map, one bucket layout
+    value_ty: Ty | None = None  # a plain value's full type (tuple items, ...)
     written: bool = False
 
 
@@ -121,6 +124,7 @@ class CheckResult:
     layouts: Layouts
     thread_locals: Mapping[str, Ty] = field(default_factory=dict)
     map_states: Mapping[str, MapState] = field(default_factory=dict)
+    signatures: Mapping[int, FunctionSig] = field(default_factory=dict)  # by clause index
 
 
 def check(program: ast.Program, options: CheckOptions | None = None,
@@ -132,7 +136,7 @@ def check(program: ast.Program, options: CheckOptions | None = None,
         unique = sorted(set(checker.errors), key=lambda d: (d.file, d.line, d.col, d.message))
         raise UplangCheckError(unique, source)
     return CheckResult(checker.map_decls(), checker.layouts, dict(checker.thread_locals),
-                       copy.deepcopy(checker.maps))
+                       copy.deepcopy(checker.maps), dict(checker.signatures))
 
 
 def const_int(expr: ast.Expr) -> int | None:
@@ -168,9 +172,14 @@ class Checker:
     vars: dict[str, Ty] = field(default_factory=dict)
     loops: int = 0
     unrolls: int = 0
+    clause_index: int = 0
+    clause_probes: tuple[ast.ProbeSpec, ...] = ()
+    signatures: dict[int, FunctionSig] = field(default_factory=dict)
+    sig_failed: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.layouts = lay_out(self.program.types)
+        self.layouts.source = self.options.types
         known_tl = self.options.known_thread_locals or {}
         self.thread_locals.update(known_tl)
         self.assigned_thread_locals.update(known_tl)
@@ -198,7 +207,8 @@ class Checker:
         if not self.program.clauses:
             self.error(self.program.span, "the script has no probes",
                        "add a clause such as: uprobe:libc:malloc { @ = count(); }")
-        for clause in self.program.clauses:
+        for index, clause in enumerate(self.program.clauses):
+            self.clause_index = index
             self.clause(clause)
         self.check_reads()
 
@@ -229,6 +239,7 @@ class Checker:
         self.clause_label = ", ".join(sorted(k for k in self.kinds))
         self.vars = {}
         self.loops = self.unrolls = 0
+        self.clause_probes = clause.probes
         for probe in clause.probes:
             self.probe(probe)
         if clause.sync and self.kinds - THREAD_KINDS:
@@ -251,7 +262,7 @@ class Checker:
                        did_you_mean(probe.provider, PROVIDERS))
         if (
             probe.provider in BY_NAME
-            and BY_NAME[probe.provider].resolution in ("symbol", "usdt")
+            and BY_NAME[probe.provider].has_sites
             and not probe.target
             and self.options.has_process is False
         ):
@@ -326,7 +337,7 @@ class Checker:
                 self.error(stmt.span, f"{value.name}() is assigned with '=', not '{stmt.op}'")
             self.call(value, aggregation_ok=True)
             self.map_write(target, value.name, stmt.span, aggregation=True,
-                           lhist_args=self.lhist_args(value))
+                           lhist_args=self.lhist_args(value), hist_bits=self.hist_bits(value))
             return
         ty = self.expr(value)
         if ty.kind == "void":
@@ -353,6 +364,9 @@ class Checker:
             case ast.MapRef():
                 kind = "int" if compound else self.plain_kind(ty)
                 self.map_write(target, kind, stmt.span, aggregation=False)
+                state = self.maps[target.name]
+                if state.value_ty is None or state.value_ty.kind == "unknown":
+                    state.value_ty = INT if compound or ty.kind == "ptr" else ty
             case _:
                 self.expr(target)
                 self.error(target.span, "cannot assign to this expression",
@@ -360,7 +374,13 @@ class Checker:
 
     @staticmethod
     def plain_kind(ty: Ty) -> str:
-        return "int" if ty.kind == "ptr" else ty.kind
+        return {"ptr": "int", "args": "struct"}.get(ty.kind, ty.kind)
+
+    @staticmethod
+    def hist_bits(call: ast.Call) -> int | None:
+        if call.name != "hist":
+            return None
+        return const_int(call.args[1]) if len(call.args) > 1 else 0
 
     def lhist_args(self, call: ast.Call) -> tuple[int, int, int] | None:
         if call.name != "lhist" or len(call.args) != 4:
@@ -396,7 +416,8 @@ class Checker:
                                          f"{_line(state.key_span)}")
 
     def map_write(self, ref: ast.MapRef, kind: str, span: ast.Span, *, aggregation: bool,
-                  lhist_args: tuple[int, int, int] | None = None) -> None:
+                  lhist_args: tuple[int, int, int] | None = None,
+                  hist_bits: int | None = None) -> None:
         self.record_key_shape(ref, self.map_keys(ref))
         state = self.maps[ref.name]
         state.written = True
@@ -404,6 +425,7 @@ class Checker:
         if state.value is None:
             state.value, state.value_span, state.aggregation = kind, span, aggregation
             state.lhist_args = lhist_args
+            state.hist_bits = hist_bits
             return
         where = f"line {_line(state.value_span)}"
         if state.aggregation and aggregation:
@@ -412,6 +434,9 @@ class Checker:
                                  f"it cannot also be {kind}()")
             elif lhist_args and state.lhist_args and lhist_args != state.lhist_args:
                 self.error(span, f"map {label} uses lhist() with different bounds at {where}")
+            elif None not in (hist_bits, state.hist_bits) and hist_bits != state.hist_bits:
+                self.error(span, f"map {label} uses hist() with {hist_bits} bits here but "
+                                 f"{state.hist_bits} at {where}")
         elif state.aggregation != aggregation:
             agg = state.value if state.aggregation else kind
             self.error(span, f"map {label} mixes the aggregation {agg}() with plain "
@@ -467,7 +492,8 @@ class Checker:
             state = self.maps[name]
             kinds = tuple("any" if k == "unknown" else k for k in state.key_kinds or ())
             value = state.value if state.value not in (None, "unknown") else "any"
-            decls.append(MapDecl(name, len(kinds), kinds, value, state.lhist_args))
+            value_ty = state.value_ty if not state.aggregation and value != "any" else None
+            decls.append(MapDecl(name, len(kinds), kinds, value, state.lhist_args, value_ty))
         return tuple(decls)
 
     # ---------------------------------------------------------------- expressions
@@ -517,6 +543,9 @@ class Checker:
                 return Ty("tuple", items=tuple(self.expr(i) for i in e.items))
             case ast.TupleIndex():
                 return self.tuple_index(e)
+            case ast.Offsetof():
+                self.offsetof(e)
+                return INT
             case ast.Sizeof():
                 if isinstance(e.target, ast.TypeRef):
                     self.type_ref(e.target, e.span)
@@ -543,9 +572,8 @@ class Checker:
         if name in self.enums:
             return INT
         if name == "args":
-            self.error(e.span, "'args' (function arguments from DWARF) is not supported yet",
-                       "use arg0..argN, with a cast for struct pointers")
-        elif name in KERNEL_NAMES:
+            return self.args(e.span)
+        if name in KERNEL_NAMES:
             self.kernel_only(e.span, name)
         elif name in FUNCTION_BY_NAME:
             self.error(e.span, f"'{name}' is a function; call it as {name}()")
@@ -553,6 +581,105 @@ class Checker:
             hint = did_you_mean(name, all_names() | set(self.enums))
             self.error(e.span, f"unknown builtin '{name}'", hint)
         return UNKNOWN
+
+    # ---------------------------------------------------------------- DWARF args
+
+    def signature(self, span: ast.Span, what: str) -> FunctionSig | None:
+        """The clause's function signature from the program's DWARF (one for all of its
+        probes); reports why not once per clause."""
+        index = self.clause_index
+        if index in self.signatures:
+            return self.signatures[index]
+        if index in self.sig_failed:
+            return None
+        probes = [p for p in self.clause_probes if p.provider in ("uprobe", "uretprobe")]
+        problem = ""
+        sig: FunctionSig | None = None
+        if not probes or len(probes) != len(self.clause_probes):
+            problem = f"'{what}' needs uprobe or uretprobe probes"
+        elif self.options.types is None:
+            problem = f"'{what}' needs the program's debug info, which is not read here"
+        else:
+            for probe in probes:
+                got = self.options.types.signature(probe)
+                if isinstance(got, str):
+                    problem, sig = got, None
+                    break
+                if sig is not None and got != sig:
+                    problem, sig = ("the functions of this clause have different parameters: "
+                                    "'args' needs one signature per clause"), None
+                    break
+                sig = got
+        if sig is None:
+            self.sig_failed.add(index)
+            self.error(span, problem)
+            return None
+        self.signatures[index] = sig
+        return sig
+
+    def args(self, span: ast.Span) -> Ty:
+        if not self.args_here(span):
+            return UNKNOWN
+        sig = self.signature(span, "args")
+        if sig is None:
+            return UNKNOWN
+        for param in sig.params:
+            if param.index is None and param.location is None:
+                self.error(span, f"'args' includes '{param.name}', {param.note}: it cannot "
+                                 f"be read", "use the other arguments by name: args.NAME")
+                return UNKNOWN
+        return Ty("args")
+
+    def args_here(self, span: ast.Span) -> bool:
+        if self.kinds == {"uprobe"}:
+            return True
+        if "uretprobe" in self.kinds:
+            self.error(span, "'args' in a uretprobe: the arguments are gone when the "
+                             "function returns", "save them at entry: uprobe:T:F "
+                             "{ self->x = args.x; } and read self->x in the uretprobe")
+        else:
+            self.where(span, "args", frozenset({"uprobe"}), "uprobe probes")
+        return False
+
+    def arg_field(self, e: ast.FieldAccess) -> Ty:
+        if not self.args_here(e.operand.span):
+            return UNKNOWN
+        sig = self.signature(e.operand.span, "args")
+        if sig is None:
+            return UNKNOWN
+        param = next((p for p in sig.params if p.name == e.name), None)
+        if param is None:
+            names = [p.name for p in sig.params]
+            listed = ", ".join(names) if names else "none"
+            self.error(e.span, f"the function has no parameter '{e.name}'",
+                       did_you_mean(e.name, names) or f"its parameters: {listed}")
+            return UNKNOWN
+        if param.index is None and param.location is None:
+            self.error(e.span, f"'{e.name}' cannot be read here: {param.note}")
+            return UNKNOWN
+        ref = param.type
+        in_memory = param.location is not None and param.location[0] == "breg"
+        if in_memory and not ref.pointer and ref.name.startswith(("struct ", "union ")):
+            # A struct variable at a line probe lives in memory: a struct value.
+            if self.layouts.get(ref.name) is not None:
+                return Ty("struct", ref)
+        return self.value_ty(ref)
+
+    def typed_retval(self, e: ast.Builtin) -> Ty:
+        """`retval` as the function's return type, where a member access needs it."""
+        ty = self.builtin(e)
+        if "uretprobe" not in self.kinds or self.kinds - {"uretprobe"}:
+            return ty
+        sig = self.signature(e.span, "retval->")
+        if sig is None or sig.ret is None:
+            return ty
+        return self.value_ty(sig.ret)
+
+    def value_ty(self, ref: ast.TypeRef) -> Ty:
+        """The kind of a value of C type `ref` held in a register."""
+        if ref.pointer:
+            return Ty("ptr", ref)
+        return INT
 
     def kernel_only(self, span: ast.Span, name: str) -> None:
         hint = {"kstack": "use ustack", "ksym": "use usym", "kaddr": "use uaddr"}.get(name, "")
@@ -645,8 +772,33 @@ class Checker:
         hint = did_you_mean(ref.name, self.layouts.types) or (
             "define it in the script: struct Name { ... };"
         )
-        self.error(span, f"unknown type '{ref.name}'", hint)
+        if self.options.types is not None:
+            self.error(span, f"unknown type '{ref.name}': not defined in the script nor in "
+                             f"the debug info of {self.options.types.searched()}", hint)
+        else:
+            self.error(span, f"unknown type '{ref.name}'", hint)
         return False
+
+    def offsetof(self, e: ast.Offsetof) -> int | None:
+        """The byte offset of a member path, or None after reporting why not."""
+        if not self.type_ref(e.type, e.span):
+            return None
+        aggregate = e.type.name
+        offset = 0
+        for name in e.members:
+            if e.type.pointer or not aggregate.startswith(("struct ", "union ")):
+                self.error(e.span, f"offsetof() needs a struct or union, not {aggregate}")
+                return None
+            member = self.layouts.member(aggregate, name)
+            if member is None:
+                layout = self.layouts.get(aggregate)
+                names = [m.name for m in layout.members] if layout is not None else []
+                self.error(e.span, f"{aggregate} has no member '{name}'",
+                           did_you_mean(name, names))
+                return None
+            offset += member.offset
+            aggregate = member.type.name if not member.type.pointer else ""
+        return offset
 
     def cast(self, e: ast.Cast) -> Ty:
         ty = self.expr(e.operand)
@@ -682,8 +834,11 @@ class Checker:
 
     def field_access(self, e: ast.FieldAccess) -> Ty:
         if isinstance(e.operand, ast.Builtin) and e.operand.name == "args":
-            return self.builtin(e.operand)
-        ty = self.expr(e.operand)
+            return self.arg_field(e)  # `args.x` and `args->x` alike, as bpftrace
+        if isinstance(e.operand, ast.Builtin) and e.operand.name == "retval":
+            ty = self.typed_retval(e.operand)
+        else:
+            ty = self.expr(e.operand)
         if ty.kind == "unknown":
             return UNKNOWN
         op = "->" if e.arrow else "."
@@ -694,11 +849,10 @@ class Checker:
                 self.error(e.span, "'->' on a struct value", f"use '.{e.name}'")
                 return UNKNOWN
         else:
-            ok = ty.kind == "struct" and ty.ctype is not None
+            # `.` on a pointer to a struct dereferences it, as newer bpftrace does.
+            ok = (ty.kind == "struct" or (ty.kind == "ptr" and ty.ctype is not None
+                                          and ty.ctype.pointer == 1)) and ty.ctype is not None
             aggregate = ty.ctype.name if ty.ctype is not None else ""
-            if ty.kind == "ptr" and ty.ctype is not None and ty.ctype.pointer == 1:
-                self.error(e.span, "'.' on a pointer", f"use '->{e.name}'")
-                return UNKNOWN
         if not ok or not aggregate.startswith(("struct ", "union ")):
             self.error(e.span, f"'{op}' needs a {'pointer to a ' if e.arrow else ''}struct "
                                f"or union, not {describe(ty)}",
@@ -706,9 +860,11 @@ class Checker:
             return UNKNOWN
         member = self.layouts.member(aggregate, e.name)
         if member is None:
-            names = [m.name for m in self.layouts.types[aggregate].members] if (
-                aggregate in self.layouts.types) else []
-            self.error(e.span, f"{aggregate} has no member '{e.name}'", did_you_mean(e.name, names))
+            layout = self.layouts.get(aggregate)
+            names = [m.name for m in layout.members] if layout is not None else []
+            listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            self.error(e.span, f"{aggregate} has no member '{e.name}'",
+                       did_you_mean(e.name, names) or (f"its members: {listed}" if names else ""))
             return UNKNOWN
         return self.member_ty(member.type, member.array_len)
 
@@ -770,11 +926,24 @@ class Checker:
         if handler is not None:
             handler(call)
         else:
-            for arg in call.args:
-                ty = self.expr(arg)
-                if info.aggregation and ty.kind not in _INTLIKE:
-                    self.error(arg.span, f"{name}() needs an integer, not {describe(ty)}")
+            self.table_args(call, info)
         return Ty(info.result) if not info.aggregation else Ty("agg")
+
+    def table_args(self, call: ast.Call, info: Word) -> None:
+        """The arguments as the table's argument kinds say (uplang.vocab.calls); a function
+        with rules beyond its kinds has a `call_NAME` method instead."""
+        for i, arg in enumerate(call.args):
+            kind = info.arg_kind(i)
+            if kind == "strlit":
+                self.literal(call, i)
+                continue
+            ty = self.expr(arg)
+            if kind == "int" and ty.kind not in _INTLIKE:
+                here = "" if info.aggregation else " here"
+                self.error(arg.span, f"{call.name}() needs an integer{here}, not {describe(ty)}")
+            elif kind == "str" and ty.kind not in ("str", "unknown"):
+                self.error(arg.span, f"{call.name}() needs a string, not {describe(ty)}",
+                           "use str(ADDR) to read a C string" if ty.kind in _INTLIKE else "")
 
     def literal(self, call: ast.Call, i: int, what: str = "a string literal") -> ast.Str | None:
         if i >= len(call.args):
@@ -889,9 +1058,6 @@ class Checker:
                 self.error(call.args[0].span, f"str() needs an address, not {describe(ty)}")
         self.int_args(call, 1)
 
-    def call_buf(self, call: ast.Call) -> None:
-        self.int_args(call)
-
     def string_args(self, call: ast.Call, count: int) -> None:
         for arg in call.args[:count]:
             ty = self.expr(arg)
@@ -899,20 +1065,11 @@ class Checker:
                 self.error(arg.span, f"{call.name}() needs a string, not {describe(ty)}",
                            "use str(ADDR) to read a C string" if ty.kind in _INTLIKE else "")
 
-    def call_strlen(self, call: ast.Call) -> None:
-        self.string_args(call, 1)
-
-    def call_strcontains(self, call: ast.Call) -> None:
-        self.string_args(call, 2)
-
     def call_strncmp(self, call: ast.Call) -> None:
         self.string_args(call, 2)
         limit = self.const_args(call, 2)
         if limit and limit[0] is not None and limit[0] < 0:
             self.error(call.args[2].span, "strncmp() length must not be negative")
-
-    def call_usym(self, call: ast.Call) -> None:
-        self.int_args(call)
 
     def call_uaddr(self, call: ast.Call) -> None:
         self.literal(call, 0, "a symbol name in quotes")
@@ -922,13 +1079,6 @@ class Checker:
         if arg is not None and arg.value not in REGISTERS:
             self.error(arg.span, f"unknown register '{arg.value}'",
                        did_you_mean(arg.value, REGISTERS))
-
-    def call_time(self, call: ast.Call) -> None:
-        self.literal(call, 0)
-
-    def call_strftime(self, call: ast.Call) -> None:
-        self.literal(call, 0)
-        self.int_args(call, 1)
 
     def call_join(self, call: ast.Call) -> None:
         if call.args:

@@ -1,37 +1,29 @@
-"""The Lark parser for grammar/uplang.lark, loaded from the installed package.
+"""The Lark parser for grammar/uplang.lark, loaded as package data.
 
-The grammar ships as package data of `uplang.grammar` (pyproject maps the top-level grammar/
-directory onto it), so importlib.resources finds it in an installed wheel. A source checkout
-has no `uplang.grammar` package (the mapping exists only at install time), so there the file
-is read from the checkout's grammar/ directory next to uplang/.
+Lark's own way for grammars inside installed packages (`Lark.open_from_package`, which
+reads through pkgutil and so works from a wheel or a zip too). The grammar ships inside
+the `uplang` package as `uplang/grammar/uplang.lark` (pyproject maps the top-level
+grammar/ directory there); in a source checkout it sits next to uplang/, so the loader
+looks in `grammar/` first and in `../grammar/` second.
 """
 
 from __future__ import annotations
 
 import functools
-from importlib import resources
-from pathlib import Path
 
 from lark import Lark
 
 GRAMMAR_FILE = "uplang.lark"
-
-
-def grammar_text() -> str:
-    try:
-        package = resources.files("uplang.grammar")
-    except (ModuleNotFoundError, TypeError):
-        return (Path(__file__).resolve().parent.parent / "grammar" / GRAMMAR_FILE).read_text(
-            encoding="utf-8"
-        )
-    return package.joinpath(GRAMMAR_FILE).read_text(encoding="utf-8")
+SEARCH_PATHS = ("grammar", "../grammar")  # installed package, source checkout
 
 
 @functools.cache
 def lalr_parser() -> Lark:
     """Building the LALR tables takes a while, so every caller in a process shares one."""
-    return Lark(
-        grammar_text(),
+    return Lark.open_from_package(
+        "uplang",
+        GRAMMAR_FILE,
+        SEARCH_PATHS,
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,

@@ -11,14 +11,11 @@ from dataclasses import dataclass, field
 from uplang import ast
 from uplang.diagnostics import Diagnostic, did_you_mean
 from uplang.plan import MemberLayout, TypeLayout
+from uplang.typeenv import TypeSource
+from uplang.vocab.ctypes import BASIC_TYPES
 
-# size == alignment for every scalar on x86-64 SysV.
-SCALAR_SIZES: dict[str, int] = {
-    "char": 1, "int8": 1, "uint8": 1, "bool": 1,
-    "int16": 2, "uint16": 2,
-    "int32": 4, "uint32": 4, "float": 4,
-    "int64": 8, "uint64": 8, "double": 8,
-}
+# size == alignment for every scalar on x86-64 SysV; void has none.
+SCALAR_SIZES: dict[str, int] = {t.name: t.size for t in BASIC_TYPES if t.size}
 POINTER_SIZE = 8
 ENUM_SIZE = 4
 
@@ -29,6 +26,25 @@ class Layouts:
 
     types: dict[str, TypeLayout] = field(default_factory=dict)
     problems: list[Diagnostic] = field(default_factory=list)
+    # The program's own types (DWARF), asked only for names the script does not define.
+    source: TypeSource | None = None
+
+    def get(self, name: str) -> TypeLayout | None:
+        """The script's type called `name`, else the program's (adopted into `types`, with
+        the aggregates it holds by value, so that the plan carries all it needs)."""
+        layout = self.types.get(name)
+        if layout is not None or self.source is None:
+            return layout
+        if not name.startswith(("struct ", "union ", "enum ")):
+            return None
+        layout = self.source.layout(name)
+        if layout is None:
+            return None
+        self.types[name] = layout
+        for m in layout.members:
+            if not m.type.pointer and m.type.name not in self.types:
+                self.get(m.type.name)
+        return layout
 
     def size_align(self, ref: ast.TypeRef) -> tuple[int, int] | None:
         """None when the type is unknown or has no size (void)."""
@@ -36,13 +52,13 @@ class Layouts:
             return POINTER_SIZE, POINTER_SIZE
         if ref.name in SCALAR_SIZES:
             return SCALAR_SIZES[ref.name], SCALAR_SIZES[ref.name]
-        layout = self.types.get(ref.name)
+        layout = self.get(ref.name)
         if layout is None:
             return None
         return layout.size, layout.align
 
     def member(self, aggregate: str, name: str) -> MemberLayout | None:
-        layout = self.types.get(aggregate)
+        layout = self.get(aggregate)
         if layout is None:
             return None
         return next((m for m in layout.members if m.name == name), None)

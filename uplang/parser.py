@@ -18,32 +18,13 @@ from uplang.grammar_loader import lalr_parser
 from uplang.probes import Segment, interpret, parse_int
 from uplang.terminals import describe_expected, describe_token
 from uplang.vocab.calls import BUILTIN_ALIASES
+from uplang.vocab.ctypes import SPELLINGS
 
 _ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a",
     "b": "\b", "f": "\f", "v": "\v", "e": "\x1b", "?": "?",
 }
 
-# C's basic types, spelled in any of the accepted ways, onto the names the plan uses.
-_BASIC_TYPES = {
-    "char": "char", "signed char": "int8", "unsigned char": "uint8",
-    "short": "int16", "short int": "int16", "signed short": "int16",
-    "unsigned short": "uint16", "unsigned short int": "uint16",
-    "int": "int32", "signed": "int32", "signed int": "int32",
-    "unsigned": "uint32", "unsigned int": "uint32",
-    "long": "int64", "long int": "int64", "long long": "int64", "long long int": "int64",
-    "signed long": "int64", "signed long long": "int64",
-    "unsigned long": "uint64", "unsigned long int": "uint64", "unsigned long long": "uint64",
-    "unsigned long long int": "uint64",
-    "bool": "bool", "_Bool": "bool", "void": "void", "float": "float", "double": "double",
-    "size_t": "uint64", "ssize_t": "int64", "uintptr_t": "uint64", "intptr_t": "int64",
-    "pid_t": "int32",
-}
-for _bits in (8, 16, 32, 64):
-    for _sign in ("int", "uint"):
-        _BASIC_TYPES[f"{_sign}{_bits}"] = f"{_sign}{_bits}"
-        _BASIC_TYPES[f"{_sign}{_bits}_t"] = f"{_sign}{_bits}"
-del _bits, _sign
 
 
 def parse(text: str, filename: str = "<input>") -> ast.Program:
@@ -275,7 +256,7 @@ class AstBuilder(Transformer):
 
     def basic_type(self, meta: Meta, *words: Token) -> ast.TypeRef:
         spelled = " ".join(w.value for w in words)
-        name = _BASIC_TYPES.get(spelled)
+        name = SPELLINGS.get(spelled)
         if name is None:
             raise _fail(self.file, meta, f"unknown type '{spelled}'")
         return ast.TypeRef(name, span=self.sp(meta))
@@ -442,6 +423,9 @@ class AstBuilder(Transformer):
 
     def sizeof_expr(self, meta: Meta, expr: ast.Expr) -> ast.Sizeof:
         return ast.Sizeof(expr, span=self.sp(meta))
+
+    def offsetof(self, meta: Meta, type_: ast.TypeRef, *members: Token) -> ast.Offsetof:
+        return ast.Offsetof(type_, tuple(m.value for m in members), span=self.sp(meta))
 
     def tuple(self, meta: Meta, *items: ast.Expr | None) -> ast.Tuple:
         return ast.Tuple(tuple(i for i in items if i is not None), span=self.sp(meta))

@@ -7,6 +7,8 @@ are attached. It never fails on a checked program.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from uplang import ast
@@ -15,6 +17,7 @@ from uplang.checks import CheckOptions, CheckResult, check
 from uplang.parser import parse
 from uplang.plan import Config, Plan, PlanClause, PlanProbe
 from uplang.probes import TIME_UNITS
+from uplang.typeenv import TypeSource
 from uplang.vocab import calls
 from uplang.vocab.probetypes import BY_NAME
 
@@ -22,10 +25,14 @@ NSECS_PER_SEC = 1_000_000_000
 
 
 def compile_script(text: str, filename: str = "<input>",
-                   options: CheckOptions | None = None) -> Plan:
-    """parse -> check -> plan, the whole front end; raises UplangError subclasses."""
+                   options: CheckOptions | None = None,
+                   types_for: Callable[[ast.Program], TypeSource] | None = None) -> Plan:
+    """parse -> check -> plan, the whole front end; raises UplangError subclasses.
+    `types_for` gives the program's own types (DWARF) for a parsed program."""
     options = options or CheckOptions()
     program = parse(text, filename)
+    if types_for is not None:
+        options = dataclasses.replace(options, types=types_for(program))
     result = check(program, options, text)
     return build_plan(program, result, params=options.params or (), unsafe=options.unsafe)
 
@@ -47,8 +54,11 @@ def build_plan(program: ast.Program, result: CheckResult, *,
             ids.append(probe.id)
         predicate = _fold_enums(clause.predicate, enums) if clause.predicate else None
         body = tuple(_fold_enums(s, enums) for s in clause.body)
+        sig = result.signatures.get(index)
         clauses.append(PlanClause(index, tuple(ids), predicate, body, clause.sync,
-                                  reads_registers(predicate, body)))
+                                  reads_registers(predicate, body),
+                                  args=sig.params if sig else None,
+                                  ret=sig.ret if sig else None))
     return Plan(
         probes=tuple(probes),
         clauses=tuple(clauses),
@@ -57,6 +67,7 @@ def build_plan(program: ast.Program, result: CheckResult, *,
         config=Config(tuple((i.name, _config_value(i.value)) for i in program.config)),
         params=tuple(params),
         unsafe=unsafe,
+        thread_locals=tuple(sorted(result.thread_locals.items())),
     )
 
 
@@ -78,6 +89,7 @@ def plan_probe(pid: int, clause: int, spec: ast.ProbeSpec) -> PlanProbe:
         usdt_provider=spec.usdt_provider,
         usdt_name=spec.usdt_name,
         period_ns=period,
+        offcpu=spec.provider == "wallclock",
     )
 
 

@@ -136,6 +136,10 @@ def interpret_listing(pattern: str) -> Interpretation:
 
 
 def _uprobe(kind: str, segments: list[Segment], res: Interpretation) -> Interpretation:
+    if len(segments) == 3 and not segments[1].quoted and segments[1].text in ("cpp", "c"):
+        # bpftrace's language prefix: uprobe:prog:cpp:"ns::K::f". Names are matched
+        # demangled as well anyway, so the prefix only has to be accepted.
+        segments = [segments[0], segments[2]]
     if len(segments) != 2:
         return res.fail(f"expected {kind}:TARGET:FUNCTION (TARGET may be empty with -p)")
     target, func = segments

@@ -34,7 +34,7 @@ def _postfix_operand(e: ast.Expr) -> str:
     text = expr(e)
     simple = (ast.Int, ast.Str, ast.Builtin, ast.Positional, ast.Var, ast.ThreadLocal,
               ast.MapRef, ast.Call, ast.FieldAccess, ast.Index, ast.TupleIndex, ast.Tuple,
-              ast.Sizeof)
+              ast.Sizeof, ast.Offsetof)
     if isinstance(e, ast.Int) and e.value < 0:
         return f"({text})"
     return text if isinstance(e, simple) else f"({text})"
@@ -95,6 +95,8 @@ def expr(e: ast.Expr) -> str:
             return f"sizeof({type_text(t)})"
         case ast.Sizeof(target=t) if not isinstance(t, ast.TypeRef):
             return f"sizeof({bare(t)})"
+        case ast.Offsetof(type=t, members=members):
+            return f"offsetof({type_text(t)}, {'.'.join(members)})"
     raise TypeError(f"not an expression: {e!r}")
 
 

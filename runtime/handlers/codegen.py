@@ -25,7 +25,7 @@ from runtime.handlers.ctypes_ import (
     size_of,
 )
 from uplang import ast
-from uplang.plan import MapDecl, TypeLayout
+from uplang.plan import MapDecl, MemberLayout, Param, Plan, TypeLayout, ValueType
 from uplang.vocab.calls import AGGREGATIONS, USTACK_MODES
 from uplang.vocab.registers import register_field
 
@@ -51,6 +51,20 @@ class Shared:
     max_ustack: int = 127  # config max_ustack: the depth of a bare `ustack`
     map_names: set[str] = field(default_factory=set)
 
+    @classmethod
+    def of(cls, plan: Plan, max_loop: int = 1000, max_ustack: int = 127) -> Shared:
+        """The facts of a plan, with the types the checks inferred for `self->` variables
+        and map values: one generation pass needs no second look at other clauses."""
+        layouts = {t.name: t for t in plan.types}
+        maps = {m.name: m for m in plan.maps}
+        return cls(
+            layouts=layouts, maps=maps, params=plan.params,
+            tl_types={name: vtype_of(t, layouts) for name, t in plan.thread_locals},
+            map_types={m.name: vtype_of(m.value_type, layouts)
+                       for m in plan.maps if m.value_type is not None},
+            max_loop=max_loop, max_ustack=max_ustack,
+        )
+
     def const(self, value: object, prefix: str = "_k") -> str:
         """Bind `value` as a global of the generated code; identical objects share a name."""
         for name, existing in self.consts.items():
@@ -71,6 +85,8 @@ class ClauseGen:
     var_types: dict[str, VType] = field(default_factory=dict)
     uses_tl: bool = False
     tmp: int = 0
+    args: tuple[Param, ...] | None = None  # DWARF parameters of the clause's functions
+    ret: ast.TypeRef | None = None  # and their return type
 
     # ------------------------------------------------------------------ entry
 
@@ -161,7 +177,7 @@ class ClauseGen:
             vsrc, vt = self.expr(value)
             if op == "=":
                 self.shared.map_types.setdefault(target.name, vt)
-                return [f"_map_set({m}, {key}, {_as_pointer(vsrc, vt)})"]
+                return [f"_map_set({m}, {key}, {self.value(vsrc, vt)})"]
             old = f"_map_get({m}, {key})"
             return [f"_map_set({m}, {key}, {self.binop(op[:-1], old, vsrc, INT64, vt)[0]})"]
         vsrc, vt = self.expr(value)
@@ -238,7 +254,34 @@ class ClauseGen:
             return simple[n]
         if n.startswith("arg") and n[3:].isdigit():
             return f"_s64(_ctx.arg({int(n[3:])}))", INT64
+        if n == "args":
+            if self.args is None:
+                raise CompileError("'args' without the function's DWARF parameters")
+            parts = []
+            for p in self.args:
+                src, t = self.arg_value(p)
+                parts.append(f"({p.name!r}, {self.value(src, t)}), ")
+            return f"_Record(({''.join(parts)}))", VType("args")
         raise CompileError(f"unsupported builtin {n}")
+
+    def arg_value(self, p: Param) -> tuple[str, VType]:
+        """Argument `p` from its register or stack word, as its C type; a variable at a
+        line probe from its DWARF location (a register, or memory at register + k)."""
+        t = resolve_typeref(p.type, self.shared.layouts)
+        if p.location is not None:
+            kind, reg, off = p.location
+            if kind == "breg":
+                return self.load(f"(_dwreg(_ctx, {reg}) + {off})", t)
+            if kind == "addr":  # an array variable: its address, as a pointer
+                return f"_w(_dwreg(_ctx, {reg}) + {off})", t
+            raw = f"_dwreg(_ctx, {reg})"
+            return (f"_cast({raw}, {t.size}, {t.signed})", t) if t.kind == "int" else (raw, t)
+        if p.index is None:
+            raise CompileError(f"parameter '{p.name}' is not in an integer register")
+        raw = f"_ctx.arg({p.index})"
+        if t.kind == "int":
+            return f"_cast({raw}, {t.size}, {t.signed})", t
+        return raw, t
 
     def e_Var(self, e: ast.Var) -> tuple[str, VType]:
         t = self.var_types.setdefault(e.name, INT64)
@@ -255,7 +298,8 @@ class ClauseGen:
 
     def e_Tuple(self, e: ast.Tuple) -> tuple[str, VType]:
         parts = [self.expr(i) for i in e.items]
-        src = "(" + ", ".join(p[0] for p in parts) + ("," if len(parts) == 1 else "") + ")"
+        vals = [self.value(src, t) for src, t in parts]
+        src = "(" + ", ".join(vals) + ("," if len(parts) == 1 else "") + ")"
         return src, VType("tuple", items=tuple(p[1] for p in parts))
 
     def e_TupleIndex(self, e: ast.TupleIndex) -> tuple[str, VType]:
@@ -275,6 +319,18 @@ class ClauseGen:
         else:
             t = self.expr(e.target)[1]
         return repr(size_of(t)), UINT64
+
+    def e_Offsetof(self, e: ast.Offsetof) -> tuple[str, VType]:
+        offset = 0
+        t = resolve_typeref(e.type, self.shared.layouts)
+        for name in e.members:
+            layout = t.layout if t.kind == "record" else None
+            member = next((m for m in layout.members if m.name == name), None) if layout else None
+            if member is None:
+                raise CompileError(f"offsetof: no member '{name}'")
+            offset += member.offset
+            t = resolve_typeref(member.type, self.shared.layouts)
+        return repr(offset), UINT64
 
     def e_Unary(self, e: ast.Unary) -> tuple[str, VType]:
         src, t = self.expr(e.operand)
@@ -350,18 +406,48 @@ class ClauseGen:
         return src, t
 
     def e_FieldAccess(self, e: ast.FieldAccess) -> tuple[str, VType]:
-        src, t = self.expr(e.operand)
+        operand = e.operand
+        if isinstance(operand, ast.Builtin) and operand.name == "args":
+            param = next((p for p in self.args or () if p.name == e.name), None)
+            if param is None:
+                raise CompileError(f"no parameter '{e.name}'")
+            return self.arg_value(param)
+        if isinstance(operand, ast.Builtin) and operand.name == "retval" and self.ret:
+            t = resolve_typeref(self.ret, self.shared.layouts)
+            src = "_ctx.retval"
+        else:
+            src, t = self.expr(operand)
         if t.kind == "tuple":
             raise CompileError("use .N to index tuples")
-        record = t.target if (e.arrow and t.kind == "ptr") else t
+        # `.` on a pointer dereferences it, like `->`.
+        record = t.target if t.kind == "ptr" else t
         if record is None or record.kind != "record" or record.layout is None:
             raise CompileError(f"field '{e.name}' of a value that is not a struct")
         for m in record.layout.members:
             if m.name == e.name:
-                mt = member_type(m.type, m.array_len, self.shared.layouts)
                 addr = f"({src} + {m.offset})" if m.offset else src
+                if m.bit_size:
+                    signed = resolve_typeref(m.type, self.shared.layouts).signed
+                    return (f"_rd_bits(_ctx, {addr}, {m.size}, {m.bit_offset}, {m.bit_size}, "
+                            f"{signed})"), int_type(8, signed)
+                mt = member_type(m.type, m.array_len, self.shared.layouts)
                 return self.load(addr, mt)
         raise CompileError(f"no field '{e.name}' in {record.layout.kind} {record.layout.name}")
+
+    def value(self, src: str, t: VType) -> str:
+        """An expression as a value to print or store: struct and array lvalues (addresses)
+        are read and decoded at the hit; pointers keep their pointer type."""
+        if t.kind == "record" and t.layout is not None:
+            lay = self.shared.const(t.layout, "_lay")
+            return f"_rd_record(_ctx, {src}, {lay}, {self.layouts_const()})"
+        if t.kind == "array" and t.target is not None and t.target.kind in ("int", "ptr",
+                                                                             "record"):
+            elem = self.shared.const(_element(t.target), "_elem")
+            return f"_rd_array(_ctx, {src}, {elem}, {t.count}, {self.layouts_const()})"
+        return _as_pointer(src, t)
+
+    def layouts_const(self) -> str:
+        return self.shared.const(self.shared.layouts, "_lays")
 
     def e_Index(self, e: ast.Index) -> tuple[str, VType]:
         src, t = self.expr(e.operand)
@@ -414,7 +500,7 @@ class ClauseGen:
             div = self.srcs(args[2:3])[0] if len(args) > 2 else "1"
             return f"_print_map(_ctx, {m}, {top}, {div})", NONE
         src, t = self.expr(first)
-        return f"_print_value(_ctx, {_as_pointer(src, t)})", NONE
+        return f"_print_value(_ctx, {self.value(src, t)})", NONE
 
     def f_str(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         src, t = self.expr(args[0])
@@ -558,7 +644,7 @@ class ClauseGen:
     def tuple_key(self, keys: tuple[ast.Expr, ...]) -> str:
         if len(keys) == 1 and isinstance(keys[0], ast.Tuple):
             keys = keys[0].items
-        parts = self.srcs(keys)
+        parts = [self.value(*self.expr(k)) for k in keys]
         if not parts:
             return "()"
         return "(" + "".join(p + ", " for p in parts) + ")"
@@ -601,6 +687,15 @@ def _zero_src(t: VType) -> str:
     return {"str": "''", "tuple": "()", "buf": "b''", "stack": "()"}.get(t.kind, "0")
 
 
+def vtype_of(t: ValueType, layouts: dict[str, TypeLayout]) -> VType:
+    """The compile-time type of a value whose type the checks inferred."""
+    if t.kind in ("ptr", "struct") and t.ctype is not None:
+        return resolve_typeref(t.ctype, layouts)
+    if t.kind == "tuple":
+        return VType("tuple", items=tuple(vtype_of(i, layouts) for i in t.items))
+    return _kind_type(t.kind)
+
+
 def _kind_type(kind: str) -> VType:
     if kind in ("str", "string", "usym", "comm", "func", "probe"):
         return STR
@@ -611,6 +706,16 @@ def _kind_type(kind: str) -> VType:
     if kind == "tuple":
         return VType("tuple")
     return int_type(8, True)
+
+
+def _element(t: VType) -> MemberLayout:
+    """An array element described as a member at offset 0, for the array decoder."""
+    if t.kind == "ptr":
+        return MemberLayout("", 0, 8, ast.TypeRef("void", 1))
+    if t.kind == "record" and t.layout is not None:
+        kind = t.layout.kind
+        return MemberLayout("", 0, t.size, ast.TypeRef(f"{kind} {t.layout.name}"))
+    return MemberLayout("", 0, t.size, ast.TypeRef(f"{'' if t.signed else 'u'}int{t.size * 8}"))
 
 
 def _as_pointer(src: str, t: VType) -> str:

@@ -12,9 +12,55 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from runtime.errors import MemoryReadError
+
+
+class Hit(Protocol):
+    """What compiled handlers and their support read of the moment they run for: a probe
+    hit (runtime.context.HitContext, or UsdtContext around one), a sample, or a BEGIN, END
+    or interval firing (ManualContext)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def tid(self) -> int: ...
+
+    @property
+    def regs(self) -> Any: ...
+
+    @property
+    def probe(self) -> Any: ...
+
+    @property
+    def nsecs(self) -> int: ...
+
+    @property
+    def cpu(self) -> int: ...
+
+    @property
+    def comm(self) -> str: ...
+
+    @property
+    def retval(self) -> int: ...
+
+    def arg(self, n: int) -> int: ...
+
+    def read(self, addr: int, n: int) -> bytes: ...
+
+    def read_str(self, addr: int, maxlen: int) -> bytes: ...
+
+    def ustack(self, limit: int) -> list[int]: ...
+
+    def symbolize(self, addr: int) -> str | None: ...
+
+    def defer(self, fn: Callable[[], None]) -> None: ...
+
+
+# A compiled clause: called once per hit (or firing) with its context.
+Handler = Callable[[Hit], None]
 
 
 @dataclass(frozen=True)

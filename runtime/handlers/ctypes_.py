@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 from uplang import ast
 from uplang.plan import TypeLayout
+from uplang.vocab.ctypes import BASIC_TYPES
 
+# The plan's integer type names (uplang.vocab.ctypes; the parser has mapped every spelling
+# onto one): width and sign. `void` counts as one unsigned byte so that arithmetic on a
+# `void *` steps by bytes, as gcc does.
 INT_TYPES: dict[str, tuple[int, bool]] = {
-    "int8": (1, True), "uint8": (1, False), "int16": (2, True), "uint16": (2, False),
-    "int32": (4, True), "uint32": (4, False), "int64": (8, True), "uint64": (8, False),
-    "char": (1, True), "short": (2, True), "int": (4, True), "long": (8, True),
-    "unsigned char": (1, False), "unsigned short": (2, False), "unsigned int": (4, False),
-    "unsigned long": (8, False), "unsigned": (4, False), "bool": (1, False),
-    "size_t": (8, False), "ssize_t": (8, True), "pid_t": (4, True), "uintptr_t": (8, False),
+    **{t.name: (t.size, t.signed) for t in BASIC_TYPES if t.integer},
     "void": (1, False),
 }
 
@@ -59,7 +58,10 @@ def resolve_typeref(ref: ast.TypeRef, layouts: dict[str, TypeLayout]) -> VType:
         base = int_type(size, signed)
     elif bare in layouts:
         lay = layouts[bare]
-        base = int_type(4, True) if lay.kind == "enum" else VType("record", lay.size, layout=lay)
+        if lay.kind == "enum":
+            base = int_type(lay.size, lay.signed)
+        else:
+            base = VType("record", lay.size, layout=lay)
     else:
         base = INT64
     for _ in range(ref.pointer):

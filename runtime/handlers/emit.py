@@ -7,7 +7,7 @@ error event instead of killing the effect thread.
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Any
 
 from runtime.errors import UprobeError
 from runtime.maps import BpfMap, MapStore
@@ -22,6 +22,8 @@ class Emitter:
     def __init__(self, fmt: str, out: IO, diag: IO) -> None:
         self.sink = make_output(fmt, out, diag)
         self.diag = diag
+        # --trace: a runtime.output.chrometrace.ChromeTrace that printf text also goes to.
+        self.trace: Any = None
 
     def format(self, fmt: PrintfFormat, args: tuple) -> str:
         try:
@@ -34,6 +36,8 @@ class Emitter:
         text = self.format(fmt, args)
         if text:
             self.sink.printf(text)
+            if self.trace is not None:
+                self.trace.printf(text)
 
     def text(self, text: str, kind: str = "cat") -> None:
         self.sink.message(kind, text)

@@ -9,6 +9,7 @@ capture their inputs at the hit and queue the slow part with ctx.defer().
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import signal as signals
@@ -21,11 +22,15 @@ from typing import Any
 
 from runtime import procfs
 from runtime.cint import c_div, c_mod, cast, lshr, s64, shl, shr, wrap_s64
+from runtime.demangle import demangle
 from runtime.errors import UprobeError
+from runtime.handlers.contexts import Hit
 from runtime.handlers.mapops import MapOps, snapshot
+from runtime.handlers.records import decode_array, decode_record
 from runtime.handlers.values import decode_cstr, str_index, strncmp
 from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
-from runtime.output.values import Buf, Frame, Pointer, Stack, Timestamp, Usym
+from runtime.output.values import Buf, CArray, Frame, Pointer, Record, Stack, Timestamp, Usym
+from uplang.plan import MemberLayout, TypeLayout
 
 
 @dataclass
@@ -54,12 +59,13 @@ class HandlerSupport:
     uaddr_lookup: Callable[[int, str], int] | None = None
     stack_mode: str = "bpftrace"  # config stack_mode: how ustack values print
     exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
+    demangle: bool = True  # C++ names in func/usym/ustack readable (--no-demangle: raw)
     # Brings maps kept elsewhere (the jump path's shared area) into `maps` before a print.
     sync_maps: Callable[[], None] = field(default=lambda: None)
 
     # ------------------------------------------------------------------ thread-locals
 
-    def tls_of(self, ctx: Any) -> dict[str, object]:
+    def tls_of(self, ctx: Hit) -> dict[str, object]:
         d = self.tls.get(ctx.tid)
         if d is None:
             if len(self.tls) >= self.tls_prune_at:
@@ -68,9 +74,10 @@ class HandlerSupport:
         return d
 
     def prune_threads(self, pid: int) -> None:
-        """Drops thread-locals of threads that no longer exist. The session reports no
-        thread exits, so this runs when the table has doubled since the last pass: the
-        cost stays amortised O(1) per new thread and the table bounded by live threads."""
+        """Drops thread-locals of threads that no longer exist. Both drivers hook
+        `thread_exited` to Session.on_thread_exit; this is the safety net for a session
+        that reports no exits (a library user's), run when the table has doubled since
+        the last pass: amortised O(1) per new thread, the table bounded by live threads."""
         for tid in list(self.tls):
             if not procfs.has_task(pid, tid) and not procfs.alive(tid):
                 del self.tls[tid]
@@ -81,7 +88,7 @@ class HandlerSupport:
         are reused)."""
         self.tls.pop(tid, None)
 
-    def func(self, ctx: Any) -> str:
+    def func(self, ctx: Hit) -> str:
         """`func`: the probed function; in a profile sample, the function rip is in."""
         probe = ctx.probe
         if getattr(probe, "kind", "") == "profile":
@@ -90,7 +97,8 @@ class HandlerSupport:
             except (UprobeError, AttributeError):
                 return ""
             return self.frame(ctx, rip).symbol or ""
-        return getattr(probe, "symbol", "") or ""
+        name = getattr(probe, "symbol", "") or ""
+        return demangle(name) if self.demangle else name
 
     @staticmethod
     def tl_add(tl: dict[str, object], name: str, delta: int, post: bool) -> int:
@@ -101,11 +109,11 @@ class HandlerSupport:
 
     # ------------------------------------------------------------------ target reads
 
-    def error(self, ctx: Any, message: str) -> None:
+    def error(self, ctx: Hit, message: str) -> None:
         """An error event at the hit: reported in order, the hit goes on."""
         ctx.defer(partial(self.emitter.error, message))
 
-    def rd_int(self, ctx: Any, addr: int, size: int, signed: bool) -> int:
+    def rd_int(self, ctx: Hit, addr: int, size: int, signed: bool) -> int:
         try:
             raw = ctx.read(addr, size)
         except (UprobeError, OSError):
@@ -113,7 +121,36 @@ class HandlerSupport:
             return 0
         return int.from_bytes(raw, "little", signed=signed)
 
-    def rd_str(self, ctx: Any, addr: int, size: int) -> str:
+    def rd_record(self, ctx: Hit, addr: int, layout: TypeLayout,
+                  layouts: dict[str, TypeLayout]) -> Record:
+        """A struct/union value: one read of its bytes at the hit, decoded."""
+        try:
+            raw = ctx.read(addr, layout.size)
+        except (UprobeError, OSError):
+            self.error(ctx, f"failed to read {layout.size} bytes at "
+                            f"0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
+            raw = bytes(layout.size)
+        return decode_record(raw, layout, layouts)
+
+    def rd_array(self, ctx: Hit, addr: int, elem: MemberLayout, count: int,
+                 layouts: dict[str, TypeLayout]) -> CArray:
+        size = elem.size * count
+        try:
+            raw = ctx.read(addr, size)
+        except (UprobeError, OSError):
+            self.error(ctx, f"failed to read {size} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
+            raw = bytes(size)
+        return decode_array(raw, elem, count, layouts)
+
+    def rd_bits(self, ctx: Hit, addr: int, size: int, bit_offset: int, bits: int,
+                signed: bool) -> int:
+        raw = self.rd_int(ctx, addr, size, False) >> bit_offset
+        raw &= (1 << bits) - 1
+        if signed and raw >> (bits - 1):
+            raw -= 1 << bits
+        return raw
+
+    def rd_str(self, ctx: Hit, addr: int, size: int) -> str:
         try:
             raw = ctx.read(addr, size)
         except (UprobeError, OSError):
@@ -121,7 +158,7 @@ class HandlerSupport:
             return ""
         return decode_cstr(raw)
 
-    def str_(self, ctx: Any, addr: int, n: int | None) -> str:
+    def str_(self, ctx: Hit, addr: int, n: int | None) -> str:
         limit = self.max_strlen if n is None else max(0, min(n, self.max_strlen))
         if isinstance(addr, str):
             return addr[:limit]
@@ -137,7 +174,7 @@ class HandlerSupport:
         # bpftrace keeps room for the terminating NUL within max_strlen.
         return decode_cstr(raw)[: max(0, limit - 1) if n is None else limit]
 
-    def buf(self, ctx: Any, addr: int, n: int) -> Buf:
+    def buf(self, ctx: Hit, addr: int, n: int) -> Buf:
         n = max(0, min(n, self.max_strlen))
         try:
             return Buf(bytes(ctx.read(addr, n)))
@@ -145,27 +182,38 @@ class HandlerSupport:
             self.error(ctx, f"buf(): failed to read {n} bytes at 0x{addr & 0xFFFFFFFFFFFFFFFF:x}")
             return Buf(b"")
 
-    def ustack(self, ctx: Any, limit: int, mode: str | None = None) -> Stack:
-        """ustack, ustack(N), ustack(MODE[, N]): MODE overrides config stack_mode."""
+    def ustack(self, ctx: Hit, limit: int, mode: str | None = None) -> Stack:
+        """ustack, ustack(N), ustack(MODE[, N]): MODE overrides config stack_mode. A hit
+        context captures the stack now and names its frames when printed."""
+        mode = mode or self.stack_mode
+        capture = getattr(ctx, "stack_value", None)
+        if capture is not None:
+            try:
+                return capture(limit, mode, self.demangle)
+            except (UprobeError, OSError):
+                return Stack((), mode)
         try:
             addrs = ctx.ustack(limit)
         except (UprobeError, OSError):
             addrs = []
-        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), mode or self.stack_mode)
+        return Stack(tuple(self.frame(ctx, a) for a in addrs[:limit]), mode)
 
-    def frame(self, ctx: Any, addr: int) -> Frame:
+    def frame(self, ctx: Hit, addr: int) -> Frame:
         """Symbolised once per (process, address): stacks repeat, symbolising is not cheap."""
         key = (ctx.pid, addr)
         f = self.frame_cache.get(key)
         if f is None:
-            f = self.frame_cache[key] = frame_of(ctx, addr)
+            f = frame_of(ctx, addr)
+            if self.demangle and f.symbol is not None and f.symbol.startswith("_Z"):
+                f = dataclasses.replace(f, symbol=demangle(f.symbol))
+            self.frame_cache[key] = f
         return f
 
-    def usym(self, ctx: Any, addr: int) -> Usym:
+    def usym(self, ctx: Hit, addr: int) -> Usym:
         f = self.frame(ctx, addr)
         return Usym(addr, f.symbol, f.offset, f.module)
 
-    def uaddr(self, ctx: Any, name: str) -> int:
+    def uaddr(self, ctx: Hit, name: str) -> int:
         key = (ctx.pid, name)
         if key not in self.uaddr_cache:
             if self.uaddr_lookup is None:
@@ -186,7 +234,7 @@ class HandlerSupport:
             self.proc_cache[(pid, tag)] = int(fields.get(tag, "0").split()[0])
         return self.proc_cache.get(key, 0)
 
-    def join(self, ctx: Any, addr: int, sep: str) -> None:
+    def join(self, ctx: Hit, addr: int, sep: str) -> None:
         """join(argv): up to 16 strings from a NULL-terminated char* array, at the hit."""
         words: list[str] = []
         for i in range(16):
@@ -198,18 +246,18 @@ class HandlerSupport:
 
     # ------------------------------------------------------------------ effects
 
-    def printf(self, ctx: Any, fmt: Any, args: tuple) -> None:
+    def printf(self, ctx: Hit, fmt: Any, args: tuple) -> None:
         ctx.defer(partial(self.emitter.printf, fmt, args))
 
-    def print_value(self, ctx: Any, value: object) -> None:
+    def print_value(self, ctx: Hit, value: object) -> None:
         ctx.defer(partial(self.emitter.value, value))
 
-    def print_map(self, ctx: Any, m: Any, top: int, div_: int) -> None:
+    def print_map(self, ctx: Hit, m: Any, top: int, div_: int) -> None:
         self.sync_maps()
         snap = snapshot(m)
         ctx.defer(partial(self.emitter.map, snap, top, div_))
 
-    def time_(self, ctx: Any, fmt: str) -> None:
+    def time_(self, ctx: Hit, fmt: str) -> None:
         ctx.defer(partial(self.emitter.text, time_text(fmt, time.time_ns()), "time"))
 
     @staticmethod
@@ -217,7 +265,7 @@ class HandlerSupport:
         # nsecs are CLOCK_MONOTONIC like the hit timestamps; move them onto the wall clock.
         return Timestamp(fmt, monotonic_ns_to_epoch_ns(nsecs))
 
-    def cat(self, ctx: Any, fmt: Any, args: tuple) -> None:
+    def cat(self, ctx: Hit, fmt: Any, args: tuple) -> None:
         path = self.emitter.format(fmt, args)
 
         def run() -> None:
@@ -231,7 +279,7 @@ class HandlerSupport:
 
         ctx.defer(run)
 
-    def system(self, ctx: Any, fmt: Any, args: tuple) -> None:
+    def system(self, ctx: Hit, fmt: Any, args: tuple) -> None:
         cmd = self.emitter.format(fmt, args)
 
         def run() -> None:
@@ -245,10 +293,10 @@ class HandlerSupport:
         ctx.defer(run)
 
     @staticmethod
-    def sleep(ctx: Any, ms: int) -> None:
+    def sleep(ctx: Hit, ms: int) -> None:
         ctx.defer(partial(time.sleep, max(0, ms) / 1000))
 
-    def exit_(self, ctx: Any, code: int = 0) -> None:
+    def exit_(self, ctx: Hit, code: int = 0) -> None:
         # Hits that the engine reports after exit() must not run their handlers (bpftrace
         # stops at once); END still runs, its code does not look at the cell.
         if not self.stopped[0]:
@@ -257,7 +305,7 @@ class HandlerSupport:
         self.stopped[0] = True
         self.stop()
 
-    def signal(self, ctx: Any, sig: int | str) -> None:
+    def signal(self, ctx: Hit, sig: int | str) -> None:
         if isinstance(sig, str):
             name = sig if sig.startswith("SIG") else "SIG" + sig
             sig = int(getattr(signals.Signals, name, 0))
@@ -270,7 +318,7 @@ class HandlerSupport:
         except OSError as exc:
             self.error(ctx, f"signal(): {exc.strerror}")
 
-    def loop_cap(self, ctx: Any, limit: int) -> None:
+    def loop_cap(self, ctx: Hit, limit: int) -> None:
         self.error(ctx, f"while loop stopped after {limit} iterations (max_loop_iterations)")
 
     # ------------------------------------------------------------------ namespace
@@ -282,6 +330,8 @@ class HandlerSupport:
             "_shl": shl, "_shr": shr, "_lshr": lshr,
             "_strncmp": strncmp, "_str_index": str_index,
             "_rd_int": self.rd_int, "_rd_str": self.rd_str, "_str": self.str_,
+            "_rd_record": self.rd_record, "_rd_array": self.rd_array, "_rd_bits": self.rd_bits,
+            "_Record": Record, "_dwreg": _dwarf_register,
             "_buf": self.buf, "_ustack": self.ustack, "_usym": self.usym,
             "_uaddr": self.uaddr, "_proc_field": self.proc_field, "_join": self.join,
             "_printf": self.printf, "_print_value": self.print_value,
@@ -296,7 +346,7 @@ class HandlerSupport:
         }
 
 
-def frame_of(ctx: Any, addr: int) -> Frame:
+def frame_of(ctx: Hit, addr: int) -> Frame:
     """One symbolised frame; the context answers "name+off", (name, off) or None."""
     try:
         sym = ctx.symbolize(addr)
@@ -314,9 +364,18 @@ def frame_of(ctx: Any, addr: int) -> Frame:
     return Frame(None, 0, addr)
 
 
+# DWARF register numbers (x86-64 psABI) -> user_regs_struct fields.
+_DWARF_REGS = ("rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
+               "r11", "r12", "r13", "r14", "r15", "rip")
+
+
+def _dwarf_register(ctx: Hit, regno: int) -> int:
+    return int(getattr(ctx.regs, _DWARF_REGS[regno]))
+
+
 def _pointer(value: int) -> Pointer:
     return Pointer(value & 0xFFFFFFFFFFFFFFFF)
 
 
-def _probe_name(ctx: Any) -> str:
+def _probe_name(ctx: Hit) -> str:
     return getattr(ctx.probe, "label", "") or ""

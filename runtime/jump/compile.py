@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 from elftools.elf.elffile import ELFFile
 from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 from runtime.errors import UprobeError
 
@@ -73,6 +74,8 @@ def extract_text(obj: bytes) -> MachineCode:
         if alloc and sec["sh_type"] == "SHT_NOBITS" and sec.data_size:
             raise JumpCompileError(f"the compiled program has data in {sec.name}")
     symtab = elf.get_section_by_name(".symtab")
+    if not isinstance(symtab, SymbolTableSection):
+        raise JumpCompileError("the compiled program has no symbol table")
     entries: dict[str, int] = {}
     text_index = [s.name for s in elf.iter_sections()].index(".text")
     for sym in symtab.iter_symbols():

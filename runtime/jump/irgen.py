@@ -9,12 +9,21 @@ comparisons are signed, `/` and `%` follow BPF (x / 0 == 0, x % 0 == x).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llvmlite.ir as ir
 
 from runtime.jump import layout as L
-from runtime.jump.split import CAST_TYPES, ClauseSplit, Event
+from runtime.jump.split import (
+    CAST_TYPES,
+    Branch,
+    ClauseSplit,
+    Event,
+    Step,
+    events_of,
+    target_nodes,
+)
 from uplang import ast
 
 I1 = ir.IntType(1)
@@ -35,6 +44,7 @@ FRAME = {
 ARG_REGS = ("rdi", "rsi", "rdx", "rcx", "r8", "r9")
 
 SYS_GETPID, SYS_KILL, SYS_FUTEX, SYS_GETTID, SYS_PROCESS_VM_READV = 39, 62, 202, 186, 310
+SYS_PRCTL, PR_GET_NAME = 157, 16
 FUTEX_WAIT = 0  # not FUTEX_PRIVATE: the word is shared between processes
 ETIMEDOUT, ESRCH = 110, 3
 WAIT_NS = 20_000_000  # a full ring's writer re-checks the tracer every 20 ms
@@ -83,11 +93,11 @@ class Gen:
 
     def build(self) -> Program:
         for idx, s in self.splits.items():
-            for step in s.steps:
-                if isinstance(step, Event):
-                    ev = self.lay.add_event(idx, tuple((c.kind, c.size) for c in step.captures))
-                    self.events[ev.id] = step
-                    self.event_ids[id(step)] = ev.id
+            for step in events_of(s.steps):
+                ev = self.lay.add_event(idx, tuple(("str" if c.kind == "comm" else c.kind,
+                                                    c.size) for c in step.captures))
+                self.events[ev.id] = step
+                self.event_ids[id(step)] = ev.id
         self.lay.finish()
         self.fn_thread = self.thread_fn()
         self.fn_reserve = self.reserve_fn()
@@ -402,10 +412,31 @@ class Gen:
         b.position_at_end(nokey)
         b.ret(ir.Constant(PTR, None))
         b.position_at_end(claim)
-        res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
         won = fn.append_basic_block("won")
-        b.cbranch(b.extract_value(res, 1), won, loop)
-        i.add_incoming(i, claim)
+        if ml.max_keys:
+            # max_map_keys, as the trap path's MapStore: the first keys are kept, later new
+            # keys are dropped and counted. A key is reserved before its slot is claimed.
+            keysp = self.at(b, shm, ml.offset + L.M_KEYS)
+            n = b.atomic_rmw("add", keysp, c64(1), "monotonic")
+            over = fn.append_basic_block("over")
+            cas = fn.append_basic_block("cas")
+            lost = fn.append_basic_block("lostslot")
+            b.cbranch(b.icmp_unsigned("<", n, c64(ml.max_keys)), cas, over)
+            b.position_at_end(over)
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.atomic_rmw("add", self.at(b, shm, ml.offset + L.M_DROPS), c64(1), "monotonic")
+            b.ret(ir.Constant(PTR, None))
+            b.position_at_end(cas)
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, lost)
+            b.position_at_end(lost)  # another thread took the slot: give the key back
+            b.atomic_rmw("sub", keysp, c64(1), "monotonic")
+            b.branch(loop)
+            i.add_incoming(i, lost)
+        else:
+            res = b.cmpxchg(st, c64(L.SLOT_EMPTY), c64(L.SLOT_BUSY), "acq_rel", "acquire")
+            b.cbranch(b.extract_value(res, 1), won, loop)
+            i.add_incoming(i, claim)
         b.position_at_end(won)
         for n, k in enumerate(keys):
             self.st(b, slot, 8 + 8 * n, k)
@@ -428,6 +459,18 @@ class Gen:
         f, shm, thr = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         cg = ClauseCode(self, fn, b, f, shm, thr)
+        # Every stack slot first: llvmlite builders keep their place by index, so nothing
+        # may be inserted ahead of a builder's position later.
+        for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
+            cg.vars[name] = b.alloca(I64, name=f"v_{name}")
+            b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
+        if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
+            cg.iov = b.alloca(I64, size=6)
+        if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
+               for n in target_nodes(s)):
+            # One clock read per hit, as the trap path's context caches it: the TSC read
+            # is the dearest instruction here (~20 ns under a hypervisor).
+            cg.hit_ns = cg.b.call(self.fn_clock, [shm])
         if s.predicate is not None:
             cond = cg.expr(s.predicate)
             go = fn.append_basic_block("go")
@@ -436,11 +479,7 @@ class Gen:
             cg.b.position_at_end(stop)
             cg.b.ret(c64(0))
             cg.b.position_at_end(go)
-        for step in s.steps:
-            if isinstance(step, Event):
-                cg.event(self.event_ids[id(step)], step)
-            else:
-                cg.stmt(step)
+        cg.steps(s.steps)
         cg.b.ret(c64(0))
         return fn
 
@@ -482,7 +521,7 @@ class Gen:
     def ret_enter_fn(self) -> None:
         """Arms a return probe: pushes (return address, its slot, site) on this thread's
         shadow stack and aims the slot at the return trampoline. Entries whose slot lies
-        below this rsp belong to frames that are gone (longjmp, exceptions)."""
+        at or below this rsp belong to frames that are gone (longjmp, exceptions)."""
         fn = self.entry("jp_ret_enter", [PTR, PTR, I64, I64])
         f, shm, site, tramp = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
@@ -494,7 +533,12 @@ class Gen:
         b.ret(c64(0))
         b.position_at_end(ok)
         rsp = self.ld(b, f, FRAME["rsp"])
-        depth = self.prune(fn, b, thr, rsp)
+        # A slot that already holds the trampoline is a tail call chaining onto an armed
+        # frame: keep that frame's entries (drop only those below). Otherwise an entry
+        # with this very slot is stale (its frame was left by longjmp) and goes too.
+        chained = b.icmp_unsigned("==", b.load(b.inttoptr(rsp, PTR), typ=I64), tramp)
+        limit = b.add(rsp, b.select(chained, c64(0), c64(1)))
+        depth = self.prune(fn, b, thr, limit)
         full = fn.append_basic_block("full")
         push = fn.append_basic_block("push")
         b.cbranch(b.icmp_unsigned(">=", depth, c64(L.SHADOW_DEPTH)), full, push)
@@ -611,59 +655,56 @@ class ClauseCode:
                  thr: ir.Value) -> None:
         self.g, self.fn, self.b, self.f, self.shm, self.thr = g, fn, b, f, shm, thr
         self.vars: dict[str, ir.Value] = {}
-        self._nsecs: ir.Value | None = None
-        entry = fn.entry_basic_block
-        self.alloca_b = ir.IRBuilder(entry)
+        self.iov: ir.Value = ir.Constant(PTR, None)
+        self.hit_ns: ir.Value = c64(0)  # the hit's timestamp when the clause reads one
         self.n = 0
 
     def block(self, name: str) -> ir.Block:
         self.n += 1
         return self.fn.append_basic_block(f"{name}{self.n}")
 
-    def entry_alloca(self, words: int) -> ir.Value:
-        """Stack slots live in the entry block: an alloca elsewhere is a dynamic one."""
-        ab = ir.IRBuilder(self.fn.entry_basic_block)
-        ab.position_at_start(self.fn.entry_basic_block)
-        return ab.alloca(I64, size=words)
-
     def var(self, name: str) -> ir.Value:
-        if name not in self.vars:
-            ab = ir.IRBuilder(self.fn.entry_basic_block)
-            ab.position_at_start(self.fn.entry_basic_block)
-            p = ab.alloca(I64, name=f"v_{name}")
-            ab.store(c64(0), p)  # $variables start at 0 on every hit
-            self.vars[name] = p
-        return self.vars[name]
+        return self.vars[name]  # allocated at the clause's start (Gen.clause_fn)
 
     # ------------------------------------------------------------------ statements
 
-    def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
-        for s in body:
-            self.stmt(s)
+    def steps(self, steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Event):
+                self.event(self.g.event_ids[id(step)], step)
+            elif isinstance(step, Branch):
+                self.if_else(step.cond, step.then, step.orelse)
+            else:
+                self.stmt(step)
+
+    def if_else(self, cond_e: ast.Expr, then_s: tuple[Step, ...],
+                else_s: tuple[Step, ...]) -> None:
+        b = self.b
+        cond = self.expr(cond_e)
+        then, other, join = self.block("then"), self.block("else"), self.block("fi")
+        b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
+        b.position_at_end(then)
+        self.steps(then_s)
+        b.branch(join)
+        b.position_at_end(other)
+        self.steps(else_s)
+        b.branch(join)
+        b.position_at_end(join)
 
     def stmt(self, s: ast.Stmt) -> None:
-        b = self.b
         if isinstance(s, ast.Assign):
             self.assign(s)
         elif isinstance(s, ast.ExprStmt):
             e = s.expr
             if isinstance(e, ast.Call) and e.name == "delete":
+                assert isinstance(e.args[0], ast.MapRef)  # the split admits only these
                 self.delete(e.args[0])
             else:
                 self.expr(e)
         elif isinstance(s, ast.If):
-            cond = self.expr(s.cond)
-            then, other, join = self.block("then"), self.block("else"), self.block("fi")
-            b.cbranch(b.icmp_unsigned("!=", cond, c64(0)), then, other)
-            b.position_at_end(then)
-            self.stmts(s.then)
-            b.branch(join)
-            b.position_at_end(other)
-            self.stmts(s.orelse)
-            b.branch(join)
-            b.position_at_end(join)
+            self.if_else(s.cond, s.then, s.orelse)
         elif isinstance(s, ast.Block):
-            self.stmts(s.body)
+            self.steps(s.body)
         else:  # the split admits nothing else
             raise AssertionError(type(s).__name__)
 
@@ -731,7 +772,7 @@ class ClauseCode:
             keys = [c64(0)]
         return self.b.call(fn, [self.shm, ir.Constant(I1, int(insert)), *keys])
 
-    def if_slot(self, slot: ir.Value, body) -> None:
+    def if_slot(self, slot: ir.Value, body: Callable[[ir.Value], None]) -> None:
         b = self.b
         yes, join = self.block("slot"), self.block("noslot")
         b.cbranch(b.icmp_unsigned("!=", b.ptrtoint(slot, I64), c64(0)), yes, join)
@@ -747,7 +788,7 @@ class ClauseCode:
         ordn = g.ld(b, self.thr, L.T_ORDINAL)
         shard = b.and_(ordn, c64(L.SHARDS - 1))
         excl = b.icmp_unsigned("<", ordn, c64(L.SHARDS))
-        base = g.at(b, slot, b.add(c64(ml.values_off), b.mul(shard, c64(8 * ml.words))))
+        base = g.at(b, slot, b.add(c64(ml.values_off), b.mul(shard, c64(8 * ml.stride))))
         k = ml.kind
         if k == "count":
             self.add(base, 0, c64(1), excl)
@@ -828,7 +869,7 @@ class ClauseCode:
     def event(self, eid: int, ev: Event) -> None:
         """Evaluates the captures, reserves a record, writes it, commits it."""
         b, g = self.b, self.g
-        vals = [self.expr(c.expr) for c in ev.captures]
+        vals = [c64(0) if c.kind == "comm" else self.expr(c.expr) for c in ev.captures]
         pos = b.call(g.fn_reserve, [self.shm])
         go, skip = self.block("rec"), self.block("norec")
         b.cbranch(b.icmp_signed("<", pos, c64(0)), skip, go)
@@ -840,31 +881,55 @@ class ClauseCode:
         tid = g.ld(b, self.thr, L.T_TID)
         word = b.or_(c64(eid), b.shl(tid, c64(32)))
         g.st(b, rec, L.R_EVENT, word)
-        g.st(b, rec, L.R_NSECS, self.nsecs())
+        g.st(b, rec, L.R_NSECS, self.hit_ns)
         g.st(b, rec, L.R_PID, g.ld(b, self.thr, L.T_PID))
         layout_ev = lay.events[eid - 1]
         for cap, off, v in zip(ev.captures, layout_ev.cap_offsets, vals, strict=True):
             if cap.kind == "int":
                 g.st(b, rec, off, v)
+            elif cap.kind == "comm":  # 16 bytes, NUL-terminated by the kernel
+                g.st(b, rec, off, c64(0))
+                g.syscall(b, SYS_PRCTL, c64(PR_GET_NAME),
+                          b.ptrtoint(g.at(b, rec, off + 8), I64))
+            elif cap.kind == "buf":
+                self.copy_buf(g.at(b, rec, off), v, cap.size)
             else:
-                self.copy_str(g.at(b, rec, off), v, cap.size)
+                self.copy_str(g.at(b, rec, off + 8), v, cap.size, g.at(b, rec, off))
         g.st(b, rec, L.R_COMMIT, b.add(pos, c64(1)), "release")
         b.branch(skip)
         b.position_at_end(skip)
 
-    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int) -> None:
+    def copy_buf(self, at: ir.Value, addr: ir.Value, n: int) -> None:
+        """buf(addr, n): exactly n bytes or nothing (the trap path reads all or fails):
+        status word (0 read, 1 failed), the address, the bytes."""
+        b, g = self.b, self.g
+        g.st(b, at, 8, addr)
+        iov = self.iov
+        g.st(b, iov, 0, b.ptrtoint(g.at(b, at, 16), I64))
+        g.st(b, iov, 8, c64(n))
+        g.st(b, iov, 16, addr)
+        g.st(b, iov, 24, c64(n))
+        got = g.syscall(b, SYS_PROCESS_VM_READV, g.ld(b, self.thr, L.T_PID),
+                        b.ptrtoint(iov, I64), c64(1), b.ptrtoint(g.at(b, iov, 16), I64),
+                        c64(1), c64(0))
+        g.st(b, at, 0, self.z64(b.icmp_signed("!=", got, c64(n))))
+
+    def copy_str(self, dst: ir.Value, addr: ir.Value, n: int, fault: ir.Value) -> None:
         """Copies n bytes from addr with process_vm_readv on our own process: a bad
-        pointer makes the syscall fail instead of faulting the target. The remote range
-        is split at the page boundary so a string near the end of a mapping still reads
-        up to it. The first byte not read is zeroed (the user side stops at a NUL)."""
+        pointer makes the syscall fail instead of faulting the target, and its address
+        goes into the fault word (the user side reports it as the trap path does). The
+        remote range is split at the page boundary so a string near the end of a mapping
+        still reads up to it. The first byte not read is zeroed (the user side stops at a
+        NUL)."""
         b, g = self.b, self.g
         b.store(ir.Constant(I8, 0), dst)
+        g.st(b, fault, 0, c64(0))
         if n == 0:
             return
         go, done = self.block("copy"), self.block("copied")
         b.cbranch(b.icmp_unsigned("==", addr, c64(0)), done, go)
         b.position_at_end(go)
-        iov = self.entry_alloca(6)
+        iov = self.iov  # in the entry block: an alloca elsewhere would be a dynamic one
         first = b.sub(c64(L.PAGE), b.and_(addr, c64(L.PAGE - 1)))
         first = b.select(b.icmp_unsigned("<", first, c64(n)), first, c64(n))
         g.st(b, iov, 0, b.ptrtoint(dst, I64))
@@ -877,10 +942,12 @@ class ClauseCode:
         pid = g.ld(b, self.thr, L.T_PID)
         got = g.syscall(b, SYS_PROCESS_VM_READV, pid, b.ptrtoint(iov, I64), c64(1),
                         b.ptrtoint(g.at(b, iov, 16), I64), nrem, c64(0))
+        fault_word = fault
         fault, part, whole = self.block("fault"), self.block("part"), self.block("whole")
         b.cbranch(b.icmp_signed("<", got, c64(0)), fault, part)
         b.position_at_end(fault)
         b.atomic_rmw("add", g.at(b, self.shm, L.H_STR_FAULTS), c64(1), "monotonic")
+        g.st(b, fault_word, 0, addr)
         b.branch(done)
         b.position_at_end(part)
         b.cbranch(b.icmp_signed("<", got, c64(n)), whole, done)
@@ -892,7 +959,7 @@ class ClauseCode:
     # ------------------------------------------------------------------ expressions
 
     def nsecs(self) -> ir.Value:
-        return self.b.call(self.g.fn_clock, [self.shm])
+        return self.hit_ns
 
     def expr(self, e: ast.Expr) -> ir.Value:
         b, g = self.b, self.g
@@ -1074,13 +1141,13 @@ class ClauseCode:
         elif ml.kind in ("count", "sum"):
             v = c64(0)
             for s in range(L.SHARDS):
-                v = b.add(v, g.ld(b, slot, vo + 8 * s * ml.words, "monotonic"))
+                v = b.add(v, g.ld(b, slot, vo + 8 * s * ml.stride, "monotonic"))
         else:  # min / max: combine the shards' encoded values
             enc = c64(0)
             seen = c64(0)
             for s in range(L.SHARDS):
-                w = g.ld(b, slot, vo + 8 * s * ml.words + 8, "monotonic")
-                sn = g.ld(b, slot, vo + 8 * s * ml.words, "monotonic")
+                w = g.ld(b, slot, vo + 8 * s * ml.stride + 8, "monotonic")
+                sn = g.ld(b, slot, vo + 8 * s * ml.stride, "monotonic")
                 w = b.select(b.icmp_unsigned("!=", sn, c64(0)), w, c64(0))
                 enc = b.select(b.icmp_unsigned(">", w, enc), w, enc)
                 seen = b.or_(seen, sn)
@@ -1111,10 +1178,4 @@ def generate(splits: dict[int, ClauseSplit], lay: L.Layout, params: tuple[str, .
 
 
 def _thread_locals(s: ClauseSplit) -> list[str]:
-    from runtime.jump.split import _walk
-
-    nodes: list[object] = [s.predicate] if s.predicate is not None else []
-    for step in s.steps:
-        nodes.extend(c.expr for c in step.captures) if isinstance(step, Event) else \
-            nodes.append(step)
-    return sorted({n.name for n in _walk(tuple(nodes)) if isinstance(n, ast.ThreadLocal)})
+    return sorted({n.name for n in target_nodes(s) if isinstance(n, ast.ThreadLocal)})

@@ -7,6 +7,7 @@ little-endian u64 unless noted. The header's hot words sit on cache lines of the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from runtime.aggregations import hist_bucket_count, lhist_bucket_count
@@ -61,7 +62,8 @@ T_TL = LINE
 SHARDS = 16  # aggregation values are kept per thread ordinal modulo SHARDS
 
 # Map region header; then the slots.
-M_DROPS = 0
+M_DROPS = 0  # new keys not stored: max_map_keys reached or the table full
+M_KEYS = 8  # keys stored (against max_map_keys)
 MAP_HEADER = LINE
 # Slot: state word (0 empty, 1 being claimed, 2 ready), the key words, then values.
 S_STATE = 0
@@ -101,15 +103,25 @@ class MapLayout:
     words: int  # value words per shard (aggregations) or 3 (int)
     hist_bits: int = 0
     lhist_args: tuple[int, int, int] | None = None
+    max_keys: int = 0  # 0: as many as the table holds
 
     @property
     def sharded(self) -> bool:
         return self.kind != "int"
 
     @property
+    def stride(self) -> int:
+        """Words from one shard to the next. A scalar map's shards get a cache line each:
+        every thread hits the same slot, and shards on one line would bounce it between
+        CPUs (a keyed map's threads mostly hit different slots; it stays dense)."""
+        if self.arity == 0 and self.sharded:
+            return _align(self.words, LINE // 8)
+        return self.words
+
+    @property
     def slot_size(self) -> int:
-        values = self.words * (SHARDS if self.sharded else 1)
-        return 8 * (1 + max(self.arity, 1) + values)
+        values = self.stride * (SHARDS if self.sharded else 1)
+        return self.values_off + 8 * values
 
     @property
     def size(self) -> int:
@@ -118,6 +130,8 @@ class MapLayout:
     @property
     def values_off(self) -> int:
         """Byte offset of the value words inside a slot."""
+        if self.arity == 0 and self.sharded:
+            return LINE  # the state and key words own the first line
         return 8 * (1 + max(self.arity, 1))
 
 
@@ -141,7 +155,8 @@ def value_words(kind: str, hist_bits: int = 0,
 class EventLayout:
     """One kind of event record: which clause's user-side part it feeds, and the captures.
 
-    caps: ('int', 8) or ('str', n) per captured value, at offsets `cap_offsets`."""
+    caps: ('int', 8), ('str', n) or ('buf', n) per captured value, at offsets
+    `cap_offsets` (see cap_bytes)."""
 
     id: int
     clause: int
@@ -150,14 +165,23 @@ class EventLayout:
     @property
     def cap_offsets(self) -> tuple[int, ...]:
         out, off = [], R_CAPS
-        for _, size in self.caps:
+        for kind, size in self.caps:
             out.append(off)
-            off += _align(size, 8)
+            off += cap_bytes(kind, size)
         return tuple(out)
 
     @property
     def size(self) -> int:
-        return R_CAPS + sum(_align(size, 8) for _, size in self.caps)
+        return R_CAPS + sum(cap_bytes(k, n) for k, n in self.caps)
+
+
+def cap_bytes(kind: str, size: int) -> int:
+    """Record bytes of one capture: an int; a string's fault word (the address that could
+    not be read, 0 when fine) and its bytes; a buffer's status word (0 read, 1 not), its
+    address and its bytes."""
+    if kind == "int":
+        return 8
+    return (16 if kind == "buf" else 8) + _align(size, 8)
 
 
 @dataclass
@@ -192,7 +216,8 @@ class Layout:
             if max_keys:
                 slots = min(slots, 1 << max(1, (2 * max_keys - 1).bit_length()))
         m = MapLayout(name, len(self.maps), kind, arity, 0, slots,
-                      value_words(kind, hist_bits, lhist_args), hist_bits, lhist_args)
+                      value_words(kind, hist_bits, lhist_args), hist_bits, lhist_args,
+                      max_keys if arity and max_keys < slots else 0)
         self.maps[name] = m
         return m
 
@@ -214,8 +239,7 @@ class Layout:
         placed: dict[str, MapLayout] = {}
         for name, m in self.maps.items():
             off = _align(off, PAGE)
-            placed[name] = MapLayout(m.name, m.index, m.kind, m.arity, off, m.slots, m.words,
-                                     m.hist_bits, m.lhist_args)
+            placed[name] = dataclasses.replace(m, offset=off)
             off += m.size
         self.maps = placed
         need = max([LINE] + [e.size for e in self.events])

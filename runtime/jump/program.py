@@ -13,12 +13,13 @@ import mmap
 import os
 import struct
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from runtime.jump import layout as L
 from runtime.jump.compile import MachineCode, compile_ir
 from runtime.jump.irgen import Program, generate
-from runtime.jump.split import ClauseSplit, Event, _walk, split_plan
+from runtime.jump.split import ClauseSplit, split_plan, target_nodes
 from uplang import ast
 from uplang.plan import Plan
 
@@ -104,7 +105,7 @@ class JumpProgram:
     def remove_site(self, view: memoryview, site_id: int) -> None:
         struct.pack_into("<QQ", view, L.SITES_OFF + site_id * L.SITE_SIZE, 0, 0)
 
-    def _thread_entries(self, view: memoryview):
+    def _thread_entries(self, view: memoryview) -> Iterator[tuple[int, tuple[int, ...]]]:
         lay = self.layout
         for i in range(L.MAX_THREADS):
             off = lay.threads_off + i * lay.thread_size
@@ -190,7 +191,7 @@ class JumpProgram:
         return self.clock
 
 
-def _tsc_reader():
+def _tsc_reader() -> tuple[mmap.mmap, Callable[[], int]]:
     """rdtsc from the tracer's own process: six bytes of code in an executable page."""
     code = bytes.fromhex("0f31" "48c1e220" "4809d0" "c3")  # rdtsc; shl rdx,32; or rax,rdx; ret
     buf = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
@@ -199,7 +200,7 @@ def _tsc_reader():
     return buf, ctypes.CFUNCTYPE(ctypes.c_uint64)(addr)
 
 
-def _pair(rd) -> tuple[int, int]:
+def _pair(rd: Callable[[], int]) -> tuple[int, int]:
     """A (tsc, monotonic ns) pair read as close together as the interpreter allows."""
     best = None
     for _ in range(5):
@@ -235,13 +236,7 @@ def shm_maps(plan: Plan, splits: dict[int, ClauseSplit]) -> dict[str, tuple]:
     for s in splits.values():
         if s.reason is not None:
             continue
-        nodes: list[object] = [s.predicate] if s.predicate is not None else []
-        for step in s.steps:
-            if isinstance(step, Event):
-                nodes.extend(c.expr for c in step.captures)
-            else:
-                nodes.append(step)
-        for n in _walk(tuple(nodes)):
+        for n in target_nodes(s):
             if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
                 ref, val = n.target, n.value
             elif isinstance(n, ast.MapRef):
@@ -255,10 +250,13 @@ def shm_maps(plan: Plan, splits: dict[int, ClauseSplit]) -> dict[str, tuple]:
                 continue
             d = decls[ref.name]
             bits, largs = 0, d.lhist_args
+            consts = [a.value for a in val.args if isinstance(a, ast.Int)] \
+                if isinstance(val, ast.Call) else []
             if isinstance(val, ast.Call) and val.name == "hist" and len(val.args) > 1:
-                bits = val.args[1].value  # type: ignore[union-attr]
+                bits = consts[-1]  # the split admits constant bits only
             if isinstance(val, ast.Call) and val.name == "lhist":
-                largs = tuple(a.value for a in val.args[1:4])  # type: ignore[union-attr]
+                lo, hi, step = consts[-3:]
+                largs = (lo, hi, step)
             if ref.name not in out or val is not None:
                 out[ref.name] = (d.value_kind, d.key_arity, bits, largs)
     return out

@@ -20,44 +20,37 @@ from typing import Any
 
 from runtime.aggregations import new_state
 from runtime.cint import MASK64, wrap_s64
-from runtime.handlers.codegen import ClauseGen, Shared, map_global
-from runtime.handlers.ctypes_ import INT64, STR
+from runtime.handlers.codegen import ClauseGen, Shared
+from runtime.handlers.compiler import bind_namespace
+from runtime.handlers.ctypes_ import BUF, INT64, STR
 from runtime.handlers.values import decode_cstr
 from runtime.jump import layout as L
+from runtime.jump.fastprintf import compile_fast_printf
 from runtime.jump.program import JumpProgram
-from runtime.jump.split import CAPTURE_PREFIX
+from runtime.jump.split import CAPTURE_PREFIX, Event
 from runtime.maps import MapStore, normalize_key
+from runtime.output.text import TextOutput
+from runtime.output.values import Buf
+from uplang import ast
 
 SYS_FUTEX = 202
 FUTEX_WAKE = 1
 INT_MAX = 0x7FFFFFFF
+CHUNK = 4096  # records read per slice of the ring
+CAPTURE_TYPES = {"int": INT64, "str": STR, "comm": STR, "buf": BUF}
 SIGN = 1 << 63
 
 
 class ReplayContext:
-    """What the user-side part of a clause sees: the hit's identity from the record.
-    Effects run at once (the drain is already after the hit, in hit order)."""
+    """What the user-side part of a clause sees: the hit's identity from the record (every
+    other input was captured in the target). Effects run at once: the drain is already
+    after the hit, in hit order."""
 
-    __slots__ = ("pid", "tid", "nsecs", "probe", "_comm")
+    __slots__ = ("pid", "tid", "nsecs", "probe")
 
     def __init__(self, pid: int, tid: int, nsecs: int) -> None:
         self.pid, self.tid, self.nsecs = pid, tid, nsecs
         self.probe = None
-        self._comm: str | None = None
-
-    @property
-    def comm(self) -> str:
-        if self._comm is None:
-            try:
-                with open(f"/proc/{self.pid}/task/{self.tid}/comm") as f:
-                    self._comm = f.read().rstrip("\n")
-            except OSError:
-                self._comm = ""
-        return self._comm
-
-    @property
-    def cpu(self) -> int:
-        return -1
 
     @staticmethod
     def defer(fn: Callable[[], None]) -> None:
@@ -66,28 +59,37 @@ class ReplayContext:
 
 @dataclass
 class UserSide:
-    """Python functions, one per event id, built with the trap path's code generator."""
+    """Python functions, one per event id, built with the trap path's code generator;
+    printf events with simple formats also get a direct formatter (runtime.jump.fastprintf)."""
 
     functions: dict[int, Callable[[Any, tuple], None]]
     prints_maps: frozenset[int]  # event ids whose statement prints a map
     sources: dict[int, str] = field(default_factory=dict)
+    fast: dict[int, Callable[[Any], str]] = field(default_factory=dict)
+    sink: Any = None  # the output sink the fast formatters write to
+    stopped: list[bool] = field(default_factory=lambda: [False])
+
+    @property
+    def batches(self) -> bool:
+        """Text output takes many printf lines in one write; JSON needs one per event."""
+        return isinstance(self.sink, TextOutput)
 
 
 def compile_user_side(prog: JumpProgram, support: Any,
                       compile_format: Callable[[str], object]) -> UserSide:
     plan = prog.plan
-    shared = Shared(layouts={t.name: t for t in plan.types}, maps={m.name: m for m in plan.maps},
-                    params=plan.params)
+    shared = Shared.of(plan)
     kinds = {p.id: p.kind for p in plan.probes}
     sources: dict[int, str] = {}
     prints: set[int] = set()
+    fast: dict[int, Callable[[Any], str]] = {}
     for eid, ev in prog.program.events.items():
         lay_ev = prog.layout.events[eid - 1]
         clause = plan.clauses[lay_ev.clause]
         kind = kinds.get(clause.probes[0], "uprobe") if clause.probes else "uprobe"
         gen = ClauseGen(shared, kind)
         for i, cap in enumerate(ev.captures):
-            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = STR if cap.kind == "str" else INT64
+            gen.var_types[f"{CAPTURE_PREFIX}{i}"] = CAPTURE_TYPES[cap.kind]
         body: list[str] = []
         gen.block((ev.stmt,), body, 0, in_loop=False)
         lines = [f"def event_{eid}(_ctx, _caps):", "    if _stopped[0]: return"]
@@ -99,18 +101,35 @@ def compile_user_side(prog: JumpProgram, support: Any,
         sources[eid] = "\n".join(lines) + "\n"
         if "_print_map(" in sources[eid]:
             prints.add(eid)
-    namespace: dict[str, object] = dict(support.namespace())
-    for name, value in shared.consts.items():
-        if isinstance(value, tuple) and len(value) == 2 and value[0] == "printf":
-            namespace[name] = compile_format(str(value[1]))
-        else:
-            namespace[name] = value
-    for name in shared.map_names:
-        namespace[map_global(name)] = support.maps.map(name)
+        direct = _direct_printf(ev, compile_format)
+        if direct is not None:
+            fast[eid] = direct
+    namespace = bind_namespace(shared, support, compile_format)
     exec(compile("\n".join(sources.values()), "<uprobe jump user side>", "exec"),  # noqa: S102
          namespace)
-    funcs = {eid: namespace[f"event_{eid}"] for eid in sources}
-    return UserSide(funcs, frozenset(prints), sources)  # type: ignore[arg-type]
+    funcs: dict[int, Callable[[Any, tuple], None]] = {
+        eid: namespace[f"event_{eid}"] for eid in sources  # type: ignore[misc]
+    }
+    sink = getattr(getattr(support, "emitter", None), "sink", None)
+    return UserSide(funcs, frozenset(prints), sources, fast if sink is not None else {}, sink,
+                    support.stopped)
+
+
+def _direct_printf(ev: Event, compile_format: Callable[[str], object]
+                   ) -> Callable[[Any], str] | None:
+    """A formatter for `printf("...", captures in order)`, or None."""
+    stmt = ev.stmt
+    if not (isinstance(stmt, ast.ExprStmt) and isinstance(stmt.expr, ast.Call)
+            and stmt.expr.name == "printf" and stmt.expr.args
+            and isinstance(stmt.expr.args[0], ast.Str)):
+        return None
+    args = stmt.expr.args[1:]
+    if [a.name if isinstance(a, ast.Var) else None for a in args] != \
+            [f"{CAPTURE_PREFIX}{i}" for i in range(len(ev.captures))]:
+        return None
+    fmt = compile_format(stmt.expr.args[0].value)
+    return compile_fast_printf(fmt, tuple({"comm": "str"}.get(c.kind, c.kind)
+                                          for c in ev.captures))
 
 
 class JumpReader:
@@ -124,6 +143,8 @@ class JumpReader:
         self.user = user
         self.lay = prog.layout
         self._last: dict[str, dict[tuple, object]] = {}
+        self._drops: dict[str, int] = {}
+        self._structs: dict[int, tuple[struct.Struct, tuple[int, ...] | None]] | None = None
         self._addr = ctypes.addressof(ctypes.c_char.from_buffer(view)) \
             if not isinstance(view, memoryview) else None
         self._syscall = ctypes.CDLL(None, use_errno=True).syscall
@@ -175,44 +196,150 @@ class JumpReader:
     def pending(self) -> int:
         return self._u64(L.H_RING_HEAD) - self._u64(L.H_RING_TAIL)
 
+    def _record_structs(self) -> dict[int, tuple[struct.Struct, tuple[int, ...] | None]]:
+        """Per event id: the captures' struct (from R_CAPS; a string is its fault word and
+        its bytes) and the bounds of its strings (0 for an integer; None when it has no
+        strings), built once."""
+        out = {}
+        for ev in self.lay.events:
+            fmt = "<" + "".join("q" if k == "int" else
+                                ("QQ" if k == "buf" else "Q") + f"{(n + 7) // 8 * 8}s"
+                                for k, n in ev.caps)
+            # strings by their bound, buffers as -(bound + 1)
+            sizes = tuple(0 if k == "int" else (-n - 1 if k == "buf" else n)
+                          for k, n in ev.caps)
+            out[ev.id] = (struct.Struct(fmt), sizes if any(sizes) else None)
+        return out
+
     def drain(self, limit: int = 1 << 30) -> int:
         """Runs the user side of every committed record in order; returns how many.
-        Stops at the first record not yet committed (its writer is still filling it)."""
+        Stops at the first record not yet committed (its writer is still filling it).
+        Records are read a contiguous chunk at a time as one list of words; consecutive
+        simple printf lines are written in one piece."""
         lay, view = self.lay, self.view
         tail = self._u64(L.H_RING_TAIL)
-        mask = lay.ring_records - 1
+        n_rec = lay.ring_records
         rs = lay.record_size
+        rw = rs // 8
+        base = lay.ring_off
         done = 0
-        events = lay.events
-        funcs = self.user.functions if self.user else {}
-        prints = self.user.prints_maps if self.user else frozenset()
+        if self._structs is None:
+            self._structs = self._record_structs()
+        structs = self._structs
+        user = self.user
+        fast = user.fast if user else {}
+        # Fast events whose captures are all integers format straight from the words.
+        int_fast = {e: (f, len(lay.events[e - 1].caps)) for e, f in fast.items()
+                    if structs[e][1] is None}
+        stopped = user.stopped if user else [False]
+        batch = user.batches if user else False
+        pending: list[str] = []
+        out = pending.append
         while done < limit:
-            off = lay.ring_off + (tail & mask) * rs
-            commit, word, nsecs, pid = struct.unpack_from("<QQQQ", view, off)
-            if commit != tail + 1:
+            head = self._u64(L.H_RING_HEAD)
+            avail = min(head - tail, limit - done, CHUNK)
+            if avail <= 0:
                 break
-            eid, tid = word & 0xFFFFFFFF, word >> 32
-            ev = events[eid - 1]
-            caps = []
-            for (kind, size), coff in zip(ev.caps, ev.cap_offsets, strict=True):
-                if kind == "int":
-                    caps.append(wrap_s64(struct.unpack_from("<Q", view, off + coff)[0]))
-                else:
-                    caps.append(decode_cstr(bytes(view[off + coff: off + coff + size])))
-            tail += 1
-            done += 1
-            if eid in prints:
-                self.merge_maps()
-            fn = funcs.get(eid)
-            if fn is not None:
-                fn(ReplayContext(pid, tid, nsecs), tuple(caps))
-            if done & 255 == 0:
-                self._put(L.H_RING_TAIL, tail)
-                self.wake_writers()
-        if done:
+            first = tail % n_rec
+            k = min(avail, n_rec - first)  # up to the end of the ring: one slice
+            words = view[base + first * rs: base + (first + k) * rs].cast("Q").tolist()
+            i = 0
+            stop = False
+            while i < k:
+                w = i * rw
+                if words[w] != tail + 1:
+                    stop = True  # not committed yet
+                    break
+                eid = words[w + 1] & 0xFFFFFFFF
+                tail += 1
+                done += 1
+                i += 1
+                fi = int_fast.get(eid)
+                if fi is not None:
+                    if not stopped[0]:
+                        text = fi[0](words[w + 4: w + 4 + fi[1]])
+                        if batch:
+                            out(text)
+                        else:
+                            user.sink.printf(text)  # type: ignore[union-attr]
+                    continue
+                self._one(base + (first + i - 1) * rs, eid, words[w + 1] >> 32,
+                          words[w + 2], words[w + 3], pending, batch)
+            if pending:
+                user.sink.printf("".join(pending))  # type: ignore[union-attr]
+                pending.clear()
             self._put(L.H_RING_TAIL, tail)
-            self.wake_writers()
+            # Unconditionally: reading the waiter count right after storing the tail could
+            # be reordered before the store (x86 store buffer) and miss a writer that just
+            # went to sleep; FUTEX_WAKE after bumping the word cannot.
+            self.wake_writers(force=True)
+            if stop:
+                break
         return done
+
+    def _strings(self, raw: tuple, strs: tuple[int, ...], pending: list[str]) -> tuple:
+        """Captured strings decoded; one that could not be read is "" and reported with
+        the trap path's message, in order with the output."""
+        out: list = []
+        it = iter(raw)
+        for n in strs:
+            if not n:
+                out.append(next(it))
+                continue
+            if n < 0:  # buf(): status, address, bytes
+                n = -n - 1
+                failed, addr, data = next(it), next(it), next(it)
+                if failed:
+                    self._error(f"buf(): failed to read {n} bytes at "
+                                f"0x{addr & 0xFFFFFFFFFFFFFFFF:x}", pending)
+                    out.append(Buf(b""))
+                else:
+                    out.append(Buf(bytes(data[:n])))
+                continue
+            fault, data = next(it), next(it)
+            if fault:
+                self._error(f"str(): failed to read a string at 0x{fault:x}", pending)
+                out.append("")
+            else:
+                out.append(decode_cstr(data[:n]))
+        return tuple(out)
+
+    def _error(self, message: str, pending: list[str]) -> None:
+        """An error event in order with the output before it."""
+        user = self.user
+        if user is None:
+            return
+        if pending:
+            user.sink.printf("".join(pending))
+            pending.clear()
+        user.sink.error(message)
+
+    def _one(self, off: int, eid: int, tid: int, nsecs: int, pid: int,
+             pending: list[str], batch: bool) -> None:
+        """One record through its generic path (strings decoded, the statement's code)."""
+        user = self.user
+        if user is None:
+            return
+        st, strs = self._structs[eid]  # type: ignore[index]
+        caps: tuple = st.unpack_from(self.view, off + L.R_CAPS)
+        if strs is not None:
+            caps = self._strings(caps, strs, pending)
+        f = user.fast.get(eid)
+        if f is not None:
+            if not user.stopped[0]:
+                if batch:
+                    pending.append(f(caps))
+                else:
+                    user.sink.printf(f(caps))
+            return
+        if pending:
+            user.sink.printf("".join(pending))
+            pending.clear()
+        if eid in user.prints_maps:
+            self.merge_maps()
+        fn = user.functions.get(eid)
+        if fn is not None:
+            fn(ReplayContext(pid, tid, nsecs), caps)
 
     # ---- maps
 
@@ -224,14 +351,14 @@ class JumpReader:
         base = ml.offset + L.MAP_HEADER
         nwords = ml.slot_size // 8
         fmt = f"<{nwords}Q"
-        ka = max(ml.arity, 1)
+        vw = ml.values_off // 8
         for i in range(ml.slots):
             soff = base + i * ml.slot_size
             if struct.unpack_from("<Q", view, soff)[0] != L.SLOT_READY:
                 continue
             w = struct.unpack_from(fmt, view, soff)
             key = tuple(wrap_s64(k) for k in w[1:1 + ml.arity])
-            vals = w[1 + ka:]
+            vals = w[vw:]
             out[key] = _combine(ml, vals)
         return out
 
@@ -242,6 +369,11 @@ class JumpReader:
         """Folds every shared map into the MapStore (what changed since the last merge)."""
         store = store or self.store
         for name, ml in self.lay.maps.items():
+            drops = self.map_drops(name)
+            new = drops - self._drops.get(name, 0)
+            if new:  # the shared table was full: reported like MapStore's own drops
+                self._drops[name] = drops
+                store.dropped[name] = store.dropped.get(name, 0) + new
             last = self._last.setdefault(name, {})
             for key, cur in self.read_map(name).items():
                 prev = last.get(key)
@@ -252,10 +384,10 @@ class JumpReader:
 
 
 def _combine(ml: L.MapLayout, vals: tuple[int, ...]) -> object:
-    k, w = ml.kind, ml.words
+    k, w, stride = ml.kind, ml.words, ml.stride
     if k == "int":
         return (vals[0], wrap_s64(vals[1]), vals[2])  # present, value, sequence
-    shards = [vals[s * w:(s + 1) * w] for s in range(L.SHARDS)]
+    shards = [vals[s * stride:s * stride + w] for s in range(L.SHARDS)]
     if k in ("count", "sum"):
         return sum(s[0] for s in shards) & MASK64
     if k in ("avg", "stats"):
@@ -271,10 +403,11 @@ def _combine(ml: L.MapLayout, vals: tuple[int, ...]) -> object:
     return tuple(sum(col) & MASK64 for col in zip(*shards, strict=True))  # hist / lhist
 
 
-def _apply(store: MapStore, ml: L.MapLayout, key: tuple, prev: object, cur: object) -> None:
+def _apply(store: MapStore, ml: L.MapLayout, key: tuple, prev: Any, cur: Any) -> None:
+    """Adds what changed between two raw readings of one element to the MapStore."""
     name, kind = ml.name, ml.kind
     if kind == "int":
-        present, value, _seq = cur  # type: ignore[misc]
+        present, value, _seq = cur
         if present:
             store.assign(name, key, value)
         else:
@@ -291,25 +424,23 @@ def _apply(store: MapStore, ml: L.MapLayout, key: tuple, prev: object, cur: obje
             m.hist_bits = ml.hist_bits
         if kind == "lhist" and m.lhist_args is None:
             m.lhist_args = ml.lhist_args
-        state = m.entries.get(k)
+        state: Any = m.entries.get(k)
         if state is None:
             if store._full(m):
                 return
             state = m.entries[k] = new_state(kind, m.lhist_args, m.hist_bits or 0)
         if kind == "count":
-            state.count = (state.count + cur - (prev or 0)) & MASK64  # type: ignore[operator]
+            state.count = (state.count + cur - (prev or 0)) & MASK64
         elif kind == "sum":
-            state.total = wrap_s64(state.total + cur - (prev or 0))  # type: ignore[operator]
+            state.total = wrap_s64(state.total + cur - (prev or 0))
         elif kind in ("avg", "stats"):
-            pc, pt = prev or (0, 0)  # type: ignore[misc]
-            cc, ct = cur  # type: ignore[misc]
+            pc, pt = prev or (0, 0)
+            cc, ct = cur
             state.count = (state.count + cc - pc) & MASK64
             state.total = wrap_s64(state.total + ct - pt)
         elif kind in ("min", "max"):
-            state.add(cur)  # type: ignore[arg-type]
+            state.add(cur)
         else:
-            before = prev or (0,) * len(cur)  # type: ignore[arg-type]
-            for i, (c, p) in enumerate(zip(cur, before, strict=True)):  # type: ignore[call-overload]
+            before = prev or (0,) * len(cur)
+            for i, (c, p) in enumerate(zip(cur, before, strict=True)):
                 state.buckets[i] = (state.buckets[i] + c - p) & MASK64
-
-

@@ -152,7 +152,7 @@ def _program_area(engine: Any, proc: Process, state: JumpState, program: Program
             return area, code
     need = len(program.code) + PAGE + JUMP_AREA_SPARE
     size = (need + PAGE - 1) & ~(PAGE - 1)
-    area = engine.new_area(proc, addr - REACH, addr + REACH, size)
+    area = engine.installer.new_area(proc, addr - REACH, addr + REACH, size)
     prog_at = area.take(len(program.code), area.start, area.end)
     if prog_at is None:
         raise PlacementError(f"no room for the in-target program near {addr:#x}")
@@ -178,10 +178,10 @@ def open_state(engine: Any, proc: Process, program: Program, addr: int,
     name will serve later."""
     scratch_area = next((a for a in proc.xol.areas if _near(a, addr)), None)
     if scratch_area is None:
-        scratch_area = engine.new_area(proc, addr - REACH, addr + REACH)
+        scratch_area = engine.installer.new_area(proc, addr - REACH, addr + REACH)
     scratch = scratch_area.take(16, scratch_area.start, scratch_area.end)
     if scratch is None:
-        scratch_area = engine.new_area(proc, addr - REACH, addr + REACH)
+        scratch_area = engine.installer.new_area(proc, addr - REACH, addr + REACH)
         scratch = scratch_area.take(16, scratch_area.start, scratch_area.end)
     assert scratch is not None
 
@@ -229,7 +229,7 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
     area, code = _program_area(engine, proc, state, program, addr)
     at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
     if at is None:
-        area = engine.new_area(proc, addr - REACH, addr + REACH)
+        area = engine.installer.new_area(proc, addr - REACH, addr + REACH)
         area_code = state.code.get(area.start)
         if area_code is None:
             area, code = _program_area(engine, proc, state, program, addr)

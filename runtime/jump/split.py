@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from uplang import ast
-from uplang.plan import MapDecl, Plan
+from uplang.plan import MapDecl, Plan, PlanClause
 
 TARGET_KINDS = ("uprobe", "uretprobe")
 SHM_MAP_KINDS = frozenset({"count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "int"})
@@ -41,7 +41,7 @@ class Refuse(Exception):
 class Capture:
     """One input of an event, evaluated in the target: an integer, or str(addr[, n])."""
 
-    kind: str  # 'int' or 'str'
+    kind: str  # 'int', 'str' / 'buf' (bounded copies from an address), 'comm' (thread name)
     expr: ast.Expr
     size: int = 8  # bytes in the record (str: the bound)
 
@@ -55,15 +55,28 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """An `if` whose branches hold events: the target evaluates the condition and writes
+    only the events of the branch taken."""
+
+    cond: ast.Expr
+    then: tuple[Step, ...]
+    orelse: tuple[Step, ...]
+
+
+Step = ast.Stmt | Event | Branch
+
+
+@dataclass(frozen=True)
 class ClauseSplit:
     """index: the plan clause; kind: 'entry' or 'return'; reason: None when in-target.
-    steps: in order, ast statements (in-target work) and Events."""
+    steps: in order, ast statements (in-target work), Events and Branches."""
 
     index: int
     kind: str
     reason: str | None
     predicate: ast.Expr | None = None
-    steps: tuple[ast.Stmt | Event, ...] = ()
+    steps: tuple[Step, ...] = ()
 
 
 @dataclass
@@ -97,30 +110,45 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
         if not ck & {"uprobe", "uretprobe", "usdt"}:
             continue
         out[clause.index] = _split_clause(clause, ck, plan, facts_maps, max_strlen)
+    merged_before = {"begin", "end", "interval"}  # the drivers merge before these run
     while True:
         user_written: set[str] = set()
+        user_reset: set[str] = set()
+        trap_read: set[str] = set()
         for clause in plan.clauses:
             s = out.get(clause.index)
             if s is None or s.reason is not None:
-                user_written |= _maps_written(clause.body)
+                stmts: tuple = clause.body
+                if not {kinds.get(i, "") for i in clause.probes} <= merged_before:
+                    trap_read |= _maps_read(clause)
             else:
-                for step in s.steps:
-                    if isinstance(step, Event):
-                        user_written |= _maps_written((step.stmt,))
+                stmts = tuple(ev.stmt for ev in events_of(s.steps))
+            user_written |= _maps_written(stmts)
+            user_reset |= _maps_written(stmts, resets_only=True)
         changed = False
         for idx, s in list(out.items()):
             if s.reason is not None:
                 continue
             bad = sorted(_maps_read_in_target(s) & user_written)
-            if bad:
-                out[idx] = ClauseSplit(idx, s.kind, f"reads @{bad[0]} in the target, which "
-                                       "is also written on the user side")
+            reason = f"reads @{bad[0]} in the target, which is also written on the user side" \
+                if bad else None
+            # The merge adds what changed since the last look; a min or max cannot be
+            # taken back, so one that the user side resets must stay on one side.
+            extremes = sorted(_extremes_in_target(s) & user_reset)
+            if extremes and reason is None:
+                reason = f"@{extremes[0]} (min/max) is cleared on the user side"
+            # A trap-path hit reads the MapStore at once; it must not miss target updates.
+            seen = sorted(_maps_updated_in_target(s) & trap_read)
+            if seen and reason is None:
+                reason = f"@{seen[0]} is also read by a clause on the trap path"
+            if reason is not None:
+                out[idx] = ClauseSplit(idx, s.kind, reason)
                 changed = True
         if not changed:
             return out
 
 
-def _split_clause(clause, probe_kinds: set[str], plan: Plan, maps: dict[str, MapDecl],
+def _split_clause(clause: PlanClause, probe_kinds: set[str], plan: Plan, maps: dict[str, MapDecl],
                   max_strlen: int) -> ClauseSplit:
     kind = "return" if probe_kinds == {"uretprobe"} else "entry"
     if not probe_kinds <= set(TARGET_KINDS):
@@ -132,22 +160,42 @@ def _split_clause(clause, probe_kinds: set[str], plan: Plan, maps: dict[str, Map
     try:
         if clause.predicate is not None:
             _int_expr(clause.predicate, facts, kind)
-        steps = _steps(clause.body, facts, kind, top=True)
+        steps = _steps(clause.body, facts, kind)
     except Refuse as exc:
         return ClauseSplit(clause.index, kind, str(exc))
     return ClauseSplit(clause.index, kind, None, clause.predicate, tuple(steps))
 
 
-def _steps(body: tuple[ast.Stmt, ...], facts: _Facts, kind: str,
-           top: bool) -> list[ast.Stmt | Event]:
-    out: list[ast.Stmt | Event] = []
+def _steps(body: tuple[ast.Stmt, ...], facts: _Facts, kind: str) -> list[Step]:
+    out: list[Step] = []
     for s in body:
+        if isinstance(s, ast.Block):
+            out.extend(_steps(s.body, facts, kind))
+            continue
+        if isinstance(s, ast.If):
+            _int_expr(s.cond, facts, kind)
+            then, orelse = _steps(s.then, facts, kind), _steps(s.orelse, facts, kind)
+            if any(not isinstance(x, ast.Stmt) for x in then + orelse):
+                out.append(Branch(s.cond, tuple(then), tuple(orelse)))
+            else:
+                out.append(s)  # integer work only: the statement as it is
+            continue
         if _is_target_stmt(s, facts, kind):
             out.append(s)
             continue
-        if not top:
-            raise Refuse("an effect inside if/while/unroll")
         out.append(_event(s, facts, kind))
+    return out
+
+
+def events_of(steps: tuple[Step, ...] | list[Step]) -> list[Event]:
+    """Every event under these steps, in program order."""
+    out: list[Event] = []
+    for step in steps:
+        if isinstance(step, Event):
+            out.append(step)
+        elif isinstance(step, Branch):
+            out.extend(events_of(step.then))
+            out.extend(events_of(step.orelse))
     return out
 
 
@@ -193,7 +241,8 @@ def _is_target_stmt(s: ast.Stmt, facts: _Facts, kind: str) -> bool:
             ref = e.args[0] if e.args else None
             if isinstance(ref, ast.MapRef) and len(e.args) == 1:
                 decl = facts.maps.get(ref.name)
-                if shm_map_reason(decl, ref.name) is None and decl.value_kind == "int":
+                if decl is not None and shm_map_reason(decl, ref.name) is None \
+                        and decl.value_kind == "int":
                     for k in ref.keys:
                         _int_expr(k, facts, kind)
                     return True
@@ -203,14 +252,6 @@ def _is_target_stmt(s: ast.Stmt, facts: _Facts, kind: str) -> bool:
         if isinstance(e, ast.Call):
             raise Refuse(f"handler calls {e.name}()")
         _int_expr(e, facts, kind)
-        return True
-    if isinstance(s, ast.If):
-        _int_expr(s.cond, facts, kind)
-        _steps(s.then, facts, kind, top=False)
-        _steps(s.orelse, facts, kind, top=False)
-        return True
-    if isinstance(s, ast.Block):
-        _steps(s.body, facts, kind, top=False)
         return True
     raise Refuse(f"{type(s).__name__.lower()} statement")
 
@@ -247,7 +288,7 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
     if isinstance(e, ast.MapRef):
         decl = facts.maps.get(e.name)
         why = shm_map_reason(decl, e.name)
-        if why is not None:
+        if why is not None or decl is None:
             raise Refuse(f"reads @{e.name}: {why}")
         if decl.value_kind not in ("int", "count", "sum", "min", "max"):
             raise Refuse(f"reads the {decl.value_kind}() map @{e.name} as a value")
@@ -263,7 +304,8 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
         t = e.target
         if isinstance(t, ast.MapRef):
             decl = facts.maps.get(t.name)
-            if shm_map_reason(decl, t.name) is not None or decl.value_kind != "int":
+            if decl is None or shm_map_reason(decl, t.name) is not None \
+                    or decl.value_kind != "int":
                 raise Refuse(f"{e.op} on @{t.name}")
             for k in t.keys:
                 _int_expr(k, facts, kind)
@@ -277,6 +319,8 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
             raise Refuse(f"operator {e.op}")
         if _is_str(e.left, facts) or _is_str(e.right, facts):
             raise Refuse("string comparison")
+        if e.op == ">>" and _has_unsigned(e.left):
+            raise Refuse(">> of an unsigned value")  # logical on the trap path
         _int_expr(e.left, facts, kind)
         _int_expr(e.right, facts, kind)
         return
@@ -285,13 +329,19 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
             _int_expr(x, facts, kind)
         return
     if isinstance(e, ast.Cast):
-        if e.type.name not in CAST_TYPES or e.type.pointer:
+        if e.type.name not in CAST_TYPES or e.type.pointer or e.type.name == "uint64":
             raise Refuse(f"cast to {e.type.name}")
         _int_expr(e.operand, facts, kind)
         return
     if isinstance(e, ast.Call):
         raise Refuse(f"handler calls {e.name}()")
     raise Refuse(f"handler uses {type(e).__name__.lower()} expressions")
+
+
+def _has_unsigned(e: ast.Expr) -> bool:
+    """True when an unsigned type takes part (the trap path then shifts logically)."""
+    return any(isinstance(n, ast.Cast) and not CAST_TYPES.get(n.type.name, (0, True))[1]
+               for n in _walk((e,)))
 
 
 def _is_str(e: ast.Expr, facts: _Facts) -> bool:
@@ -322,6 +372,13 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
                 n = max(0, min(e.args[1].value, facts.max_strlen))
             caps.append(Capture("str", e.args[0], n))
             return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
+        if isinstance(e, ast.Call) and e.name == "buf":
+            if len(e.args) != 2 or not isinstance(e.args[1], ast.Int):
+                raise Refuse("buf() without a constant length")
+            _int_expr(e.args[0], facts, kind)
+            caps.append(Capture("buf", e.args[0], max(0, min(e.args[1].value,
+                                                             facts.max_strlen))))
+            return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         try:
             _int_expr(e, facts, kind)
         except Refuse:
@@ -332,7 +389,10 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
             caps.append(Capture("int", e))
             return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         if isinstance(e, ast.Builtin) and e.name == "comm":
-            return e  # the user side reads it by tid
+            # The thread's name at the hit (prctl PR_GET_NAME in the target): the user
+            # side runs later, when the thread may have renamed itself or gone.
+            caps.append(Capture("comm", e, 16))
+            return ast.Var(f"{CAPTURE_PREFIX}{len(caps) - 1}")
         if isinstance(e, ast.Builtin):
             raise Refuse(f"handler uses {e.name}")
         if isinstance(e, ast.MapRef):
@@ -350,6 +410,11 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
         call = s.expr
         if call.name == "print" and call.args and isinstance(call.args[0], ast.MapRef) \
                 and not call.args[0].keys:
+            name = call.args[0].name
+            if shm_map_reason(facts.maps.get(name), name) is None:
+                # The trap path prints the map as it was at the hit; a drained event
+                # would print it as it is later.
+                raise Refuse(f"print(@{name}) at a hit needs the map as it was then")
             rest = tuple(cap(a) for a in call.args[1:])
             new: ast.Stmt = dataclasses.replace(
                 s, expr=dataclasses.replace(call, args=(call.args[0],) + rest))
@@ -362,31 +427,83 @@ def _event(s: ast.Stmt, facts: _Facts, kind: str) -> Event:
     return Event(new, tuple(caps))
 
 
-def _maps_written(body: tuple[ast.Stmt, ...]) -> set[str]:
+def _maps_written(body: tuple[ast.Stmt, ...], resets_only: bool = False) -> set[str]:
+    """Maps the statements write (or, with resets_only, delete/clear/zero)."""
     out: set[str] = set()
     for node in _walk(body):
-        if isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
+        if resets_only:
+            pass
+        elif isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
             out.add(node.target.name)
+            continue
         elif isinstance(node, ast.IncDec) and isinstance(node.target, ast.MapRef):
             out.add(node.target.name)
-        elif isinstance(node, ast.Call) and node.name in ("delete", "clear", "zero"):
+            continue
+        if isinstance(node, ast.Call) and node.name in ("delete", "clear", "zero"):
             for a in node.args[:1]:
                 if isinstance(a, ast.MapRef):
                     out.add(a.name)
     return out
 
 
+def target_nodes(s: ClauseSplit) -> list[object]:
+    """Every AST node the in-target part evaluates (predicate, statements, captures)."""
+    nodes: list[object] = [s.predicate] if s.predicate is not None else []
+
+    def add(steps: tuple[Step, ...]) -> None:
+        for step in steps:
+            if isinstance(step, Event):
+                nodes.extend(c.expr for c in step.captures)
+            elif isinstance(step, Branch):
+                nodes.append(step.cond)
+                add(step.then)
+                add(step.orelse)
+            else:
+                nodes.append(step)
+
+    add(s.steps)
+    return _walk(tuple(nodes))
+
+
+def _maps_updated_in_target(s: ClauseSplit) -> set[str]:
+    out: set[str] = set()
+    for n in target_nodes(s):
+        if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
+            out.add(n.target.name)
+        elif isinstance(n, ast.IncDec) and isinstance(n.target, ast.MapRef):
+            out.add(n.target.name)
+        elif isinstance(n, ast.Call) and n.name == "delete" and n.args and \
+                isinstance(n.args[0], ast.MapRef):
+            out.add(n.args[0].name)
+    return out
+
+
+def _maps_read(clause: PlanClause) -> set[str]:
+    """Maps a clause's predicate or body reads (print(@m), @m[k], len(@m), ...)."""
+    nodes: tuple = ((clause.predicate,) if clause.predicate is not None else ()) + clause.body
+    out: set[str] = set()
+    for n in _walk(nodes):
+        if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
+            if n.op != "=":
+                out.add(n.target.name)
+            continue
+        if isinstance(n, ast.MapRef):
+            out.add(n.name)
+    return out
+
+
+def _extremes_in_target(s: ClauseSplit) -> set[str]:
+    """Maps the in-target part updates with min() or max()."""
+    return {n.target.name for n in target_nodes(s)
+            if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef)
+            and isinstance(n.value, ast.Call) and n.value.name in ("min", "max")}
+
+
 def _maps_read_in_target(s: ClauseSplit) -> set[str]:
     """Maps whose values in-target code reads (a read of a map written elsewhere would see
     only the shared area's part of it)."""
     out: set[str] = set()
-    nodes: list[object] = [s.predicate] if s.predicate is not None else []
-    for step in s.steps:
-        if isinstance(step, Event):
-            nodes.extend(c.expr for c in step.captures)
-        else:
-            nodes.append(step)
-    for node in _walk(tuple(nodes)):
+    for node in target_nodes(s):
         if isinstance(node, ast.Assign) and isinstance(node.target, ast.MapRef):
             if node.op != "=":  # += reads the element it writes
                 out.add(node.target.name)
@@ -401,14 +518,14 @@ def _maps_read_in_target(s: ClauseSplit) -> set[str]:
 def _walk(nodes: tuple) -> list[object]:
     """Every AST node under nodes (statements and expressions), pre-order."""
     out: list[object] = []
-    stack = list(reversed(nodes))
+    stack: list[object] = list(reversed(nodes))
     while stack:
         n = stack.pop()
         if n is None or not dataclasses.is_dataclass(n):
             continue
         out.append(n)
         if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
-            kids: list[object] = list(n.target.keys) + [n.value]
+            kids: list[object] = [*n.target.keys, n.value]
         else:
             kids = []
             for f in dataclasses.fields(n):

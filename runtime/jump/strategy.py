@@ -291,7 +291,7 @@ class JumpInstaller:
                 n += self._install_at(engine, proc, probe, addr)
             except PlacementError as e:
                 self.trapped[proc.pid] = e.reason
-                return engine.install_trap(proc, probe, maps)
+                return engine.installer.install_trap(proc, probe, maps)
         return n
 
     def _process_reason(self, proc: Process, maps: list[Mapping]) -> str:

@@ -16,12 +16,13 @@ Modules (each one job):
     stack      stack_text(Stack), usym_text(Usym), frame_text(Frame), uaddr_text(addr)
     timefmt    strftime_text(fmt, epoch_ns), time_text(fmt), TIME_DEFAULT_FORMAT,
                boot_ns_to_epoch_ns(ns), monotonic_ns_to_epoch_ns(ns)
+    folded     FoldedOutput(out, diag): stack maps as flame-graph folded lines
     sink       Output (base: one locked write per event), attached_text(n), lost_text(n)
     errors     OutputError, PrintfError (one-line, subclasses of runtime.errors.UprobeError)
 
-make_output("text" | "json", out, diag=None) -> Output builds the sink for `-f`.
+make_output("text" | "json" | "folded", out, diag=None) -> Output builds the sink for `-f`.
 
-Sink events (TextOutput and JsonOutput alike):
+Sink events (TextOutput, JsonOutput and FoldedOutput alike):
     printf(text), message(kind, text) for 'time'/'cat'/'join'/'syscall', value(v),
     map(bpf_map, top=0, div=0), maps_at_exit(map_store), attached_probes(n),
     lost_events(n), error(msg), warning(msg)
@@ -30,6 +31,7 @@ Sink events (TextOutput and JsonOutput alike):
 from typing import IO
 
 from runtime.output.errors import OutputError, PrintfError
+from runtime.output.folded import FoldedOutput
 from runtime.output.jsonl import JsonOutput
 from runtime.output.printf import PrintfFormat, check_printf, format_printf
 from runtime.output.sink import Output
@@ -37,16 +39,18 @@ from runtime.output.text import TextOutput
 from runtime.output.values import Buf, CArray, Frame, Record, Stack, Timestamp, Usym
 
 __all__ = [
-    "Buf", "CArray", "Frame", "JsonOutput", "Output", "OutputError", "PrintfError",
+    "Buf", "CArray", "FoldedOutput", "Frame", "JsonOutput", "Output", "OutputError", "PrintfError",
     "PrintfFormat", "Record", "Stack", "TextOutput", "Timestamp", "Usym", "check_printf",
     "format_printf", "make_output",
 ]
 
 
 def make_output(fmt: str, out: IO, diag: IO | None = None) -> Output:
-    """The sink for `-f text|json`."""
+    """The sink for `-f text|json|folded`."""
     if fmt == "json":
         return JsonOutput(out)
+    if fmt == "folded":
+        return FoldedOutput(out, diag)
     if fmt == "text":
         return TextOutput(out, diag)
-    raise OutputError(f"unknown output format '{fmt}' (use text or json)")
+    raise OutputError(f"unknown output format '{fmt}' (use text, json or folded)")

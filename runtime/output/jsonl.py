@@ -29,7 +29,7 @@ from runtime.output.hist import hist_json, lhist_json
 from runtime.output.mapview import ordered_entries
 from runtime.output.sink import Output
 from runtime.output.values import CArray, Record
-from runtime.output.valuetext import is_quoted, value_text
+from runtime.output.valuetext import is_quoted, key_item_text, value_text
 
 
 def json_escape(text: str) -> str:
@@ -117,7 +117,7 @@ def map_json(m: BpfMap, top: int = 0, div: int = 0) -> str:
         else:
             text = _scaled_json(m, value, div)
         if key:
-            text = json_string(",".join(value_text(k) for k in key)) + ": " + text
+            text = json_string(",".join(key_item_text(k) for k in key)) + ": " + text
         elems.append(text)
     body = ", ".join(elems)
     if _has_keys(m):

@@ -7,6 +7,7 @@ that a map learns its value kind from the first value stored in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 
@@ -27,17 +28,44 @@ class Frame:
     module: str | None = None
 
 
-@dataclass(frozen=True)
 class Stack:
     """ustack / ustack(N) / ustack(perf, N): innermost frame first.
 
     mode: 'bpftrace' (default), 'perf' (address, symbol and module) or 'raw' (addresses).
+    A stack is either given its frames, or captured: a hashable `key` (addresses and the
+    files they lay in) and a `resolve` callable that symbolises it when first printed, so
+    that the hit only records where the frames were (see runtime/stacks.py).
     """
 
     KIND = "stack"
+    __slots__ = ("_frames", "mode", "_key", "_resolve")
 
-    frames: tuple[Frame, ...]
-    mode: str = "bpftrace"
+    def __init__(self, frames: tuple[Frame, ...] = (), mode: str = "bpftrace", *,
+                 key: Hashable = None, resolve: Callable[[], tuple[Frame, ...]] | None = None
+                 ) -> None:
+        self._frames: tuple[Frame, ...] | None = tuple(frames) if resolve is None else None
+        self.mode = mode
+        self._key = key if resolve is not None else self._frames
+        self._resolve = resolve
+
+    @property
+    def frames(self) -> tuple[Frame, ...]:
+        if self._frames is None:
+            assert self._resolve is not None
+            self._frames = tuple(self._resolve())
+            self._resolve = None
+        return self._frames
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stack):
+            return NotImplemented
+        return self.mode == other.mode and self._key == other._key
+
+    def __hash__(self) -> int:
+        return hash((self._key, self.mode))
+
+    def __repr__(self) -> str:
+        return f"Stack({self.frames!r}, {self.mode!r})"
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,17 @@ def key_text(key: tuple[object, ...]) -> str:
     """`[a, b]` after the map name; nothing for a scalar map."""
     if not key:
         return ""
-    return "[" + ", ".join(value_text(k) for k in key) + "]"
+    return "[" + ", ".join(key_item_text(k) for k in key) + "]"
+
+
+def key_item_text(value: object) -> str:
+    """One key element: struct and array keys print compactly, `{.m=2,.n=3}`, as bpftrace
+    writes them inside `@[...]` (a struct *value* keeps its spaces)."""
+    if isinstance(value, Record):
+        return "{" + ",".join(f".{n}={key_item_text(v)}" for n, v in value.fields) + "}"
+    if isinstance(value, CArray):
+        return "[" + ",".join(key_item_text(v) for v in value.items) + "]"
+    return value_text(value)
 
 
 def is_quoted(value: object) -> bool:

@@ -4,9 +4,12 @@
  * usage: jump_harness CODE_FILE SHM_FD HIT RET_ENTER RET_EXIT MODE THREADS CALLS
  *   MODE hit:  jp_hit(f, shm, 0) with rdi = i, rsi = thread index, rdx = 3*i,
  *              rcx = "thread-<index>", r8 = NULL, r9 = 1 (a bad pointer)
- *   MODE ret:  jp_ret_enter(f, shm, 1, TRAMP) on a real stack slot, then
+ *   MODE ret:  jp_hit(f, shm, 1) and jp_ret_enter(f, shm, 1, TRAMP) on a real stack slot, then
  *              jp_ret_exit with rax = i; checks the slot and the returned address
+ *   MODE longjmp: as ret, but odd calls never return (their frame is abandoned)
+ *   MODE tail: two entries on one slot (a tail call), one return
  *   MODE none: the loop without calls (the baseline of the timing)
+ * Each thread names itself "jw-<index>" (its comm).
  * prints "ns_per_call=X" (wall time of the whole run / calls of one thread). */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -31,7 +34,8 @@ static hit_fn jp_hit;
 static enter_fn jp_ret_enter;
 static exit_fn jp_ret_exit;
 static uint8_t *shm;
-static const char *mode;
+enum { HIT, RET, LONGJMP, TAIL, NONE };
+static int mode;
 static long calls;
 static volatile int failures;
 
@@ -45,21 +49,46 @@ static void *worker(void *arg) {
     f.fs_base = (uint64_t)pthread_self(); /* glibc x86-64: the thread pointer */
     volatile uint64_t slot[2];
     char name[32];
+    snprintf(name, sizeof name, "jw-%lu", (unsigned long)idx);
+    pthread_setname_np(pthread_self(), name); /* comm of this thread */
     snprintf(name, sizeof name, "thread-%lu", (unsigned long)idx);
     f.rcx = (uint64_t)(uintptr_t)name; /* arg3: a string */
     f.r8 = 0;                          /* arg4: NULL */
     f.r9 = 1;                          /* arg5: a bad pointer */
     for (long i = 0; i < calls; i++) {
-        if (!strcmp(mode, "hit")) {
+        if (mode == HIT) {
             f.rdi = (uint64_t)i;
             f.rsi = idx;
             f.rdx = 3 * (uint64_t)i;
             f.rsp = (uint64_t)(uintptr_t)&slot[0];
             jp_hit(&f, shm, 0);
-        } else if (!strcmp(mode, "ret")) {
+        } else if (mode == RET) {
             slot[0] = REAL_RA;
             f.rsp = (uint64_t)(uintptr_t)&slot[0];
             f.rdi = (uint64_t)i;
+            jp_hit(&f, shm, 1);
+            jp_ret_enter(&f, shm, 1, TRAMP);
+            if (slot[0] != TRAMP) failures++;
+            f.rax = (uint64_t)i;
+            f.rsp = (uint64_t)(uintptr_t)&slot[1];
+            if (jp_ret_exit(&f, shm) != REAL_RA) failures++;
+        } else if (mode == LONGJMP) {
+            /* odd i: the frame is left without returning (longjmp); the next call
+               reuses the same stack slot with a fresh return address */
+            slot[0] = REAL_RA;
+            f.rsp = (uint64_t)(uintptr_t)&slot[0];
+            jp_ret_enter(&f, shm, 1, TRAMP);
+            if (slot[0] != TRAMP) failures++;
+            if (i & 1) continue;
+            f.rax = (uint64_t)i;
+            f.rsp = (uint64_t)(uintptr_t)&slot[1];
+            if (jp_ret_exit(&f, shm) != REAL_RA) failures++;
+        } else if (mode == TAIL) {
+            /* a probed function tail-calls another probed one: both entries share the
+               slot; one return runs both return probes and goes to the real caller */
+            slot[0] = REAL_RA;
+            f.rsp = (uint64_t)(uintptr_t)&slot[0];
+            jp_ret_enter(&f, shm, 1, TRAMP);
             jp_ret_enter(&f, shm, 1, TRAMP);
             if (slot[0] != TRAMP) failures++;
             f.rax = (uint64_t)i;
@@ -89,7 +118,11 @@ int main(int argc, char **argv) {
     jp_hit = (hit_fn)(code + atol(argv[3]));
     jp_ret_enter = (enter_fn)(code + atol(argv[4]));
     jp_ret_exit = (exit_fn)(code + atol(argv[5]));
-    mode = argv[6];
+    static const char *const modes[] = {"hit", "ret", "longjmp", "tail", "none"};
+    mode = -1;
+    for (int m = 0; m < 5; m++)
+        if (!strcmp(argv[6], modes[m])) mode = m;
+    if (mode < 0) return 2;
     int threads = atoi(argv[7]);
     calls = atol(argv[8]);
     pthread_t t[64];

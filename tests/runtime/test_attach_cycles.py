@@ -4,7 +4,6 @@ probes hit constantly: it stays healthy, its text is unchanged and its own check
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 from programs.rt_support import placement
@@ -36,7 +35,6 @@ def test_hundred_attach_detach_cycles(builder, reaper):
     work, step = placement(prog, "work"), placement(prog, "step")
     pending_total = 0
     tids_seen: set[int] = set()
-    started = time.monotonic()
     for cycle in range(CYCLES):
         session = Session.attach(proc.pid)
         hits = [0]
@@ -64,5 +62,3 @@ def test_hundred_attach_detach_cycles(builder, reaper):
     assert all(after[k] == v for k, v in before.items())
     out, _ = proc.communicate(input="", timeout=60)
     assert (out, proc.returncode) == ("ok 1\n", 7)
-    # Keep the suite fast: a cycle costs a few tens of milliseconds.
-    assert time.monotonic() - started < 180

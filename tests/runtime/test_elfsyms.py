@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from programs.sym_process import running
 
-from runtime import elfsyms
+from runtime import debugsyms, elfsyms
 from runtime.elfsyms import ElfFile, SymbolCache, load_bias
 from runtime.errors import TargetError
 from runtime.procmaps import read_maps
@@ -188,7 +187,7 @@ def test_stripped_binary_uses_build_id_debug_file(builder, tmp_path: Path, monke
     debug = tmp_path / "debug" / ".build-id" / build_id[:2] / (build_id[2:] + ".debug")
     debug.parent.mkdir(parents=True)
     subprocess.run(["objcopy", "--only-keep-debug", str(exe), str(debug)], check=True)
-    monkeypatch.setattr(elfsyms, "DEBUG_ROOT", str(tmp_path / "debug"))
+    monkeypatch.setenv(debugsyms.ROOTS_ENV, str(tmp_path / "debug"))
     os.utime(stripped, ns=(1, 1))  # a new identity, so the cached load is not reused
     elf = ElfFile.open(str(stripped))
     helper = elf.function("sym_static_helper")
@@ -197,16 +196,12 @@ def test_stripped_binary_uses_build_id_debug_file(builder, tmp_path: Path, monke
 
 
 @pytest.mark.parametrize("path", [PYTHON, LIBC])
-def test_big_files_load_fast(path: str) -> None:
+def test_big_files_load_and_symbolize_every_function(path: str) -> None:
+    """Their speed is measured in bench/lookup_costs.py."""
     if not os.path.exists(path):
         pytest.skip(f"{path} not installed")
     elfsyms._load.cache_clear()
-    t0 = time.perf_counter()
     elf = ElfFile.open(path)
-    took = time.perf_counter() - t0
     assert len(elf.functions) > 1000
-    assert took < 1.0, f"loading {path} took {took:.3f}s"
-    t0 = time.perf_counter()
     for sym in elf.functions:
         assert elf.symbolize(sym.vaddr) is not None
-    assert time.perf_counter() - t0 < 1.0

@@ -532,3 +532,57 @@ def test_thread_locals_of_dead_threads_are_pruned() -> None:
         h.hit(FakeContext(pid=os.getpid(), tid=dead))
     h.hit(FakeContext(pid=os.getpid(), tid=os.getpid()))
     assert set(h.support.tls) == {os.getpid()}
+
+
+class _Regs:
+    rip = 0x1234
+
+
+class _Probe:
+    kind = "profile"
+    symbol = ""
+    label = "profile:hz:99"
+
+
+class _SampleCtx:
+    pid = 1
+    regs = _Regs()
+    probe = _Probe()
+
+    @staticmethod
+    def symbolize(addr: int) -> str:
+        return f"spin_here+{addr - 0x1200}"
+
+
+def test_func_in_a_sample_is_the_function_rip_is_in() -> None:
+    support = HandlerSupport(maps=MapStore(), emitter=None, stop=lambda: None)
+    assert support.func(_SampleCtx()) == "spin_here"
+
+
+def test_thread_exit_drops_that_thread_only() -> None:
+    support = HandlerSupport(maps=MapStore(), emitter=None, stop=lambda: None)
+    support.tls.update({10: {"x": 1}, 11: {"x": 2}})
+    support.thread_exited(5, 10)
+    assert support.tls == {11: {"x": 2}}
+
+
+def test_types_of_thread_locals_and_map_values_come_from_the_plan() -> None:
+    """A clause that reads `self->s` and a tuple map before the clause that assigns them
+    (in generation order) still knows they hold strings: the checks' types travel in the
+    plan (Plan.thread_locals, MapDecl.value_type) and the compiler runs once."""
+    from uplang.checks import CheckOptions
+    from uplang.planner import compile_script
+
+    plan = compile_script(
+        'uretprobe:p:f { printf("%d %d\\n", self->s[1], @t[1].1[0]); }\n'
+        'uprobe:p:f { self->s = "abc"; @t[1] = (7, "xy"); }', "t.up", CheckOptions())
+    assert dict(plan.thread_locals)["s"].kind == "str"
+    out = io.StringIO()
+    store = MapStore(plan.maps)
+    support = HandlerSupport(store, Emitter("text", out, out), stop=lambda: None)
+    handlers = compile_plan(plan, support, PrintfFormat.parse)
+    ctx = FakeContext()
+    handlers[1].handler(ctx)
+    handlers[0].handler(ctx)
+    ctx.run_deferred()
+    assert out.getvalue() == f"{ord('b')} {ord('x')}\n"

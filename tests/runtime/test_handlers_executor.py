@@ -8,8 +8,10 @@ import dataclasses
 import pytest
 
 from runtime.executor import ExecutorError, RunOptions, run_plan
+from uplang.checks import CheckOptions
 from uplang.parser import parse
 from uplang.plan import Plan, PlanClause, PlanProbe
+from uplang.planner import compile_script
 
 KINDS = {"BEGIN": "begin", "END": "end"}
 
@@ -35,7 +37,7 @@ def options(**kw) -> RunOptions:
 def test_run_options_are_the_cli_contract() -> None:
     names = [f.name for f in dataclasses.fields(RunOptions)]
     assert names == ["command", "pid", "fmt", "output", "quiet", "unsafe", "debug",
-                     "follow_forks", "verbose", "cpu", "trap"]
+                     "follow_forks", "verbose", "cpu", "trap", "demangle", "trace"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         options().quiet = False  # type: ignore[misc]
 
@@ -63,3 +65,33 @@ def test_uprobes_without_a_process_are_refused() -> None:
     plan = plan_of("uprobe:/bin/true:main { @c = count(); }")
     with pytest.raises(ExecutorError, match="need a process"):
         run_plan(plan, options())
+
+
+def _options(out: str) -> RunOptions:
+    return RunOptions(command=None, pid=None, output=out, quiet=True)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("text", "code"), [
+    ("BEGIN { exit(4); }", 4),
+    ("BEGIN { exit(); }", 0),
+    ("interval:ms:10 { @n = count(); if (@n == 3) { exit(@n + 2); } }", 5),
+    # The first exit() decides; END's own exit() after it does not change the code.
+    ("BEGIN { exit(6); } END { exit(9); }", 6),
+])
+def test_run_plan_returns_the_exit_code(tmp_path, text: str, code: int) -> None:
+    plan = compile_script(text, "t.up", CheckOptions())
+    assert run_plan(plan, _options(str(tmp_path / "out"))) == code
+
+
+@pytest.mark.timeout(30)
+def test_sleep_in_begin_delays_what_follows(tmp_path) -> None:
+    import time
+
+    out = tmp_path / "out"
+    plan = compile_script('BEGIN { printf("a\\n"); sleep(120); printf("b\\n"); exit(); }',
+                          "t.up", CheckOptions())
+    start = time.monotonic()
+    assert run_plan(plan, _options(str(out))) == 0
+    assert time.monotonic() - start >= 0.12
+    assert out.read_text().startswith("a\nb\n")

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
+from runtime.aggregations import hist_index
 from runtime.handlers.compiler import compile_plan
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
 from runtime.jump.program import build_program
 from runtime.jump.reader import JumpReader, compile_user_side
-from runtime.maps import MapStore, hist_index
+from runtime.maps import MapStore
 from runtime.output.printf import PrintfFormat
 from runtime.output.text import map_text
 from uplang.planner import compile_script
@@ -57,7 +58,8 @@ class Run:
         self.code = Path(self.exe).parent / f"code-{os.getpid()}-{id(self)}.bin"
         self.code.write_bytes(self.prog.code)
         self.out, self.err = io.StringIO(), io.StringIO()
-        self.store = MapStore(self.plan.maps)
+        self.store = MapStore(self.plan.maps,
+                              max_keys=int(self.plan.config.get("max_map_keys", 4096) or 0))
         self.support = HandlerSupport(self.store, Emitter("text", self.out, self.err),
                                       stop=lambda: None)
         user = compile_user_side(self.prog, self.support, PrintfFormat.parse)
@@ -109,12 +111,12 @@ def oracle(script: str, inputs) -> tuple[str, str]:
     """The trap path's handlers over the same hits: (maps printed, output)."""
     plan = compile_script(script)
     out, err = io.StringIO(), io.StringIO()
-    store = MapStore(plan.maps)
+    store = MapStore(plan.maps, max_keys=int(plan.config.get("max_map_keys", 4096) or 0))
     support = HandlerSupport(store, Emitter("text", out, err), stop=lambda: None)
     handlers = compile_plan(plan, support, PrintfFormat.parse)
 
     class Ctx:
-        pid, tid, comm, cpu, nsecs, probe = 1, 2, "x", 0, 0, None
+        pid, tid, comm, cpu, nsecs, probe, regs = 1, 2, "x", 0, 0, None, None
 
         def __init__(self, args, retval=0):
             self.args, self.retval = args, retval
@@ -159,6 +161,37 @@ def test_maps_match_the_trap_path(builder, reaper):
     assert got == want
 
 
+EXPR_SCRIPT = """uprobe:/bin/true:f {
+  $a = arg0 - 1000; $b = arg0 % 7 - 3;
+  @div[arg0 % 5] = sum($a / $b); @mod[arg0 % 5] = sum($a % $b);
+  @shl = sum(($a << (arg0 % 70)) >> 3); @neg = sum(-$a * 3 ^ 0x5555);
+  @cmp[$a < 0, $b >= 0, $a == $b] = count();
+  @tern = sum($b ? $a / 2 : -1); @not = sum(!$a + ~$b);
+  @logic[($a > 0 && $b > 0) || arg0 == 17] = count();
+  @cast[(int8)arg0, (uint8)arg0 > 100, (int16)($a * 300)] = count();
+  @c32 = sum((int32)($a * 100000000)); @u16 = sum((uint16)$a);
+  $v = 5; $v += $b; $v *= 3; @var = sum($v);
+  self->n++; self->s += $a; @tl = sum(self->n * 2 + self->s % 11);
+  @int[arg0 % 3] = $a; @acc[arg0 % 4] += $b; @inc[arg0 % 2]++;
+  if ($b > 0) { @pos = count(); } else { @nonpos = count(); @mn = min($a); @mx = max($b); }
+  @big = sum(0x7fffffffffffffff + arg0); @minover = sum((-0x7fffffffffffffff - 1) / ($b == -1 ? -1 : 1));
+  @rd = sum(@inc[0] + @int[1]);
+}"""
+
+
+def test_expressions_as_the_trap_path(builder, reaper):
+    run = Run(builder, EXPR_SCRIPT)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.run("hit", 1, 2000, reaper)
+        got = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(EXPR_SCRIPT, [(i, 0, 3 * i) for i in range(2000)])
+    assert got == want
+    assert got.count("\n@") >= 20  # every map printed
+
+
 def test_eight_threads_million_calls_exact(builder, reaper):
     script = "uprobe:/bin/true:f { @c = count(); @s = sum(arg0); @h = hist(arg0 & 1023); " \
              "@t[arg1] = count(); }"
@@ -192,6 +225,59 @@ def test_return_probes_restore_and_count(builder, reaper):
     assert got == want
 
 
+def test_max_map_keys_as_the_trap_path(builder, reaper):
+    script = "config = { max_map_keys = 8 } uprobe:/bin/true:f { @t[arg0 % 100] = count(); }"
+    run = Run(builder, script)
+    try:
+        run.run("hit", 1, 1000, reaper)
+        got = run.maps_text()
+        dropped = dict(run.store.dropped)
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 3 * i) for i in range(1000)])
+    assert got == want
+    assert dropped == {"t": 1000 - 8 * 10}
+
+
+def test_latency_idiom_with_a_map_of_start_times(builder, reaper):
+    script = ("uprobe:/bin/true:f { @start[tid] = nsecs; } "
+              "uretprobe:/bin/true:f /@start[tid]/ { @lat = hist(nsecs - @start[tid]); "
+              "@n = count(); delete(@start[tid]); }")
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0) and run.prog.in_target(1)
+        run.run("ret", 3, 5000, reaper)
+        run.reader.merge_maps()
+        lat = run.store.map("lat").entries[()]
+        assert sum(lat.buckets) == 3 * 5000
+        assert lat.buckets[0] == 0  # no negative latency: one monotonic clock
+        assert run.store.map("n").entries[()].count == 3 * 5000
+        assert run.store.map("start").entries == {}  # every key deleted again
+    finally:
+        run.close()
+
+
+def test_frames_left_by_longjmp_are_dropped(builder, reaper):
+    run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
+    try:
+        run.run("longjmp", 2, 1000, reaper)  # checks every returned address itself
+        text = run.maps_text()
+        assert run.reader.counters["return_without_entry"] == 0
+    finally:
+        run.close()
+    assert text == "@r: 1000\n"  # the 1000 frames that returned, not the abandoned ones
+
+
+def test_tail_calls_run_both_return_probes(builder, reaper):
+    run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
+    try:
+        run.run("tail", 2, 1000, reaper)
+        text = run.maps_text()
+    finally:
+        run.close()
+    assert text == "@r: 4000\n"
+
+
 def test_events_in_order_with_strings(builder, reaper):
     script = 'uprobe:/bin/true:f { @n[arg1] = count(); ' \
              'printf("%d %d %s|%s|%s\\n", arg1, arg0, str(arg3), str(arg4), str(arg5)); }'
@@ -200,10 +286,13 @@ def test_events_in_order_with_strings(builder, reaper):
         out = run.drain_while(run.start("hit", 4, 20000, reaper))
         assert "failures=0" in out
         lines = run.out.getvalue().splitlines()
+        errors = run.err.getvalue().splitlines()
         assert run.reader.lost == 0
     finally:
         run.close()
     assert len(lines) == 4 * 20000
+    # the bad pointer is reported as the trap path reports it, once per hit
+    assert errors == ["ERROR: str(): failed to read a string at 0x1"] * (4 * 20000)
     seen: dict[int, int] = {}
     for line in lines:
         nums, strs = line.split(" ", 2)[:2], line.split(" ", 2)[2]
@@ -246,11 +335,64 @@ def test_full_ring_does_not_block_when_the_tracer_is_gone(builder, reaper):
     ("sync uprobe:/bin/true:f { @c = count(); }", "sync"),
     ("uprobe:/bin/true:f { @x = *(int32 *)arg0; }", "dereferences memory"),
     ("usdt:/bin/true:p:n { @c = count(); }", "usdt"),
+    ("uprobe:/bin/true:f { @m = min(arg0); } interval:s:1 { print(@m); clear(@m); }",
+     "cleared on the user side"),
+    ("uprobe:/bin/true:g { @x = @s[tid]; } uprobe:/bin/true:f { @s[tid] = arg0; } "
+     "END { @s[1] = 5; }", "also written on the user side"),
+    ("uprobe:/bin/true:f { @c = count(); } uprobe:/bin/true:g { printf(\"%d %s\\n\", @c, func); }",
+     "also read by a clause on the trap path"),
+    ("uprobe:/bin/true:f { @c = count(); print(@c); }", "print(@c) at a hit"),
 ])
 def test_clauses_that_keep_the_trap_path_say_why(script, reason):
     prog = build_program(compile_script(script))
     assert reason in (prog.reason(0) or "")
     assert not prog.in_target(0)
+
+
+def test_effects_inside_if_as_the_trap_path(builder, reaper):
+    script = """uprobe:/bin/true:f {
+      if (arg0 % 3 == 0) { printf("three %d\\n", arg0); @three = count(); }
+      else { @odd[arg0 % 2] = count();
+             if (arg0 % 5 == 0) { printf("five %d %x\\n", arg0, arg2); } else { @other = sum(arg0); } }
+      printf("end %d\\n", arg0);
+    }"""
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 300, reaper))
+        got_maps, got_out = run.maps_text(), run.out.getvalue()
+    finally:
+        run.close()
+    want_maps, want_out = oracle(script, [(i, 0, 3 * i) for i in range(300)])
+    assert (got_maps, got_out) == (want_maps, want_out)
+    assert "five 5 f" in got_out
+
+
+def test_buffers_as_the_trap_path(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%r|%rx|%r\\n", buf(arg3, 4), buf(arg3, 2), buf(arg5, 3)); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0), run.prog.reason(0)
+        run.drain_while(run.start("hit", 1, 10, reaper))
+        out, err = run.out.getvalue(), run.err.getvalue()
+    finally:
+        run.close()
+    assert out == "thre|\\x74\\x68|\n" * 10
+    assert err == "ERROR: buf(): failed to read 3 bytes at 0x1\n" * 10
+
+
+def test_comm_is_the_threads_name_at_the_hit(builder, reaper):
+    script = 'uprobe:/bin/true:f { @[comm] = count(); printf("%s\\n", comm); }'
+    run = Run(builder, script)
+    try:
+        assert run.prog.in_target(0)
+        run.drain_while(run.start("hit", 2, 300, reaper))
+        text = run.maps_text()
+        lines = set(run.out.getvalue().splitlines())
+    finally:
+        run.close()
+    assert text == "@[jw-0]: 300\n@[jw-1]: 300\n"  # names the threads gave themselves
+    assert lines == {"jw-0", "jw-1"}
 
 
 def test_string_keys_run_on_the_user_side(builder, reaper):

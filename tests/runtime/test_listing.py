@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from programs.sym_process import running
 from runtime.elfsyms import ElfFile
 from runtime.errors import ResolveError
 from runtime.listing import list_probes as list_query
-from uplang.cli import listing_query
+from uplang.app.cli import listing_query
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,9 +69,10 @@ def test_libc_glob_with_the_short_alias() -> None:
 def test_program_verbose(prog: Path) -> None:
     elf = ElfFile.open(str(prog))
     loop, weak = elf.function("sym_loop"), elf.function("sym_weak")
+    # With its parameters from DWARF (the programs are built with -g), as bpftrace -lv.
     assert list_probes(f"uprobe:{prog}:sym_[lw]*", verbose=True) == [
-        f"uprobe:{prog}:sym_loop  [{loop.vaddr:#x}, {loop.size} bytes]",
-        f"uprobe:{prog}:sym_weak  [{weak.vaddr:#x}, {weak.size} bytes weak]",
+        f"uprobe:{prog}:sym_loop  [{loop.vaddr:#x}, {loop.size} bytes]\n    long int n",
+        f"uprobe:{prog}:sym_weak  [{weak.vaddr:#x}, {weak.size} bytes weak]\n    int x",
     ]
 
 
@@ -131,16 +131,14 @@ def test_process_wide_listing(prog: Path, lib: Path, reaper, tmp_path: Path) -> 
         list_probes("*", None)
 
 
-def test_python_listing_is_fast() -> None:
+def test_listing_a_big_program() -> None:
+    """Its speed is measured in bench/lookup_costs.py."""
     if not os.path.exists(PYTHON):
         pytest.skip(f"{PYTHON} not installed")
-    t0 = time.perf_counter()
     lines = list_probes(f"uprobe:{PYTHON}:PyObject_*")
     usdt = list_probes(f"usdt:{PYTHON}:python:*", verbose=True)
     everything = list_probes("libc", None)
-    took = time.perf_counter() - t0
     assert f"uprobe:{PYTHON}:PyObject_Malloc" in lines
     assert all(line.startswith(f"uprobe:{PYTHON}:PyObject_") for line in lines)
     assert any(line.startswith(f"usdt:{PYTHON}:python:function__entry  [") for line in usdt)
     assert any(line.endswith(":malloc") for line in everything)
-    assert took < 2.0, f"listing took {took:.3f}s"

@@ -230,3 +230,67 @@ def test_declared_kind_spellings_are_canonical():
     assert (s.map("st").kind, s.map("name").kind, s.map("odd").kind) == ("stack", "str", "int")
     with pytest.raises(MapError, match="holds str values, not int"):
         s.assign("name", (2,), 5)
+
+
+def test_declare_binds_empty_maps_and_refuses_a_clash_with_held_values() -> None:
+    store = MapStore()
+    store.declare([MapDecl("c", 1, ("int",), "count"), MapDecl("s", 0, (), "string")])
+    assert (store.map("c").kind, store.map("c").key_arity) == ("count", 1)
+    assert store.map("s").kind == "str"
+    store.aggregate("c", (1,), "count")
+    # Same kind again: fine. Another kind while it holds values: refused.
+    store.declare([MapDecl("c", 1, ("int",), "count")])
+    with pytest.raises(MapError, match=r"@c still holds count values with 1 key\(s\)"):
+        store.declare([MapDecl("c", 0, (), "hist")])
+    store.clear("c")
+    store.declare([MapDecl("c", 0, (), "hist")])
+    assert store.map("c").kind == "hist"
+
+
+
+
+
+@pytest.mark.parametrize("bits", range(6))
+def test_hist_bits_buckets_hold_their_values(bits: int) -> None:
+    from runtime.aggregations import hist_bucket_count, hist_index
+    from runtime.output.hist import hist_bounds
+
+    values = [*range(0, 5000), *(1 << p for p in range(63)), *((1 << p) - 1 for p in range(64)),
+              (1 << 63) - 1]
+    for v in values:
+        i = hist_index(v, bits)
+        lo, hi = hist_bounds(i, bits)
+        assert lo <= v <= hi, (v, i, lo, hi)
+    assert hist_index(-1, bits) == 0
+    assert hist_bucket_count(bits) == hist_index((1 << 63) - 1, bits) + 1
+    # Indices are dense: consecutive buckets share a boundary.
+    for i in range(1, hist_bucket_count(bits) - 1):
+        assert hist_bounds(i, bits)[1] + 1 == hist_bounds(i + 1, bits)[0]
+
+
+def test_hist_bits_json_and_map_consistency() -> None:
+    store = MapStore()
+    for v in (8, 9, 10, 300):
+        store.aggregate("h", (), "hist", v, hist_bits=2)
+    state = store.map("h").entries[()]
+    from runtime.output.hist import hist_json
+
+    rows = [(8, 9, 2), (10, 11, 1), *_rows_between(12, 300)]
+    assert rows[-1] == (256, 319, 1)
+    assert hist_json(state.buckets, 1, state.bits) == "[" + ", ".join(
+        f'{{"min": {lo}, "max": {hi}, "count": {c}}}' for lo, hi, c in rows) + "]"
+    with pytest.raises(MapError, match="bits must be the same on every use"):
+        store.aggregate("h", (), "hist", 1, hist_bits=3)
+
+
+def _rows_between(start: int, value: int) -> list[tuple[int, int, int]]:
+    """(min, max, count) rows of hist(x, 2) from `start` up to the bucket of `value`."""
+    rows = []
+    lo = start
+    while True:
+        p = lo.bit_length() - 3  # 4 buckets per power of two: width 2^p
+        hi = lo + (1 << p) - 1
+        rows.append((lo, hi, 1 if lo <= value <= hi else 0))
+        if lo <= value <= hi:
+            return rows
+        lo = hi + 1

@@ -9,8 +9,10 @@ import pytest
 
 from runtime.maps import MapStore
 from runtime.output.hist import bar_length, hist_label, lhist_label
+from runtime.output.jsonl import value_json
 from runtime.output.text import TextOutput, map_text, value_line
-from runtime.output.values import Buf, CArray, Frame, Record, Stack, Usym
+from runtime.output.values import Buf, CArray, Frame, Pointer, Record, Stack, Usym
+from runtime.output.valuetext import value_text
 
 # bpftrace tests/runtime/outputs/hist.txt (hist of -1, 2, 3, 7, 20); the example.
 HIST_EXAMPLE = (
@@ -355,3 +357,16 @@ def test_raw_target_bytes_reach_binary_and_text_files_unchanged(tmp_path):
         f.write("first\n")  # text written before must come out first
         o.map(s.map(""))
     assert path.read_bytes() == b"first\n@[\xffname]: v\xfe\n"
+
+
+def test_pointer_values_print_as_hex() -> None:
+    p = Pointer(0x7F00_1234)
+    assert value_text(p) == "0x7f001234"
+    assert value_text(Pointer(0)) == "0x0"
+    assert value_json(p) == str(0x7F00_1234)
+    assert isinstance(p + 1, int) and not isinstance(p + 1, Pointer)
+    store = MapStore()
+    store.assign("p", (), p)
+    store.assign("n", (), p + 1)
+    assert map_text(store.map("p")) == "@p: 0x7f001234\n"
+    assert map_text(store.map("n")) == f"@n: {0x7F00_1235}\n"

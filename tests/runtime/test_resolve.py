@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -213,17 +212,17 @@ def test_glob_target_skips_non_elf(prog: Path, tmp_path: Path) -> None:
         resolve_uprobe(str(tmp_path / "b.bin"), "x")
 
 
-def test_many_wildcard_probes_on_python_resolve_fast() -> None:
+def test_many_wildcard_probes_on_python_resolve() -> None:
+    """Their speed is measured in bench/lookup_costs.py."""
     if not os.path.exists(PYTHON):
         pytest.skip(f"{PYTHON} not installed")
     elf = ElfFile.open(PYTHON)
     prefixes = sorted({name[:6] for name in elf.names if name[:1].isalpha()})
     patterns = [prefixes[i % len(prefixes)] + "*" for i in range(1000)]
-    t0 = time.perf_counter()
-    total = sum(len(resolve_uprobe(PYTHON, pat)) for pat in patterns)
-    took = time.perf_counter() - t0
-    assert total >= 1000
-    assert took < 1.0, f"1000 wildcard probes took {took:.3f}s"
+    found = [resolve_uprobe(PYTHON, pat) for pat in patterns]
+    assert sum(len(f) for f in found) >= 1000
+    assert all(pl.symbol.startswith(pat[:-1]) for pat, f in zip(patterns, found, strict=True)
+               for pl in f)
 
 
 # -- USDT -----------------------------------------------------------------------------

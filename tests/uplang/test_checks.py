@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from uplang import ast
 from uplang.checks import CheckOptions, check
 from uplang.diagnostics import UplangCheckError, UplangSyntaxError
 from uplang.parser import parse
-from uplang.plan import MapDecl
+from uplang.plan import MapDecl, ValueType
 
 
 def errors(text: str, options: CheckOptions | None = None) -> list[tuple[int, int, str, str]]:
@@ -58,8 +59,8 @@ CORPUS = [
     ("uprobe:a:f { @ = arg99; }", "out of range", 1, 18, "", None),
     ("uprobe:a:f { @[kstack] = count(); }", "'kstack' is about the kernel", 1, 16,
      "use ustack", None),
-    ("uprobe:a:f { @ = args->x; }", "'args' (function arguments from DWARF) is not supported",
-     1, 18, "", None),
+    ("uprobe:a:f { @ = args->x; }", "'args' needs the program's debug info", 1, 18, "", None),
+    ("BEGIN { @ = args; }", "'args' can only be used in uprobe probes", 1, 13, "", None),
     ("BEGIN { @ = cpid; }", "'cpid' needs a command started with -c", 1, 13, "",
      CheckOptions(has_command=False)),
     ("BEGIN { @ = count; }", "'count' is a function", 1, 13, "", None),
@@ -94,6 +95,13 @@ CORPUS = [
     ("uprobe:a:f { signal(\"SIGKIL\"); }", "unknown signal 'SIGKIL'", 1, 21,
      "did you mean 'SIGKILL'?", CheckOptions(unsafe=True)),
     ("uprobe:a:f { @ = ustack(perff, 3); }", "unknown stack mode 'perff'", 1, 25, "", None),
+    # found by tests/runtime/test_handlers_accepted.py: accepted, then failed at the hit
+    ('BEGIN { @ = strlen(strftime("%H", 1)); }', "strlen() needs a string, not a timestamp",
+     1, 20, "", None),
+    ('BEGIN { @ = strftime("%H", 1) == "12"; }', "cannot compare a timestamp", 1, 13, "",
+     None),
+    ("BEGIN { @h = hist(1); }\nEND { @h = hist(2, 3); }",
+     "map @h uses hist() with 3 bits here but 0 at line 1", 2, 7, "", None),
     ("BEGIN { @ = strlen(1); }", "strlen() needs a string", 1, 20, "", None),
     ("BEGIN { clear(1); }", "clear() needs a map", 1, 15, "", None),
     ("BEGIN { print(pid, 10); }", "print() with a limit needs a whole map", 1, 15, "", None),
@@ -146,8 +154,8 @@ CORPUS = [
      2, 18, "", None),
     ("uprobe:a:f { @ = arg0->x; }", "'->' needs a pointer to a struct", 1, 18, "cast first",
      None),
-    ("struct S { int a; };\nuprobe:a:f { $s = (struct S *)arg0; @ = $s.a; }", "'.' on a pointer",
-     2, 41, "use '->a'", None),
+    ("struct S { int a; };\nuprobe:a:f { $s = (struct S *)arg0; @ = $s.b; }",
+     "struct S has no member 'b'", 2, 41, "its members: a", None),
     ("struct S { struct Nope n; };\nBEGIN { }", "unknown type 'struct Nope' for member 'n'", 1,
      12, "", None),
     ("struct S { struct S inner; };\nBEGIN { }", "struct S contains itself", 1, 12, "", None),
@@ -259,9 +267,10 @@ def test_inferred_maps() -> None:
         MapDecl("", 2, ("str", "int"), "count"),
         MapDecl("inc", 0, (), "int"),
         MapDecl("l", 0, (), "lhist", (0, 100, 10)),
-        MapDecl("name", 1, ("int",), "str"),
-        MapDecl("s", 1, ("stack",), "int"),
-        MapDecl("t", 0, (), "tuple"),
+        MapDecl("name", 1, ("int",), "str", value_type=ValueType("str")),
+        MapDecl("s", 1, ("stack",), "int", value_type=ValueType("int")),
+        MapDecl("t", 0, (), "tuple",
+                value_type=ValueType("tuple", items=(ValueType("int"), ValueType("str")))),
     )
 
 
@@ -272,3 +281,65 @@ def test_map_written_after_it_is_read_in_file_order() -> None:
 def test_syntax_errors_are_not_check_errors() -> None:
     with pytest.raises(UplangSyntaxError):
         parse("BEGIN {")
+
+
+def test_offsetof_member_paths_and_errors() -> None:
+    from uplang.planner import compile_script
+
+    text = ("struct In { int8 a; int64 b; }; struct S { int32 x; struct In in; };\n"
+            "BEGIN { printf(\"%d %d\\n\", offsetof(struct S, in.b), offsetof(struct S, x)); }")
+    plan = compile_script(text)
+    call = plan.clauses[0].body[0].expr
+    assert call.args[1] == ast.Offsetof(ast.TypeRef("struct S"), ("in", "b"))
+    with pytest.raises(UplangCheckError) as info:
+        compile_script("struct S { int32 x; };\nBEGIN { @ = offsetof(struct S, y); }")
+    assert "struct S has no member 'y'" in info.value.render()
+
+
+def errors_of(text: str, options: CheckOptions | None = None) -> list[str]:
+    try:
+        check(parse(text, "t.up"), options or CheckOptions(), text)
+    except UplangCheckError as exc:
+        return [d.message for d in exc.diagnostics]
+    return []
+
+
+def test_sleep_is_a_function_of_the_language() -> None:
+    assert errors_of("BEGIN { sleep(10); }") == []
+    assert errors_of('BEGIN { sleep("x"); }') == ["sleep() needs an integer here, not a string"]
+    assert errors_of("BEGIN { sleep(-1); }") == [
+        "sleep() needs a duration in ms, not negative"]
+    assert errors_of("BEGIN { sleep(); }") == ["sleep() takes 1 argument, got 0"]
+    assert "sleep() returns no value" in errors_of("BEGIN { $x = sleep(1); }")
+
+
+def test_exit_code_range() -> None:
+    assert errors_of("BEGIN { exit(0); exit(255); exit(); }") == []
+    assert errors_of("BEGIN { exit(256); }") == ["exit code 256 is out of range (0-255)"]
+    assert errors_of("BEGIN { exit(-1); }") == ["exit code -1 is out of range (0-255)"]
+
+
+def test_hist_bits() -> None:
+    assert errors_of("BEGIN { @h = hist(1, 0); @g = hist(1, 5); }") == []
+    assert errors_of("BEGIN { @h = hist(1, 6); }") == ["hist() bits must be between 0 and 5"]
+    assert errors_of("BEGIN { @h = hist(1, $x); }") != []
+
+
+def test_check_options_carry_known_thread_locals_and_maps() -> None:
+    first = check(parse("uprobe:a:f { self->p = arg0; @m[1] = count(); }", "a.up"),
+                  CheckOptions())
+    assert set(first.thread_locals) == {"p"}
+    assert set(first.map_states) == {"m"}
+    later = "uprobe:a:g { printf(\"%d\\n\", self->p); @m[2, 3] = count(); }"
+    # Alone, the later clause reads a thread-local nobody assigns; with what the first
+    # check learnt it does not, and the map's key shape is held to the first clause's.
+    alone = errors_of(later)
+    assert any("self->p" in e for e in alone)
+    known = CheckOptions(known_thread_locals=first.thread_locals,
+                         known_maps=first.map_states)
+    with_known = errors_of(later, known)
+    assert not any("self->p" in e for e in with_known)
+    assert any("@m" in e for e in with_known)
+    # The caller's states are not changed by a later check.
+    check(parse("uprobe:a:g { @n = count(); }", "b.up"), known)
+    assert set(first.map_states) == {"m"} and first.map_states["m"].key_kinds == ["int"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runtime.listing import ProbeQuery
-from uplang.cli import main
+from uplang.app.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "uprobe:libc:malloc /arg0 > $1/ { @bytes = hist(arg0); }"
@@ -31,6 +31,8 @@ class FakeRunOptions:
     verbose: bool = False
     cpu: int | None = None
     trap: bool = False
+    demangle: bool = True
+    trace: str | None = None
 
 
 class FakeUprobeError(Exception):
@@ -51,7 +53,7 @@ def runtime(monkeypatch: pytest.MonkeyPatch):
             raise behaviour["raise"]
         return behaviour["result"]
 
-    def list_probes(pattern, pid, verbose):
+    def list_probes(pattern, pid, verbose, demangle=True, debug_dirs=()):
         calls["list"] = (pattern, pid, verbose)
         if behaviour["raise"] is not None:
             raise behaviour["raise"]
@@ -147,11 +149,12 @@ def test_run_passes_every_flag_to_the_runtime(runtime, tmp_path: Path) -> None:
     behaviour["result"] = 5
     out = str(tmp_path / "o.json")
     argv = ["run", "-e", SCRIPT, "-c", "ls -l", "-f", "json", "-o", out, "-q", "-v",
-            "--unsafe", "--debug", "--no-follow-forks", "--cpu", "1", "--trap", "42"]
+            "--unsafe", "--debug", "--no-follow-forks", "--cpu", "1", "--trap", "--trace", "t.json",
+            "42"]
     assert main(argv) == 5
     assert calls["options"] == FakeRunOptions(
         command="ls -l", pid=None, fmt="json", output=out, quiet=True, unsafe=True,
-        debug=True, follow_forks=False, verbose=True, cpu=1, trap=True,
+        debug=True, follow_forks=False, verbose=True, cpu=1, trap=True, trace="t.json",
     )
     plan = calls["plan"]
     assert plan.params == ("42",) and plan.unsafe and plan.probes[0].func == "malloc"
@@ -212,9 +215,9 @@ def test_list_forms(runtime, capsys) -> None:
 
 def test_repl_gets_its_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("uplang.repl")
+    fake = types.ModuleType("uplang.app.repl")
     fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "uplang.repl", fake)
+    monkeypatch.setitem(sys.modules, "uplang.app.repl", fake)
     assert main(["repl", "-p", "12", "--unsafe", "x"]) == 0
     assert seen == [["-p", "12", "--unsafe", "x"]]
 

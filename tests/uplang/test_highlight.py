@@ -18,7 +18,7 @@ from pygments.token import (
     String,
 )
 
-from uplang.highlight import ReplLexer, UplangLexer
+from uplang.app.highlight import ReplLexer, UplangLexer
 
 ROOT = Path(__file__).resolve().parents[2]
 

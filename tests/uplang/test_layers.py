@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 # What the runtime may import from uplang: data only.
 CONTRACTS = ("uplang.ast", "uplang.plan", "uplang.vocab")
 # The application sits above both layers and may import either.
-APPLICATION = ("uplang/cli.py", "uplang/repl.py", "uplang/app/")
+APPLICATION = ("uplang/cli.py", "uplang/app/")
 
 
 def imports(path: Path) -> set[str]:
@@ -59,3 +59,29 @@ def test_the_vocabulary_imports_nothing_but_itself() -> None:
         others = {n for n in imports(path)
                   if n.startswith("uplang") and not n.startswith("uplang.vocab")}
         assert others == set(), path
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_circle_in_the_language_or_the_application() -> None:
+    """cli.py and repl.py imported each other; lazy imports count: a circle is a circle."""
+    modules = {module_name(p): p for p in sources("uplang")}
+    graph = {
+        name: {m for m in imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    circles = []
+    for start in graph:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join((*trail, start)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*trail, nxt)))
+    assert circles == []

@@ -14,8 +14,8 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from runtime.live import LiveDriver
-from uplang.complete import Command, FixedSource, UplangCompleter
-from uplang.repl import COMMANDS, Repl, clause_text, is_complete, main, run_lines, run_prompt
+from uplang.app.complete import Command, FixedSource, UplangCompleter
+from uplang.app.repl import COMMANDS, Repl, clause_text, is_complete, main, run_lines, run_prompt
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,7 +18,7 @@ from prompt_toolkit.output import DummyOutput
 from runtime.elfsyms import ElfFile
 from runtime.live import LiveDriver, LiveSymbols
 from runtime.procmaps import read_maps
-from uplang.repl import Repl, run_prompt
+from uplang.app.repl import Repl, run_prompt
 
 pytestmark = pytest.mark.timeout(120)
 WAIT_S = 30.0
@@ -261,8 +261,8 @@ def test_completion_from_the_target(program, builder):
     from prompt_toolkit.completion import CompleteEvent
     from prompt_toolkit.document import Document
 
-    from uplang.complete import UplangCompleter
-    from uplang.repl import COMMANDS
+    from uplang.app.complete import UplangCompleter
+    from uplang.app.repl import COMMANDS
 
     path, proc = program
     usdt_bin = builder.build("usdt_probes.c", "-O1")

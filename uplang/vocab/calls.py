@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from uplang.vocab.probetypes import THREAD_KINDS
+from uplang.vocab.probetypes import PROVIDERS, THREAD_KINDS
 
-ALL_KINDS = frozenset({"uprobe", "uretprobe", "usdt", "BEGIN", "END", "interval", "profile"})
+ALL_KINDS = PROVIDERS  # a word without restrictions is legal in every probe type
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ FUNCTIONS: tuple[Word, ...] = (
     Word("printf", "void", ("fmt", "value*")),
     Word("print", "void", ("value", "int?", "int?")),
     Word("str", "str", ("addr", "int?")),
-    Word("buf", "buf", ("addr", "int")),
+    Word("buf", "buf", ("int", "int")),
     Word("strlen", "int", ("str",)),
     Word("strcontains", "int", ("str", "str")),
     Word("strncmp", "int", ("str", "str", "const")),
@@ -116,7 +116,8 @@ FUNCTIONS: tuple[Word, ...] = (
     Word("uaddr", "int", ("strlit",)),
     Word("reg", "int", ("register",), reads_regs=True, needs_thread=True),
     Word("time", "void", ("strlit?",)),
-    Word("strftime", "str", ("strlit", "int")),
+    # A timestamp prints (%s, print) and may be stored; it is no string to compare or cut.
+    Word("strftime", "timestamp", ("strlit", "int")),
     Word("join", "void", ("int", "strlit?"), needs_thread=True),
     Word("cat", "void", ("fmt", "value*")),
     Word("exit", "void", ("int?",)),

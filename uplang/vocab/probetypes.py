@@ -26,6 +26,11 @@ class ProbeType:
     resolution: str
     summary: str
 
+    @property
+    def has_sites(self) -> bool:
+        """Placed at sites in files (a TARGET in its spec), not as a timer or once."""
+        return self.resolution in ("symbol", "usdt")
+
 
 PROBE_TYPES: tuple[ProbeType, ...] = (
     ProbeType("uprobe", "uprobe", ("u",), True, True, "symbol",
@@ -36,22 +41,25 @@ PROBE_TYPES: tuple[ProbeType, ...] = (
     ProbeType("END", "end", ("end",), False, False, "none", "once after tracing"),
     ProbeType("interval", "interval", ("i",), False, False, "timer",
               "every period, in the tracer"),
+    # wallclock shares profile's plan kind (a sampler); the planner tells them apart.
+    ProbeType("wallclock", "profile", ("wall",), True, True, "timer",
+              "every period, on each thread of the target, on a CPU or blocked"),
     ProbeType("profile", "profile", ("p",), True, True, "timer",
-              "every period, on each running thread of the target"),
+              "every period, on each thread of the target that is on a CPU"),
 )
 
 BY_NAME: MappingProxyType[str, ProbeType] = MappingProxyType(
     {t.name: t for t in PROBE_TYPES})
-BY_PLAN_KIND: MappingProxyType[str, ProbeType] = MappingProxyType(
-    {t.plan_kind: t for t in PROBE_TYPES})
 # Every spelling of a provider -> its name.
 PROVIDER_ALIASES: MappingProxyType[str, str] = MappingProxyType(
     {spelling: t.name for t in PROBE_TYPES for spelling in (t.name, *t.aliases)})
 PROVIDERS = frozenset(BY_NAME)
 # Providers (ast names) whose hits stop a thread of the target.
 THREAD_KINDS = frozenset(t.name for t in PROBE_TYPES if t.stops_thread)
-# Plan kinds of the probes the runtime resolves to sites in files.
-SITE_KINDS = frozenset(t.plan_kind for t in PROBE_TYPES if t.resolution in ("symbol", "usdt"))
+# Plan kinds placed at sites in files, in table order (the order they are placed in), and
+# those placed as timers.
+SITE_KINDS = tuple(t.plan_kind for t in PROBE_TYPES if t.has_sites)
+TIMED_KINDS = tuple(dict.fromkeys(t.plan_kind for t in PROBE_TYPES if t.resolution == "timer"))
 
 # bpftrace's kernel providers with their aliases: named so the error can say why.
 KERNEL_PROVIDERS = frozenset(

@@ -23,16 +23,11 @@ from pygments.token import (
 )
 
 from uplang.vocab.calls import BUILTIN_BY_NAME, FUNCTION_BY_NAME
+from uplang.vocab.ctypes import TYPE_WORDS
 from uplang.vocab.probetypes import DTRACE_PID, PROBE_TYPES, PROVIDER_ALIASES
 
 KEYWORDS = ("if", "else", "while", "for", "unroll", "return", "break", "continue",
-            "config", "sizeof", "sync")
-TYPE_WORDS = (
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "int8_t", "int16_t", "int32_t", "int64_t", "uint8_t", "uint16_t", "uint32_t", "uint64_t",
-    "char", "short", "int", "long", "unsigned", "signed", "bool", "_Bool", "void", "float",
-    "double", "size_t", "ssize_t", "uintptr_t", "intptr_t", "pid_t",
-)
+            "config", "sizeof", "offsetof", "sync")
 DECL_WORDS = ("struct", "union", "enum")
 # Longest first, so that `uretprobe` is not lexed as `u` followed by junk.
 PROVIDER_WORDS = tuple(sorted(set(PROVIDER_ALIASES) | {DTRACE_PID}, key=len, reverse=True))

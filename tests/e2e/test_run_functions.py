@@ -1,4 +1,4 @@
-"""The `uprobe` command end to end on the gaps of issue #4: sleep(), exit(code), func under
+"""The `uprobe` command end to end on functions and values: sleep(), exit(code), func under
 wildcards, pointer values, profile:hz, hist() bits. Targets: tests/programs/more_*.c, whose
 own output is the ground truth (addresses, times)."""
 

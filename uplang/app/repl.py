@@ -18,9 +18,9 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, Protocol
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
@@ -31,12 +31,13 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from uplang import ast, unparse
+from uplang.app.complete import Command, UplangCompleter, scan
+from uplang.app.highlight import BARE_PROVIDERS, ReplLexer
+from uplang.app.status import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang.checks import CheckOptions, CheckResult, check
-from uplang.cli import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
-from uplang.complete import Command, UplangCompleter, scan
 from uplang.diagnostics import Diagnostic, UplangCheckError, UplangError
-from uplang.highlight import BARE_PROVIDERS, ReplLexer
 from uplang.parser import parse
+from uplang.plan import Plan
 from uplang.planner import build_plan
 from uplang.vocab.probetypes import PROVIDER_ALIASES
 
@@ -134,16 +135,45 @@ class LiveScript:
         return "\n\n".join(parts) + "\n" if parts else ""
 
 
+class LiveControl(Protocol):
+    """What the REPL drives: runtime.live.LiveDriver (the runtime side of live editing).
+    `clauses` are its LiveClause objects (number, text, kinds, specs, hits, sites)."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def clauses(self) -> Sequence[Any]: ...
+
+    def add(self, plan: Plan, indices: Sequence[int], texts: Sequence[str]) -> list[Any]: ...
+
+    def delete(self, number: int) -> Any: ...
+
+    def attach(self, pid: int) -> int: ...
+
+    def spawn(self, command: str | Sequence[str]) -> int: ...
+
+    def detach(self) -> str: ...
+
+    def print_maps(self) -> int: ...
+
+    def print_map(self, name: str) -> None: ...
+
+    def clear_map(self, name: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Repl:
     """The REPL's commands and clause handling, apart from any terminal.
 
-    driver: a runtime.live.LiveDriver; out: where the REPL's own lines go (None: the
+    driver: what runs the clauses (LiveControl); out: where the REPL's own lines go (None: the
     current sys.stdout, which patch_stdout redirects while the prompt is shown).
     `handle(text)` takes one submitted input and returns False when the REPL should end.
     """
 
-    def __init__(self, driver: Any, out: IO[str] | None = None, *, unsafe: bool = False,
-                 params: tuple[str, ...] = ()) -> None:
+    def __init__(self, driver: LiveControl, out: IO[str] | None = None, *,
+                 unsafe: bool = False, params: tuple[str, ...] = ()) -> None:
         self.driver = driver
         self.out = out
         self.unsafe = unsafe

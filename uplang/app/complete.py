@@ -19,8 +19,9 @@ from typing import Protocol
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from uplang.highlight import DECL_WORDS, KEYWORDS, TYPE_WORDS
+from uplang.app.highlight import DECL_WORDS, KEYWORDS
 from uplang.vocab.calls import BUILTIN_BY_NAME, FUNCTION_BY_NAME
+from uplang.vocab.ctypes import TYPE_WORDS
 from uplang.vocab.probetypes import PROBE_TYPES, PROVIDER_ALIASES
 
 MAX_COMPLETIONS = 500
@@ -29,7 +30,7 @@ PROVIDER_COMPLETIONS = tuple(t.name if t.resolution == "none" else t.name + ":"
                              for t in PROBE_TYPES)
 TOP_LEVEL_WORDS = ("sync", "config", *DECL_WORDS)
 BODY_WORDS = tuple(sorted({*KEYWORDS, *DECL_WORDS, *TYPE_WORDS, "self"} - {"config", "sync"}))
-EXPR_WORDS = ("sizeof", "self", *TYPE_WORDS)
+EXPR_WORDS = ("sizeof", "offsetof", "self", *TYPE_WORDS)
 ARG_NAMES = tuple(f"arg{i}" for i in range(6))
 
 _SPEC_START = re.compile(r"(?:^|[\s,])([A-Za-z_]+(?:\$target)?:[^\s,{}]*)$")

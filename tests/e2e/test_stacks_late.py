@@ -1,0 +1,37 @@
+"""Late symbolisation: stacks taken in a library that is later dlclose'd and deleted from
+disk, in a process that has exited by the time the maps print, still print with their
+symbols (from the mappings recorded at the hit)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_stacks_of_an_exited_process_and_a_deleted_library_are_named(uprobe, builder,
+                                                                     tmp_path) -> None:
+    host = builder.build("late_host.c", "-O2", "-fomit-frame-pointer")
+    lib = tmp_path / "liblate.so"
+    shutil.copy(builder.build("late_lib.c", "-O2", shared=True), lib)
+    script = (f"uprobe:{lib}:late_work {{ @[ustack(perf)] = count(); }}\n"
+              # After the last dlclose: the library leaves the disk before the end.
+              f'uprobe:{host}:late_gap /arg0 == 2/ {{ system("rm -f {lib}"); }}\n')
+    r = uprobe.run("--unsafe", "-e", script, "-c", f"{host} {lib} late_work 2")
+    assert r.returncode == 0, r.stderr
+    assert not lib.exists()
+    entries = re.findall(r"@\[\n(.*?)\]: (\d+)", r.out, re.S)
+    assert entries, r.out
+    total = 0
+    for frames, count in entries:
+        lines = [line.split(None, 1)[1] for line in frames.strip("\n").splitlines()]
+        assert lines[0] == f"late_work+0 ({lib})"
+        assert re.fullmatch(rf"main\+\d+ \({re.escape(str(host))}\)", lines[1]), lines
+        assert lines[-1].startswith("_start+"), lines
+        assert not any("[unknown]" in line for line in lines), lines
+        total += int(count)
+    # Periods 1 and 2 call late_work 2 and 3 times.
+    assert total == 5
