@@ -42,6 +42,7 @@ EVENT_FORK = 1
 EVENT_VFORK = 2
 EVENT_CLONE = 3
 EVENT_EXEC = 4
+EVENT_VFORK_DONE = 5
 EVENT_STOP = 128
 
 # waitpid flags Python's os module does not name.
