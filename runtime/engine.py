@@ -365,6 +365,8 @@ class Engine:
             if not th.proc.started:
                 self._on_child_start(th.proc, th)
                 return
+            for ext in list(th.proc.extensions.values()):
+                ext.thread_started(th.proc, th)
             self.resume(th)
             return
         if th.interrupted:

@@ -184,6 +184,19 @@ class PlanRun:
 
     # ------------------------------------------------------------------ --trace
 
+    def _merged(self, probe: PlanProbe, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """An interval handler sees the maps the target updates merged first (the jump
+        path's shared maps), as its printouts and reads would on the trap path."""
+        jump = self.jump
+        if jump is None or probe.kind != "interval":
+            return handler
+
+        def merged_first(ctx: Any) -> None:
+            jump.flush()
+            handler(ctx)
+
+        return merged_first
+
     def _traced(self, probe: PlanProbe, handler: Callable[[Any], None]) -> Callable[[Any], None]:
         """The handler, recording the hit in the trace first: a slice begins at the entry
         of a function that is also probed at its return, and ends there; any other hit
@@ -276,7 +289,8 @@ class PlanRun:
     def _strategies(self) -> tuple[Any, ...]:
         """The jump path in front of the trap, unless --trap or nothing runs in-target."""
         trap = TrapStrategy()
-        if self.options.trap:
+        # --trace records each hit in the tracer, which only the trap path sees.
+        if self.options.trap or self.options.trace is not None:
             return (trap,)
         from runtime.jump.strategy import jump_strategy
 
@@ -292,7 +306,8 @@ class PlanRun:
             clauses = self.plan.clauses
             order = [*TRACE_KINDS, "interval", "profile"]
             self.placer.place_all(
-                (p, clauses[p.clause], self._traced(p, self.handlers[p.clause].handler))
+                (p, clauses[p.clause],
+                 self._merged(p, self._traced(p, self.handlers[p.clause].handler)))
                 for k in order for p in self.by_kind.get(k, []))
             if self.trace is not None and self.session is not None:
                 self.session.add_timer(COUNTER_PERIOD_NS, self._trace_counters)

@@ -67,6 +67,10 @@ class ProcessExtension(Protocol):
         """The child's copy (the child is stopped before its first instruction)."""
         ...
 
+    def thread_started(self, proc: Process, th: Thread) -> None:
+        """A new thread of `proc` at its first stop, before its first instruction."""
+        ...
+
     def vfork_done(self, proc: Process, tid: int) -> None:
         """Thread `tid` of `proc` runs again after its vfork child exec'd or exited."""
         ...

@@ -97,6 +97,8 @@ class JumpState:
     # forking thread's memory, thread pointer included, until it execs or exits.
     on_vfork: Callable[[JumpState, int, int], None] | None = None
     vforks: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    # Told of each new thread at its first stop (its thread pointer may be a dead one's).
+    on_thread: Callable[[Process, Any, JumpState], None] | None = None
 
     def forked(self, child: Process, forking_tid: int) -> JumpState | None:
         if child.vfork:
@@ -106,7 +108,12 @@ class JumpState:
             return None
         image = bytearray(self.shm.view) if self.on_start is not None else None
         return JumpState(self.shm, dict(self.code), dict(self.sites), self.on_clean,
-                         self.on_start, self, forking_tid, image, self.on_vfork)
+                         self.on_start, self, forking_tid, image, self.on_vfork,
+                         on_thread=self.on_thread)
+
+    def thread_started(self, proc: Process, th: Any) -> None:
+        if self.on_thread is not None:
+            self.on_thread(proc, th, self)
 
     def vfork_done(self, proc: Process, tid: int) -> None:
         if self.on_vfork is not None:
@@ -208,7 +215,7 @@ def own_area(proc: Process, th: Any, state: JumpState) -> JumpState:
     shm, pending = inject(th.tid, proc.mem, insn, scratch, state.shm.size, state.shm.address)
     th.pending += pending
     own = JumpState(shm, state.code, state.sites, state.on_clean, state.on_start,
-                    on_vfork=state.on_vfork)
+                    on_vfork=state.on_vfork, on_thread=state.on_thread)
     for key, ext in list(proc.extensions.items()):
         if ext is state:
             proc.extensions[key] = own

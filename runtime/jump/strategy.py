@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import ptrace_ops as pt
 from runtime import retprobes
 from runtime.elfsyms import ElfFile
 from runtime.errors import PlacementError, UprobeError
@@ -132,6 +133,7 @@ class JumpRun:
         state.on_clean = self._on_clean
         state.on_start = self._on_start
         state.on_vfork = self._on_vfork
+        state.on_thread = self._on_thread
         pj = ProcessJump(state, reader)
         with self.lock:
             self.procs[proc.pid] = pj
@@ -176,6 +178,18 @@ class JumpRun:
                 struct.pack_into("<QQ", view, off + L.T_TID, t, p)
             elif child:
                 self.prog.forget_thread(view, child)
+
+    def _on_thread(self, proc: Process, th: Any, state: jsites.JumpState) -> None:
+        """A new thread: its entry is made fresh now, keyed by its thread pointer, since
+        glibc gives a new thread the stack and TCB of a dead one (a stale entry would
+        carry the dead thread's tid, self-> values and pending returns)."""
+        regs = pt.new_regs()
+        try:
+            pt.getregs(th.tid, pt.regs_address(regs))
+        except pt.PtraceFailed:
+            return
+        with self.lock:
+            self.prog.bind_thread(memoryview(state.shm.view), regs.fs_base, th.tid, proc.pid)
 
     def thread_exited(self, pid: int, tid: int) -> None:
         """A thread is gone: its entry in its process's area is free for a new thread
