@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -61,8 +62,9 @@ def run_case(case: Case, out_dir: Path) -> None:
     except subprocess.TimeoutExpired:
         case.failures += 1
         return
-    # The target prints "ACC NS" (or "N NS" for the Python loop) as its last line.
-    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    # The target prints "ACC NS" (or "N NS" for the Python loop); bpftrace's own lines
+    # (@c: N) share its stdout.
+    lines = [ln for ln in done.stdout.splitlines() if re.fullmatch(r"-?\d+ \d+", ln.strip())]
     text = done.stdout + (out.read_text() if out.exists() else "")
     if done.returncode != 0 or not lines or (case.check and case.check not in text):
         case.failures += 1

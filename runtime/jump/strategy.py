@@ -19,6 +19,7 @@ import bisect
 import os
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ from runtime.threads import Process
 from runtime.uprobes import Probe, site_addresses
 
 DRAIN_IDLE_S = 0.001
+# How long the end waits for hits that were in flight at detach to commit their records.
+IN_FLIGHT_WAIT_S = 2.0
 SITE_CODE = 64
 PADDING_MAX = 64
 
@@ -248,10 +251,17 @@ class JumpRun:
             self.drainer.start()
 
     def stop(self) -> None:
+        """The end: the drain thread stops, then every record is run. A thread let go by
+        detach in the middle of a hit commits its record a moment later, and a record not
+        yet committed holds back the ones after it: wait for those (bounded)."""
         if self.drainer is not None:
             self.drainer.stop()
             self.drainer = None
         self.flush()
+        deadline = time.monotonic() + IN_FLIGHT_WAIT_S
+        while any(r.pending() for r in self.readers) and time.monotonic() < deadline:
+            time.sleep(DRAIN_IDLE_S)
+            self.flush()
 
 
 class Drainer:
@@ -440,27 +450,39 @@ def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStr
 
 
 OUTPUT_CALLS = frozenset({"printf", "print", "time", "cat", "join", "system"})
+STOP_CALLS = frozenset({"exit"})
 
 
-def _prints(clause: Any) -> bool:
+def _calls(clause: Any, names: frozenset[str]) -> bool:
     from uplang import ast
     from uplang.astwalk import walk
 
-    return any(isinstance(n, ast.Call) and n.name in OUTPUT_CALLS
+    return any(isinstance(n, ast.Call) and n.name in names
                for stmt in clause.body for n in walk(stmt))
 
 
+def _prints(clause: Any) -> bool:
+    return _calls(clause, OUTPUT_CALLS)
+
+
 def output_order_reasons(plan: Any, reasons: dict[int, str | None]) -> dict[int, str]:
-    """Output of the two paths reaches the user by two routes (the trap path's effect
-    queue, the jump path's ring), so their lines could swap. Where a probe clause on the
-    trap path prints, every printing clause keeps the trap path, and lines stay in hit
-    order; clauses that only count and aggregate still jump."""
+    """Clauses the program could run that keep the trap path anyway. Output of the two
+    paths reaches the user by two routes (the trap path's effect queue, the jump path's
+    ring), so their lines could swap: where a probe clause on the trap path prints, every
+    printing clause keeps the trap path, and lines stay in hit order; clauses that only
+    count and aggregate still jump. exit() takes effect asynchronously from the ring, so
+    hits after it would still count: its clause traps."""
+    # exit() ends the run at its own hit only where the hit waits for the tracer.
+    out = {i: "exit() must stop the run at its own hit" for i, why in reasons.items()
+           if not why and _calls(plan.clauses[i], STOP_CALLS)}
     trap_printing = [i for i, why in reasons.items() if why and _prints(plan.clauses[i])]
     if not trap_printing:
-        return {}
+        return out
     first = trap_printing[0]
-    return {i: f"its output must stay in order with clause {first}'s, which traps"
-            for i, why in reasons.items() if not why and _prints(plan.clauses[i])}
+    for i, why in reasons.items():
+        if not why and i not in out and _prints(plan.clauses[i]):
+            out[i] = f"its output must stay in order with clause {first}'s, which traps"
+    return out
 
 
 def explain(plan: Any, trap: bool, pid: int | None = None) -> list[str]:
