@@ -55,6 +55,19 @@ class HitProbe(Protocol):
     def symbol(self) -> str: ...
 
 
+class _AtSite:
+    """Registers read through, with rip moved back from an XOL slot to its site."""
+
+    __slots__ = ("_regs", "rip")
+
+    def __init__(self, regs: Any, rip: int) -> None:
+        self._regs = regs
+        self.rip = rip
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._regs, name)
+
+
 class HitContext:
     """The contract of docs/architecture.md "Session": registers, arguments, memory,
     identity of the thread, timestamps, stacks, and `defer` for the slow effects."""
@@ -141,7 +154,15 @@ class HitContext:
             def fix_ra(value: int, slot: int) -> int:
                 return fix.get(slot, value) if value == tramp else value
 
-        return self.session.stacks.capture(proc.pid, proc.maps_generation, self.regs,
+        regs = self.regs
+        rip = regs.rip
+        if any(a.start <= rip < a.end for a in proc.xol.areas):
+            # Caught at the start of an out-of-line copy (a sample right after a hit let
+            # the thread go): nothing has run there yet, so it is at the probed site.
+            site = next((bp.addr for bp in proc.sites.values() if bp.slot == rip), None)
+            if site is not None:
+                regs = _AtSite(regs, site)
+        return self.session.stacks.capture(proc.pid, proc.maps_generation, regs,
                                            proc.mem, limit, fix_ra)
 
     def stack_value(self, limit: int, mode: str, demangle: bool = True) -> Stack:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class UprobeError(Exception):
-    """Base of every error a user may see; `message` is a single line, never a traceback."""
+    """Base of every error a user may see; `message` is a single line, never a traceback.
+    `advice`, when set, is a second line saying what to do about it."""
+
+    advice: str = ""
 
     def __init__(self, message: str) -> None:
         # Multi-line text would break the "one line per error" promise of the CLI.

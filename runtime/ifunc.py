@@ -9,9 +9,12 @@ linker writes that address into GOT slots; we read them back instead of guessing
 2. else R_X86_64_JUMP_SLOT / GLOB_DAT slots that name the symbol in the process's other
    modules (the program's PLT), once they are bound.
 
-Slots are read in the traced process when the file is mapped there, else in our own
-process when it maps the same file (the tracer's libc is the target's libc, and the
-resolver's choice depends only on the CPU).
+Slots are read in the traced process when the file is mapped and relocated there, else in
+our own process when it maps the same file (the tracer's libc is the target's libc, and the
+resolver's choice depends only on the CPU). A program started with -c is held before the
+dynamic linker relocates, so for libc the answer comes from our own process; an IFUNC in a
+library the tracer does not map, probed before the target relocated it, is refused with the
+`FUNC@resolver` alternative.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ R_GLOB_DAT, R_JUMP_SLOT, R_IRELATIVE = 6, 7, 37
 RESOLVER_SUFFIX = "@resolver"
 
 
-@functools.lru_cache(maxsize=32)
+# Unbounded: once per file and run. The tracer's own process maps many libraries, and a
+# probe on every IFUNC of libc asks about each of them for each symbol.
+@functools.cache
 def _irelative(path: str, identity: FileIdentity) -> dict[int, tuple[int, ...]]:
     """resolver vaddr -> GOT slot vaddrs written with its result."""
     slots: dict[int, list[int]] = {}
@@ -42,7 +47,7 @@ def _irelative(path: str, identity: FileIdentity) -> dict[int, tuple[int, ...]]:
     return {k: tuple(v) for k, v in slots.items()}
 
 
-@functools.lru_cache(maxsize=32)
+@functools.cache
 def _named_slots(path: str, identity: FileIdentity) -> dict[str, tuple[int, ...]]:
     """symbol name -> GOT slot vaddrs of JUMP_SLOT/GLOB_DAT relocations naming it."""
     names = _dynsym_names(path)
@@ -112,7 +117,8 @@ def implementation(elf: ElfFile, sym: Symbol, pid: int | None) -> int | None:
             continue
         for slot in _irelative(elf.path, elf.identity).get(sym.vaddr, ()):
             found = _inside(elf, _read_word(p, slot + bias), bias)
-            if found is not None:
+            # Not relocated yet (a process held before ld.so relocates) holds no answer.
+            if found is not None and found != sym.vaddr:
                 return found
         found = _through_other_modules(elf, sym, p, maps, bias)
         if found is not None:

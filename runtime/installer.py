@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from runtime import procfs, rendezvous, retprobes
@@ -48,6 +48,8 @@ class Installer:
         self.semaphores = SemaphoreTable()
         # Per process: the dynamic linker's rendezvous (see watch_mappings).
         self.watches: dict[int, MappingWatch] = {}
+        # Per process, while a batch of probes is placed (see batch).
+        self._maps_batch: dict[int, list[Mapping]] | None = None
         # Per process: called once at ld.so's first consistent state (see set_ready_hook).
         self.ready_hooks: dict[int, Callable[[Thread], None]] = {}
 
@@ -101,11 +103,34 @@ class Installer:
 
         return self.control.with_stopped_thread(proc, inject)
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Many probes placed at once (a script, `uprobe:libc:*`): /proc/PID/maps is read
+        once per process for the whole batch instead of once per probe. Placing happens
+        on the tracer thread, so no exec or dlopen is processed meanwhile; the XOL areas
+        the batch itself maps are anonymous and never hold a site."""
+        if self._maps_batch is not None:
+            yield
+            return
+        self._maps_batch = {}
+        try:
+            yield
+        finally:
+            self._maps_batch = None
+
+    def _maps_for_install(self, proc: Process) -> list[Mapping]:
+        if self._maps_batch is None:
+            return read_maps(proc.pid)
+        maps = self._maps_batch.get(proc.pid)
+        if maps is None:
+            maps = self._maps_batch[proc.pid] = read_maps(proc.pid)
+        return maps
+
     def install(self, probe: Probe) -> int:
         """Install one probe into every traced process; returns the number of sites."""
         n = 0
         for proc in list(self.control.procs.values()):
-            maps = read_maps(proc.pid)
+            maps = self._maps_for_install(proc)
             n += self._install_into(proc, probe, maps)
             if probe.semaphore is not None:
                 self._sync_semaphores(proc, maps)

@@ -16,7 +16,7 @@ from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
-from runtime.resolve import open_targets
+from runtime.resolve import open_targets, shown_target
 from runtime.usdt import UsdtProbe, read_probes
 
 
@@ -49,10 +49,12 @@ def list_probes(query: ProbeQuery, pid: int | None = None, verbose: bool = False
         return _list_everything(query.target, pid, shown)
     if query.kind == "usdt":
         return sorted({line for elf in open_targets(query.target, pid)
-                       for line in _usdt_lines(elf, query.usdt_provider, query.usdt_name,
+                       for line in _usdt_lines(elf, shown_target(query.target, elf.path),
+                                               query.usdt_provider, query.usdt_name,
                                                verbose)})
     return sorted({line for elf in open_targets(query.target, pid)
-                   for line in _function_lines(elf, query.kind, query.func, shown)})
+                   for line in _function_lines(elf, shown_target(query.target, elf.path),
+                                               query.kind, query.func, shown)})
 
 
 def _list_everything(target: str, pid: int | None, shown: _Shown) -> list[str]:
@@ -69,8 +71,9 @@ def _list_everything(target: str, pid: int | None, shown: _Shown) -> list[str]:
         elfs = open_targets(target, pid)
     lines: set[str] = set()
     for elf in elfs:
-        lines.update(_function_lines(elf, "uprobe", "*", shown))
-        lines.update(_usdt_lines(elf, "", "*", shown.verbose))
+        file = shown_target(target if target != "*" else "", elf.path)
+        lines.update(_function_lines(elf, file, "uprobe", "*", shown))
+        lines.update(_usdt_lines(elf, file, "", "*", shown.verbose))
     return sorted(lines)
 
 
@@ -104,13 +107,15 @@ class _Shown:
                 for p in info.params(fn)]
 
 
-def _function_lines(elf: ElfFile, kind: str, func: str, shown: _Shown) -> list[str]:
+def _function_lines(elf: ElfFile, file: str, kind: str, func: str, shown: _Shown
+                    ) -> list[str]:
+    """`file`: the file as the user named it (resolve.shown_target)."""
     syms = elf.match(func)
     if not shown.verbose:
-        return [f"{kind}:{elf.path}:{shown.name(sym)}" for sym in syms]
+        return [f"{kind}:{file}:{shown.name(sym)}" for sym in syms]
     out = []
     for sym in syms:
-        head = f"{kind}:{elf.path}:{shown.name(sym)}  {_function_detail(elf, sym, shown)}"
+        head = f"{kind}:{file}:{shown.name(sym)}  {_function_detail(elf, sym, shown)}"
         out.append("\n".join([head, *shown.params(elf, sym)]))
     return out
 
@@ -126,14 +131,15 @@ def _function_detail(elf: ElfFile, sym: Symbol, shown: _Shown) -> str:
     return f"[{sym.vaddr:#x}, {sym.size} bytes{extra}]"
 
 
-def _usdt_lines(elf: ElfFile, provider: str, name: str, verbose: bool) -> list[str]:
+def _usdt_lines(elf: ElfFile, file: str, provider: str, name: str, verbose: bool
+                ) -> list[str]:
     lines = []
     for probe in read_probes(elf.path):
         if provider and not fnmatch.fnmatchcase(probe.provider, provider):
             continue
         if not fnmatch.fnmatchcase(probe.name, name):
             continue
-        line = f"usdt:{elf.path}:{probe.provider}:{probe.name}"
+        line = f"usdt:{file}:{probe.provider}:{probe.name}"
         lines.append(f"{line}  {_usdt_detail(probe)}" if verbose else line)
     return lines
 

@@ -39,6 +39,7 @@ from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapError, MapStore
 from runtime.output.printf import PrintfFormat
 from runtime.placement import TRACE_KINDS, PlacedProbe, Placer, Settings
+from uplang import ast
 from uplang.plan import Plan, PlanClause, PlanProbe
 from uplang.vocab.probetypes import TIMED_KINDS
 
@@ -527,6 +528,30 @@ class LiveSymbols:
 
     def __init__(self, driver: LiveDriver) -> None:
         self.driver = driver
+        self._types: dict[str, Any] = {}  # target -> runtime.dwarf.source.DwarfTypes
+
+    def members(self, target: str, func: str, chain: Sequence[str]) -> list[str]:
+        """`args.` completion from DWARF: parameters, then members along `chain`."""
+        from runtime.dwarf.source import DwarfTypes
+
+        types = self._types.setdefault(target, DwarfTypes([target], pid=self.driver.pid))
+        try:
+            sig = types.signature(ast.ProbeSpec("uprobe", target, func))
+            if isinstance(sig, str):
+                return []
+            params = {p.name: p.type for p in sig.params}
+            if not chain:
+                return list(params)
+            ref = params.get(chain[0])
+            for name in chain[1:]:
+                layout = types.layout(ref.name) if ref is not None else None
+                member = next((m for m in layout.members if m.name == name), None) if (
+                    layout is not None) else None
+                ref = member.type if member is not None else None
+            layout = types.layout(ref.name) if ref is not None else None
+            return [m.name for m in layout.members] if layout is not None else []
+        except (UprobeError, OSError):
+            return []
 
     def mapped_objects(self) -> list[str]:
         from runtime.procmaps import mapped_files, read_maps

@@ -17,14 +17,19 @@ of the trap and a site it refuses keeps its int3 (docs/architecture.md "Placemen
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.handlers.contexts import Handler, Hit, ManualContext, ProbeInfo, UsdtContext
-from runtime.resolve import Placement, UsdtPlacement, resolve_uprobe, resolve_usdt
 from uplang.plan import Config, PlanClause, PlanProbe
 from uplang.vocab.probetypes import SITE_KINDS
+
+if TYPE_CHECKING:
+    # Imported where used: ELF and instruction decoding cost start-up time that a
+    # script without probes in a process never needs.
+    from runtime.resolve import Placement, UsdtPlacement
 
 # Plan kinds placed at sites in files (in placing order), and those placed as timers.
 TRACE_KINDS = SITE_KINDS
@@ -99,6 +104,8 @@ class ProbeHost(Protocol):
                     on_cpu: bool = ...) -> Any: ...
 
     def remove_sampler(self, sampler: Any) -> None: ...
+
+    def batch(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -196,16 +203,8 @@ class Placer:
         All or nothing: on an error what this call placed is removed again."""
         groups: list[PlacedProbe] = []
         try:
-            for probe, clause, handler in items:
-                try:
-                    groups.append(self.place(probe, clause, handler))
-                except ResolveError as exc:
-                    # config missing_probes: a spec that matches nothing is an error
-                    # (default), a warning, or ignored.
-                    if self.settings.missing_probes == "error":
-                        raise
-                    if self.settings.missing_probes == "warn":
-                        self.warn(f"WARNING: {probe.spec}: {exc.message}\n")
+            with self.host.batch():
+                self._place_each(items, groups)
             limit = self.settings.max_probes
             if limit and self.site_count() > limit:
                 raise PlacementLimitError(
@@ -216,6 +215,24 @@ class Placer:
                 self.remove(group)
             raise
         return groups
+
+    def _place_each(self, items: Iterable[tuple[PlanProbe, PlanClause, Handler]],
+                    groups: list[PlacedProbe]) -> None:
+        for probe, clause, handler in items:
+            try:
+                groups.append(self.place(probe, clause, handler))
+            except ResolveError as exc:
+                # config missing_probes: a spec that matches nothing is an error
+                # (default), a warning, or ignored; in bpftrace's words.
+                what = f"Unable to attach probe: {probe.spec}."
+                if self.settings.missing_probes == "error":
+                    exc.advice = (f"{what} If this is expected, set the "
+                                  "'missing_probes' config variable to 'warn'.")
+                    raise
+                if self.settings.missing_probes == "warn":
+                    self.warn(f"WARNING: {exc.message}\nWARNING: {what} If this is "
+                              "expected, set the 'missing_probes' config variable to "
+                              "'ignore'.\n")
 
     def place(self, probe: PlanProbe, clause: PlanClause, handler: Handler) -> PlacedProbe:
         """Place one plan probe; a spec that resolves to nothing raises ResolveError, a
@@ -263,10 +280,13 @@ class Placer:
     # ------------------------------------------------------------------ sites
 
     def _place_usdt(self, group: PlacedProbe, pid: int) -> int:
+        from runtime.resolve import resolve_usdt, shown_target
+
         probe = group.probe
         added = 0
         for up in resolve_usdt(probe.target, probe.usdt_provider, probe.usdt_name, pid):
-            label = f"usdt:{up.placement.path}:{up.probe.provider}:{up.probe.name}"
+            shown = shown_target(probe.target, up.placement.path)
+            label = f"usdt:{shown}:{up.probe.provider}:{up.probe.name}"
             # USDT handlers decode their arguments from registers: never register-free.
             added += self._place_site(group, Site(
                 up.placement, usdt_handler(group.handler, up), "entry", group.clause.sync,
@@ -274,19 +294,24 @@ class Placer:
         return added
 
     def _place_symbols(self, group: PlacedProbe, pid: int) -> int:
+        from runtime.resolve import resolve_uprobe, shown_target
+
         probe = group.probe
         ret = probe.kind == "uretprobe"
         added = 0
         for pl in resolve_uprobe(probe.target, probe.func, probe.offset, probe.address, pid,
                                  want_return=ret):
-            where = pl.symbol or f"0x{pl.vaddr:x}"
-            if probe.offset and pl.symbol:
+            # An address probe is shown as written, not by the function it lies in.
+            where = f"0x{probe.address:x}" if probe.address is not None else \
+                pl.symbol or f"0x{pl.vaddr:x}"
+            if probe.offset and pl.symbol and probe.address is None:
                 where += f"+{probe.offset}"
             # Return probes need rsp at the entry: only plain entries may skip registers.
             lean = not ret and not group.clause.reads_regs
+            shown = shown_target(probe.target, pl.path)
             added += self._place_site(group, Site(
                 pl, group.handler, "return" if ret else "entry", group.clause.sync,
-                f"{probe.kind}:{pl.path}:{where}", reads_regs=not lean,
+                f"{probe.kind}:{shown}:{where}", reads_regs=not lean,
                 clause=probe.clause))
         return added
 

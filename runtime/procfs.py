@@ -97,12 +97,33 @@ def thread_cpu(pid: int, tid: int) -> int:
         return -1
 
 
-def comm(pid: int, tid: int) -> str:
+def comm(pid: int, tid: int | None) -> str:
+    """A thread's comm; tid None: the process's (its thread-group leader's)."""
+    path = f"/proc/{pid}/comm" if tid is None else f"/proc/{pid}/task/{tid}/comm"
     try:
-        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+        with open(path) as f:
             return f.read().rstrip("\n")
     except OSError:
         return ""
+
+
+def cgroup_id(pid: int) -> int:
+    """The id bpftrace's `cgroup` reports: the inode number of the process's cgroup v2
+    directory under the cgroup2 mount; 0 without a cgroup2 hierarchy."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            path = next((line[3:].rstrip("\n") for line in f if line.startswith("0::")), None)
+        with open("/proc/self/mountinfo") as f:
+            mount = next((line.split()[4] for line in f
+                          if " - cgroup2 " in line), None)
+    except OSError:
+        return 0
+    if path is None or mount is None:
+        return 0
+    try:
+        return os.stat(mount + path.rstrip("/")).st_ino if path != "/" else os.stat(mount).st_ino
+    except OSError:
+        return 0
 
 
 def auxv(pid: int) -> dict[int, int]:

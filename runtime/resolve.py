@@ -225,6 +225,32 @@ def _is_elf(path: str) -> bool:
         return False
 
 
+def shown_target(target: str, path: str) -> str:
+    """The file of a probe as bpftrace spells it in `probe` and `-l`: a path as the user
+    wrote it (relative stays relative, a symlink stays the symlink), a library name as the
+    linker cache lists the file, a program name as found on PATH; `path` (the file
+    opened) for wildcards and the -c/-p program's own executable."""
+    if not target or is_glob(target):
+        return path
+    if "/" in target:
+        return target
+    return _shown_name(target, path, _ld_cache_stamp())
+
+
+@functools.lru_cache(maxsize=256)
+def _shown_name(target: str, path: str, stamp: int) -> str:
+    """shown_target for a bare name, once per name, file and linker-cache version: a
+    wildcard over a library asks for every one of its functions."""
+    real = os.path.realpath(path)
+    for soname, cached in _ldconfig_entries():
+        if _names_library(soname, target) and os.path.realpath(cached) == real:
+            return cached
+    on_path = shutil.which(target)
+    if on_path and os.path.realpath(on_path) == real:
+        return os.path.abspath(on_path)
+    return target if os.path.isfile(target) else path
+
+
 def open_targets(target: str, pid: int | None) -> list[ElfFile]:
     """ElfFiles for a target; when a glob picked the files, non-ELF ones (linker scripts
     such as libc.so) are skipped rather than reported."""

@@ -9,7 +9,8 @@ interrupt, its registers show a system call cut short (orig_rax >= 0, rax an -ER
 or -EINTR code; the kernel restarts the call transparently). A wall-clock sampler
 (`wallclock:hz:N`) takes every thread, blocked or not.
 A sample can catch a thread inside an XOL slot (running a displaced instruction): its rip
-is then in the XOL area, which symbolises to no function.
+is then in the XOL area, which symbolises to no function (`func` is empty); `ustack` reads a
+thread caught at the start of a slot as being at the probed site (runtime/context.py).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import os
 import queue
 import signal
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,6 +267,11 @@ class Session:
     def remove_sampler(self, sampler: Sampler) -> None:
         """No more samples from `sampler`."""
         self._clock.remove(sampler.timer)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """`with session.batch():` around many add_probe calls reads each process's
+        mappings once for all of them (runtime/installer.py)."""
+        return self.engine.installer.batch()
 
     def on_thread_exit(self, callback: Callable[[int, int], None]) -> None:
         """Call `callback(pid, tid)` on the tracer thread whenever a traced thread is gone

@@ -10,6 +10,9 @@ once per distinct frame when the stack is first printed.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +20,8 @@ from runtime.demangle import demangle as demangle_name
 from runtime.elfsyms import ElfFile, FileIdentity, SymbolCache
 from runtime.errors import UprobeError
 from runtime.output.values import Frame, Stack
-from runtime.procmaps import read_maps
+from runtime.pltnames import plt_names
+from runtime.procmaps import Mapping, read_maps
 from runtime.unwind.inlines import InlineIndex
 from runtime.unwind.modules import MapSnapshot, loader_for
 from runtime.unwind.unwinder import RawFrame, Unwinder
@@ -37,6 +41,9 @@ class Stacks:
         self._snaps: dict[int, tuple[int, MapSnapshot]] = {}
         self._names: dict[tuple[FileIdentity, int, bool], Names] = {}
         self._inlines: dict[FileIdentity, InlineIndex] = {}
+        self._vdso_paths: dict[str, str] = {}
+        # Module names to print for files that stand for something else (the vDSO copy).
+        self._display: dict[str, str] = {}
         self.demangle = True  # False (--no-demangle): C++ names as the symbol table has them
 
     # -- capture ---------------------------------------------------------------------
@@ -52,12 +59,43 @@ class Stacks:
             maps = read_maps(pid)
         except UprobeError:
             maps = []
-        snap = MapSnapshot(maps, self._load)
+        snap = MapSnapshot(maps, self._load, lambda m: self._vdso_image(pid, m))
         self._snaps[pid] = (generation, snap)
         return snap
 
-    def forget(self, pid: int) -> None:
-        self._snaps.pop(pid, None)
+    def _vdso_image(self, pid: int, m: Mapping) -> ElfFile | None:
+        """The kernel's vDSO as mapped in `pid`, as an ElfFile (symbols, CFI): copied once
+        per distinct image into a content-named file, since the rest reads files."""
+        try:
+            with open(f"/proc/{pid}/mem", "rb", buffering=0) as f:
+                f.seek(m.start)
+                image = f.read(m.end - m.start)
+        except (OSError, ValueError, OverflowError):
+            return None
+        if not image.startswith(b"\x7fELF"):
+            return None
+        digest = hashlib.sha256(image).hexdigest()[:16]
+        path = self._vdso_paths.get(digest)
+        if path is None:
+            folder = os.path.join(tempfile.gettempdir(), f"uprobe-vdso-{os.getuid()}")
+            path = os.path.join(folder, f"vdso-{digest}.so")
+            try:
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+                if not os.path.exists(path):
+                    tmp = f"{path}.{os.getpid()}"
+                    with open(tmp, "wb") as out:
+                        out.write(image)
+                    os.replace(tmp, path)
+                elf = self._load(path)
+            except (OSError, UprobeError):
+                return None
+            self._vdso_paths[digest] = path
+            self._display[elf.path] = "[vdso]"
+            return elf
+        try:
+            return self._load(path)
+        except (OSError, UprobeError):
+            return None
 
     def capture(self, pid: int, generation: int, regs: Any, mem: Any, limit: int,
                 fix_ra: Callable[[int, int], int] | None = None) -> list[RawFrame]:
@@ -87,6 +125,8 @@ class Stacks:
         out: list[Frame] = []
         for f in raw:
             module = f.elf.path if f.elf is not None else None
+            if module is not None:
+                module = self._display.get(module, module)
             names = self.names(f)
             for name, off in (names if inlined else names[-1:]):
                 if demangle and name is not None:
@@ -107,7 +147,9 @@ class Stacks:
 
     def _name(self, elf: ElfFile, vaddr: int, exact: bool) -> Names:
         pc_vaddr = vaddr if exact else vaddr + 1
-        hit = elf.symbolize(vaddr)
+        # A PLT stub first: no symbol covers it (the one before it, often _init, would
+        # seem to run on over it).
+        hit = plt_names(elf.path, elf.identity).name_at(vaddr) or elf.symbolize(vaddr)
         if hit is None:
             return ((None, 0),)
         name, off = hit

@@ -279,9 +279,14 @@ class AstBuilder(Transformer):
         *probes, predicate, body = rest
         return ast.Clause(tuple(probes), predicate, body, sync is not None, span=self.sp(meta))
 
-    def probe(self, meta: Meta, provider: Token, *segs: Token | None) -> ast.ProbeSpec:
+    def quoted_offset(self, meta: Meta, name: Token, offset: Token) -> Segment:
+        return Segment(decode_string(name, self.file), True, offset.value)
+
+    def probe(self, meta: Meta, provider: Token, *segs: Token | Segment | None
+              ) -> ast.ProbeSpec:
         segments = [
-            Segment("")
+            s if isinstance(s, Segment)
+            else Segment("")
             if s is None
             else Segment(decode_string(s, self.file), True)
             if s.type == "STRING"

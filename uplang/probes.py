@@ -33,11 +33,12 @@ def parse_int(text: str) -> int:
 class Segment:
     text: str
     quoted: bool = False
+    suffix: str = ""  # `+OFFSET` after a quoted name
 
     def spelled(self) -> str:
         if not self.quoted:
             return self.text
-        return '"' + self.text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + self.text.replace("\\", "\\\\").replace('"', '\\"') + '"' + self.suffix
 
 
 @dataclass
@@ -60,6 +61,7 @@ def split_raw(raw: str) -> tuple[str, list[Segment]]:
     """Inverse of raw_spelling: split at ':' outside double quotes."""
     parts: list[Segment] = []
     buf: list[str] = []
+    suffix: list[str] = []  # what follows a closing quote: `+OFFSET`
     quoted = in_quotes = False
     i = 0
     while i < len(raw):
@@ -75,12 +77,14 @@ def split_raw(raw: str) -> tuple[str, list[Segment]]:
         elif ch == '"':
             in_quotes = quoted = True
         elif ch == ":":
-            parts.append(Segment("".join(buf), quoted))
-            buf, quoted = [], False
+            parts.append(Segment("".join(buf), quoted, "".join(suffix)))
+            buf, suffix, quoted = [], [], False
+        elif quoted:
+            suffix.append(ch)
         else:
             buf.append(ch)
         i += 1
-    parts.append(Segment("".join(buf), quoted))
+    parts.append(Segment("".join(buf), quoted, "".join(suffix)))
     return parts[0].text, parts[1:]
 
 
@@ -148,6 +152,14 @@ def _uprobe(kind: str, segments: list[Segment], res: Interpretation) -> Interpre
         return res.fail(f"{kind} needs a function name or address after the target")
     if func.quoted:
         res.fields["func"] = func.text
+        if func.suffix:
+            res.fields["offset"] = parse_int(func.suffix[1:])
+            if kind == "uretprobe":
+                return res.fail(
+                    "offsets are not allowed on return probes",
+                    "a return probe fires when the function returns; use uprobe: for "
+                    "FUNC+OFFSET",
+                )
         return res
     if _ADDRESS.fullmatch(func.text):
         res.fields["address"] = parse_int(func.text)

@@ -249,6 +249,9 @@ class ClauseGen:
             "ppid": ("_proc_field(_ctx.pid, 'PPid')", INT64),
             "uid": ("_proc_field(_ctx.pid, 'Uid')", INT64),
             "gid": ("_proc_field(_ctx.pid, 'Gid')", INT64),
+            "pcomm": ("_proc_text(_ctx.pid, 'pcomm')", STR),
+            "leader_comm": ("_proc_text(_ctx.pid, 'leader_comm')", STR),
+            "cgroup": ("_proc_field(_ctx.pid, 'cgroup')", INT64),
         }
         if n in simple:
             return simple[n]
@@ -536,6 +539,12 @@ class ClauseGen:
 
     def f_usym(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         return f"_usym(_ctx, {self.srcs(args)[0]})", STR
+
+    def f_ntop(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
+        srcs = self.srcs(args)
+        if len(srcs) == 1:
+            return f"_ntop(None, {srcs[0]})", STR
+        return f"_ntop({srcs[0]}, {srcs[1]})", STR
 
     def f_uaddr(self, args: tuple[ast.Expr, ...]) -> tuple[str, VType]:
         return f"_ptr(_uaddr(_ctx, {self.const_str(args[0])!r}))", UINT64

@@ -27,7 +27,7 @@ from runtime.errors import UprobeError
 from runtime.handlers.contexts import Hit
 from runtime.handlers.mapops import MapOps, snapshot
 from runtime.handlers.records import decode_array, decode_record
-from runtime.handlers.values import decode_cstr, str_index, strncmp
+from runtime.handlers.values import decode_cstr, ntop, str_index, strncmp
 from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
 from runtime.output.values import Buf, CArray, Frame, Pointer, Record, Stack, Timestamp, Usym
 from uplang.plan import MemberLayout, TypeLayout
@@ -53,6 +53,7 @@ class HandlerSupport:
     tls_prune_at: int = 64
     stopped: list[bool] = field(default_factory=lambda: [False])  # a cell the code reads
     proc_cache: dict[tuple[int, str], int] = field(default_factory=dict)
+    proc_texts: dict[tuple[int, str], str] = field(default_factory=dict)
     uaddr_cache: dict[tuple[int, str], int] = field(default_factory=dict)
     frame_cache: dict[tuple[int, int], Frame] = field(default_factory=dict)
     rng: random.Random = field(default_factory=random.Random)
@@ -222,17 +223,33 @@ class HandlerSupport:
         return self.uaddr_cache[key]
 
     def proc_field(self, pid: int, name: str) -> int:
-        """ppid/uid/gid from /proc/PID/status, read once per process."""
+        """ppid/uid/gid from /proc/PID/status and the cgroup id, read once per process."""
         key = (pid, name)
         cached = self.proc_cache.get(key)
         if cached is not None:
             return cached
+        if name == "cgroup":
+            value = procfs.cgroup_id(pid)
+            self.proc_cache[key] = value
+            return value
         fields = procfs.status(pid)
         if not fields:
             return 0
         for tag in ("PPid", "Uid", "Gid"):
             self.proc_cache[(pid, tag)] = int(fields.get(tag, "0").split()[0])
         return self.proc_cache.get(key, 0)
+
+    def proc_text(self, pid: int, name: str) -> str:
+        """pcomm (the parent's comm) and leader_comm, read once per process."""
+        key = (pid, name)
+        cached = self.proc_texts.get(key)
+        if cached is None:
+            if name == "pcomm":
+                cached = procfs.comm(self.proc_field(pid, "PPid"), None)
+            else:
+                cached = procfs.comm(pid, None)
+            self.proc_texts[key] = cached
+        return cached
 
     def join(self, ctx: Hit, addr: int, sep: str) -> None:
         """join(argv): up to 16 strings from a NULL-terminated char* array, at the hit."""
@@ -333,7 +350,8 @@ class HandlerSupport:
             "_rd_record": self.rd_record, "_rd_array": self.rd_array, "_rd_bits": self.rd_bits,
             "_Record": Record, "_dwreg": _dwarf_register,
             "_buf": self.buf, "_ustack": self.ustack, "_usym": self.usym,
-            "_uaddr": self.uaddr, "_proc_field": self.proc_field, "_join": self.join,
+            "_uaddr": self.uaddr, "_proc_field": self.proc_field,
+            "_proc_text": self.proc_text, "_ntop": ntop, "_join": self.join,
             "_printf": self.printf, "_print_value": self.print_value,
             "_print_map": self.print_map, "_time": self.time_, "_strftime": self.strftime,
             "_cat": self.cat, "_system": self.system, "_sleep": self.sleep,

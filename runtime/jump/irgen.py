@@ -196,6 +196,17 @@ class Gen:
         i.add_incoming(b.add(i, c64(1)), nxt)
         b.cbranch(b.icmp_unsigned("==", k, c64(0)), claim, loop)
         b.position_at_end(found)
+        # An entry the tracer bound has no ordinal yet: ordinals come from one lock xadd
+        # in the target, so no two threads can ever own the same shard.
+        fresh = fn.append_basic_block("fresh")
+        known = fn.append_basic_block("known")
+        b.cbranch(b.icmp_unsigned("==", self.ld(b, e, L.T_ORDINAL), c64(L.NO_ORDINAL)),
+                  fresh, known)
+        b.position_at_end(fresh)
+        got = b.atomic_rmw("add", self.at(b, shm, L.H_NEXT_ORDINAL), c64(1), "monotonic")
+        self.st(b, e, L.T_ORDINAL, got)
+        b.branch(known)
+        b.position_at_end(known)
         b.ret(e)
         # claim: the first empty or tombstone entry from h
         cl = fn.append_basic_block("claim_loop")
@@ -488,7 +499,12 @@ class Gen:
         f, shm, site = fn.args
         b = ir.IRBuilder(fn.append_basic_block("e"))
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF), b.mul(site, c64(L.SITE_SIZE))))
-        self.dispatch(fn, b, f, shm, mask, clause_fns, "entry")
+        self.dispatch(fn, b, f, shm, self.unless_stopped(b, shm, mask), clause_fns, "entry")
+
+    def unless_stopped(self, b: ir.IRBuilder, shm: ir.Value, mask: ir.Value) -> ir.Value:
+        """No clause runs after exit() (H_STOPPED), as on the trap path."""
+        stopped = self.ld(b, shm, L.H_STOPPED, "monotonic")
+        return b.select(b.icmp_unsigned("!=", stopped, c64(0)), c64(0), mask)
 
     def dispatch(self, fn: ir.Function, b: ir.IRBuilder, f: ir.Value, shm: ir.Value,
                  mask: ir.Value, clause_fns: dict[int, ir.Function], kind: str,
@@ -620,6 +636,7 @@ class Gen:
         nd = b.sub(d, c64(1))
         self.st(b, thr, L.T_DEPTH, nd)
         mask = self.ld(b, shm, b.add(c64(L.SITES_OFF + 8), b.mul(site, c64(L.SITE_SIZE))))
+        mask = self.unless_stopped(b, shm, mask)
         for idx, cfn in sorted(clause_fns.items()):
             if self.splits[idx].kind != "return":
                 continue
@@ -812,15 +829,18 @@ class ClauseCode:
             raise AssertionError(k)
 
     def add(self, base: ir.Value, off: int | ir.Value, v: ir.Value, excl: ir.Value) -> None:
-        """+= on a shard word: a plain add when this thread owns the shard (ordinal <
-        SHARDS), else lock add."""
+        """+= on a shard word: when this thread owns the shard (ordinal < SHARDS) one
+        `add [mem], reg` without a lock prefix (one instruction, so a signal handler of
+        this thread that hits a probe cannot slip between a load and a store; LLVM would
+        emit `lock` even for a single-thread atomic), else `lock add`."""
         b = self.b
         p = self.g.at(b, base, off)
         mine, shared, join = self.block("mine"), self.block("shared"), self.block("added")
         b.cbranch(excl, mine, shared)
         b.position_at_end(mine)
-        old = b.load_atomic(p, "monotonic", 8, typ=I64)
-        store_atomic(b, b.add(old, v), p, "monotonic")
+        b.asm(ir.FunctionType(ir.VoidType(), [I64, I64]), "addq $1, ($0)",
+              "r,r,~{memory},~{dirflag},~{fpsr},~{flags}", [b.ptrtoint(p, I64), v],
+              side_effect=True)
         b.branch(join)
         b.position_at_end(shared)
         b.atomic_rmw("add", p, v, "monotonic")
@@ -869,6 +889,11 @@ class ClauseCode:
     def event(self, eid: int, ev: Event) -> None:
         """Evaluates the captures, reserves a record, writes it, commits it."""
         b, g = self.b, self.g
+        if isinstance(ev.stmt, ast.ExprStmt) and isinstance(ev.stmt.expr, ast.Call) \
+                and ev.stmt.expr.name == "exit":
+            # Later hits run nothing, from this instant on, in every thread (the drain
+            # runs exit() itself later).
+            g.st(b, self.shm, L.H_STOPPED, c64(1), "monotonic")
         vals = [c64(0) if c.kind == "comm" else self.expr(c.expr) for c in ev.captures]
         pos = b.call(g.fn_reserve, [self.shm])
         go, skip = self.block("rec"), self.block("norec")

@@ -39,6 +39,7 @@ H_RING_TAIL = 192  # next record the tracer will consume (written by the tracer 
 H_FUTEX = 256  # u32: bumped by the tracer after it freed space; writers wait on it
 H_WAITERS = 264  # writers currently waiting on the futex
 H_LOST = 320  # events dropped (drop mode, or the tracer is gone)
+H_STOPPED = 384  # non-zero after exit(): no clause runs any more (as the trap path stops)
 HEADER_SIZE = PAGE
 
 FLAG_DROP = 1
@@ -56,6 +57,7 @@ T_FS_BASE = 0
 T_TID = 8
 T_PID = 16
 T_ORDINAL = 24
+NO_ORDINAL = (1 << 64) - 1  # bound by the tracer; the thread takes one at its first hit
 T_DEPTH = 32
 T_TL = LINE
 

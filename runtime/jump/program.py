@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from runtime.jump import layout as L
 from runtime.jump.compile import MachineCode, compile_ir
 from runtime.jump.irgen import Program, generate
-from runtime.jump.split import ClauseSplit, split_plan, target_nodes
+from runtime.jump.split import ClauseSplit, settle, split_plan, target_nodes
 from uplang import ast
 from uplang.plan import Plan
 
@@ -66,7 +66,18 @@ class JumpProgram:
         return "not a probe clause" if s is None else s.reason
 
     def in_target(self, clause_index: int) -> bool:
-        return clause_index in self.program.clause_bits
+        s = self.splits.get(clause_index)
+        return s is not None and s.reason is None and clause_index in self.program.clause_bits
+
+    def with_trap_sites(self, clauses: set[int] | frozenset[int]) -> dict[int, str]:
+        """These in-target clauses keep the trap path at some of their sites. Returns the
+        clauses that must now keep it at every site, with the reason (maps that one side
+        would read while the other writes them), and stops running them in the target:
+        add_site ignores them from now on. Call before placing sites."""
+        before = {i for i, s in self.splits.items() if s.reason is None}
+        self.splits = settle(self.plan, self.splits, frozenset(clauses))
+        return {i: self.splits[i].reason or "" for i in sorted(before)
+                if self.splits[i].reason is not None}
 
     # ---- writes into a view of the shared area
 
@@ -94,7 +105,7 @@ class JumpProgram:
         entry = ret = 0
         for c in clauses:
             bit = self.program.clause_bits.get(c)
-            if bit is None:
+            if bit is None or not self.in_target(c):
                 continue
             if self.splits[c].kind == "return":
                 ret |= 1 << bit
@@ -123,10 +134,11 @@ class JumpProgram:
             off = lay.threads_off + ((h + i) & mask) * lay.thread_size
             (k,) = struct.unpack_from("<Q", view, off)
             if k <= 1:
-                ordinal = struct.unpack_from("<Q", view, L.H_NEXT_ORDINAL)[0]
-                struct.pack_into("<Q", view, L.H_NEXT_ORDINAL, ordinal + 1)
                 view[off + L.T_TL: off + lay.thread_size] = bytes(lay.thread_size - L.T_TL)
-                struct.pack_into("<QQQQ", view, off + L.T_TID, tid, pid, ordinal, 0)
+                # The ordinal is left to the thread (one lock xadd at its first hit): the
+                # tracer has no atomic add on the area, and target threads take ordinals
+                # concurrently.
+                struct.pack_into("<QQQQ", view, off + L.T_TID, tid, pid, L.NO_ORDINAL, 0)
                 struct.pack_into("<Q", view, off, fs_base)
                 return
 

@@ -25,7 +25,7 @@ from runtime.handlers.compiler import bind_namespace
 from runtime.handlers.ctypes_ import BUF, INT64, STR
 from runtime.handlers.values import decode_cstr
 from runtime.jump import layout as L
-from runtime.jump.fastprintf import compile_fast_printf
+from runtime.jump.fastprintf import FastPrintf, compile_fast_printf
 from runtime.jump.program import JumpProgram
 from runtime.jump.split import CAPTURE_PREFIX, Event
 from runtime.maps import MapStore, normalize_key
@@ -37,6 +37,7 @@ SYS_FUTEX = 202
 FUTEX_WAKE = 1
 INT_MAX = 0x7FFFFFFF
 CHUNK = 4096  # records read per slice of the ring
+CAPS_WORD = L.R_CAPS // 8  # a record's first capture, in words
 CAPTURE_TYPES = {"int": INT64, "str": STR, "comm": STR, "buf": BUF}
 SIGN = 1 << 63
 
@@ -65,7 +66,7 @@ class UserSide:
     functions: dict[int, Callable[[Any, tuple], None]]
     prints_maps: frozenset[int]  # event ids whose statement prints a map
     sources: dict[int, str] = field(default_factory=dict)
-    fast: dict[int, Callable[[Any], str]] = field(default_factory=dict)
+    fast: dict[int, FastPrintf] = field(default_factory=dict)
     sink: Any = None  # the output sink the fast formatters write to
     stopped: list[bool] = field(default_factory=lambda: [False])
 
@@ -82,7 +83,7 @@ def compile_user_side(prog: JumpProgram, support: Any,
     kinds = {p.id: p.kind for p in plan.probes}
     sources: dict[int, str] = {}
     prints: set[int] = set()
-    fast: dict[int, Callable[[Any], str]] = {}
+    fast: dict[int, FastPrintf] = {}
     for eid, ev in prog.program.events.items():
         lay_ev = prog.layout.events[eid - 1]
         clause = plan.clauses[lay_ev.clause]
@@ -116,7 +117,7 @@ def compile_user_side(prog: JumpProgram, support: Any,
 
 
 def _direct_printf(ev: Event, compile_format: Callable[[str], object]
-                   ) -> Callable[[Any], str] | None:
+                   ) -> FastPrintf | None:
     """A formatter for `printf("...", captures in order)`, or None."""
     stmt = ev.stmt
     if not (isinstance(stmt, ast.ExprStmt) and isinstance(stmt.expr, ast.Call)
@@ -170,6 +171,10 @@ class JumpReader:
             "thread_table_full": self._u64(L.H_THREAD_FULL),
             "str_faults": self._u64(L.H_STR_FAULTS),
         }
+
+    def stop_hits(self) -> None:
+        """exit() ran on the user side: from now on no clause runs in the target."""
+        self._put(L.H_STOPPED, 1)
 
     def release(self) -> None:
         """Lets go of the mapping (the owner can then unmap it)."""
@@ -229,8 +234,7 @@ class JumpReader:
         user = self.user
         fast = user.fast if user else {}
         # Fast events whose captures are all integers format straight from the words.
-        int_fast = {e: (f, len(lay.events[e - 1].caps)) for e, f in fast.items()
-                    if structs[e][1] is None}
+        int_fast = {e: f for e, f in fast.items() if structs[e][1] is None}
         stopped = user.stopped if user else [False]
         batch = user.batches if user else False
         pending: list[str] = []
@@ -245,6 +249,13 @@ class JumpReader:
             words = view[base + first * rs: base + (first + k) * rs].cast("Q").tolist()
             i = 0
             stop = False
+            whole = self._whole_chunk(words, k, rw, tail, int_fast)
+            if whole is not None and batch:  # one simple printf event, all committed
+                if not stopped[0]:
+                    out(whole.many(words, CAPS_WORD, k, rw))
+                tail += k
+                done += k
+                i = k
             while i < k:
                 w = i * rw
                 if words[w] != tail + 1:
@@ -257,7 +268,7 @@ class JumpReader:
                 fi = int_fast.get(eid)
                 if fi is not None:
                     if not stopped[0]:
-                        text = fi[0](words[w + 4: w + 4 + fi[1]])
+                        text = fi.one(words[w + CAPS_WORD: w + CAPS_WORD + len(fi.cuts)])
                         if batch:
                             out(text)
                         else:
@@ -314,13 +325,29 @@ class JumpReader:
             pending.clear()
         user.sink.error(message)
 
+    @staticmethod
+    def _whole_chunk(words: list[int], k: int, rw: int, tail: int,
+                     int_fast: dict[int, FastPrintf]) -> FastPrintf | None:
+        """The formatter when all k records are committed and of one simple event."""
+        if words[(k - 1) * rw] != tail + k or words[0] != tail + 1:
+            return None
+        if words[0: k * rw: rw] != list(range(tail + 1, tail + k + 1)):
+            return None
+        eids = {w & 0xFFFFFFFF for w in words[1: k * rw: rw]}
+        if len(eids) != 1:
+            return None
+        return int_fast.get(eids.pop())
+
     def _one(self, off: int, eid: int, tid: int, nsecs: int, pid: int,
              pending: list[str], batch: bool) -> None:
         """One record through its generic path (strings decoded, the statement's code)."""
         user = self.user
         if user is None:
             return
-        st, strs = self._structs[eid]  # type: ignore[index]
+        got = self._structs.get(eid) if self._structs else None
+        if got is None:
+            return  # not an event of this program: nothing the user side could run
+        st, strs = got
         caps: tuple = st.unpack_from(self.view, off + L.R_CAPS)
         if strs is not None:
             caps = self._strings(caps, strs, pending)
@@ -328,9 +355,9 @@ class JumpReader:
         if f is not None:
             if not user.stopped[0]:
                 if batch:
-                    pending.append(f(caps))
+                    pending.append(f.one(caps))
                 else:
-                    user.sink.printf(f(caps))
+                    user.sink.printf(f.one(caps))
             return
         if pending:
             user.sink.printf("".join(pending))

@@ -110,18 +110,32 @@ def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
         if not ck & {"uprobe", "uretprobe", "usdt"}:
             continue
         out[clause.index] = _split_clause(clause, ck, plan, facts_maps, max_strlen)
-    merged_before = {"begin", "end", "interval"}  # the drivers merge before these run
+    return settle(plan, out)
+
+
+MERGED_BEFORE = frozenset({"begin", "end", "interval"})  # the drivers merge before these run
+
+
+def settle(plan: Plan, splits: dict[int, ClauseSplit],
+           mixed: frozenset[int] = frozenset()) -> dict[int, ClauseSplit]:
+    """Demotes in-target clauses whose maps would disagree between the two sides, until
+    nothing changes. `mixed`: in-target clauses that also run on the trap path at some of
+    their sites (their whole body then also writes and reads the MapStore)."""
+    kinds = {p.id: p.kind for p in plan.probes}
+    out = dict(splits)
     while True:
         user_written: set[str] = set()
         user_reset: set[str] = set()
         trap_read: set[str] = set()
         for clause in plan.clauses:
             s = out.get(clause.index)
-            if s is None or s.reason is not None:
+            on_trap = s is None or s.reason is not None or clause.index in mixed
+            if on_trap:
                 stmts: tuple = clause.body
-                if not {kinds.get(i, "") for i in clause.probes} <= merged_before:
+                if not {kinds.get(i, "") for i in clause.probes} <= MERGED_BEFORE:
                     trap_read |= _maps_read(clause)
             else:
+                assert s is not None
                 stmts = tuple(ev.stmt for ev in events_of(s.steps))
             user_written |= _maps_written(stmts)
             user_reset |= _maps_written(stmts, resets_only=True)

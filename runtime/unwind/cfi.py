@@ -232,10 +232,8 @@ def _debug_frame(elf: ELFFile) -> list[_Section]:
     sec = elf.get_section_by_name(".debug_frame")
     if sec is None or sec["sh_type"] == "SHT_NOBITS" or not sec["sh_size"]:
         return []
-    data = sec.data()
-    if sec["sh_flags"] & 0x800:  # SHF_COMPRESSED: pyelftools decompresses data()
-        pass
-    return [_Section(data, 0, False, None)]
+    # data() undoes SHF_COMPRESSED itself.
+    return [_Section(sec.data(), 0, False, None)]
 
 
 def hdr_index(data: bytes, hdr_addr: int, eh_addr: int) -> list[tuple[int, int]] | None:

@@ -22,10 +22,12 @@ class MapSnapshot:
     """Address -> (ElfFile, link-time vaddr), by bisect over the mappings; each file is
     parsed the first time an address in it is asked for."""
 
-    def __init__(self, maps: list[Mapping], load: Callable[[str], ElfFile]) -> None:
+    def __init__(self, maps: list[Mapping], load: Callable[[str], ElfFile],
+                 vdso: Callable[[Mapping], ElfFile | None] | None = None) -> None:
         self.maps = sorted(maps, key=lambda m: m.start)
         self._starts = [m.start for m in self.maps]
         self._load = load
+        self._vdso = vdso
         self._elves: dict[int, ElfFile | None] = {}
         # The unwinder's per-pc findings while these mappings hold (runtime/unwind/unwinder.py).
         self.steps: dict[tuple[int, bool], Any] = {}
@@ -40,8 +42,9 @@ class MapSnapshot:
         return self.mapping(addr) is not None
 
     def locate(self, addr: int) -> tuple[ElfFile, int] | None:
-        """The file mapped at runtime `addr` and the link-time address there, or None for
-        anonymous memory (JIT code), [vdso], [stack], a deleted or replaced file."""
+        """The file mapped at runtime `addr` and the link-time address there (the [vdso]
+        image counts as a file), or None for anonymous memory (JIT code), [stack], a
+        deleted or replaced file."""
         i = bisect.bisect_right(self._starts, addr) - 1
         if i < 0:
             return None
@@ -58,6 +61,8 @@ class MapSnapshot:
         return None if vaddr is None else (elf, vaddr)
 
     def _open(self, m: Mapping) -> ElfFile | None:
+        if m.path == "[vdso]" and self._vdso is not None:
+            return self._vdso(m)
         if not m.path.startswith("/") or m.deleted or not m.inode:
             return None
         try:

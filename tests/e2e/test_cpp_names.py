@@ -60,3 +60,13 @@ def test_stacks_and_symbols_demangled_unless_raw(uprobe, prog, raw):
     assert r.returncode == 0, r.stderr
     name = "_ZN2ns7biggestIiEET_S1_S1_" if raw else "int ns::biggest<int>(int, int)"
     assert r.out == f"\n\n@[\n        {name}+0\n, {name}]: 4\n"
+
+
+def test_args_of_member_functions(uprobe, prog):
+    """`this` and reference parameters are pointers: K::f(int) sees base grow by
+    p.x + p.y = 7 after each `k += p` (main's loop), starting at 3."""
+    r = uprobe.run("-e", f'uprobe:{prog}:"ns::K::f(int)" {{ @[args.this->base, args.v] = '
+                   f'count(); }} uprobe:{prog}:"ns::K::operator+=" {{ @p[args.p->x, args.p.y] '
+                   "= count(); }", "-c", str(prog))
+    assert r.returncode == 0, r.stderr
+    assert r.out == "\n\n@[3, 0]: 1\n@[10, 1]: 1\n@[17, 2]: 1\n@[24, 3]: 1\n@p[2, 5]: 4\n"

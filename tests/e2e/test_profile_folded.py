@@ -51,3 +51,33 @@ def test_folded_prefixes_other_key_parts_and_leaves_other_maps_as_text(uprobe, b
     comm = prog.name[:15]
     assert sorted(r.out.splitlines()) == [f"{comm};main;cold;spin 2", f"{comm};main;hot;spin 2"]
     assert "@n: 4" in r.stderr
+
+
+def test_samples_in_the_vdso_are_named_and_unwound_through_it(uprobe, builder) -> None:
+    prog = builder.build("stack_vdso.c", "-O2")
+    r = uprobe.run("-f", "folded", "-e", "profile:hz:199 { @[ustack(perf)] = count(); }",
+                   "-c", f"{prog} 2000000")
+    assert r.returncode == 0, r.stderr
+    in_vdso = [line for line in r.out.splitlines() if "clock_gettime;__vdso_" in line]
+    # Nearly all of the program's time is inside the vDSO's clock_gettime.
+    assert in_vdso, r.out
+    for line in in_vdso:
+        frames = line.rsplit(" ", 1)[0].split(";")
+        assert frames[:5] == ["_start", "__libc_start_main", "__libc_start_call_main", "main",
+                              "stack_vdso_tick"], frames
+        assert "[unknown]" not in frames
+
+
+def test_samples_caught_in_an_out_of_line_copy_read_as_the_probed_site(uprobe, builder) -> None:
+    # A trap-path probe on stack_vdso_tick: a sample often lands right after a hit let the
+    # thread go, with rip at the start of the XOL copy; the stack reads from the site.
+    prog = builder.build("stack_vdso.c", "-O2")
+    script = (f"profile:hz:199 {{ @[ustack] = count(); }}\n"
+              f"uprobe:{prog}:stack_vdso_tick {{ @hits = count(); }}\n")
+    r = uprobe.run("-f", "folded", "-e", script, "-c", f"{prog} 20000")
+    assert r.returncode == 0, r.stderr
+    lines = r.out.splitlines()
+    assert lines, r.stderr
+    assert not [line for line in lines if line.startswith("[unknown] ")], lines
+    assert any(line.startswith("_start;") and ";main;stack_vdso_tick " in line
+               for line in lines), lines

@@ -56,8 +56,10 @@ def test_missing_probes(uprobe, marks, mode, missing_ok):
         return
     assert r.returncode == 0, r.stderr
     assert "@n: 3" in r.out
-    warned = "WARNING: uprobe:" in r.stderr and "no_such_function" in r.stderr
-    assert warned == (mode == "warn")
+    warned = (f"WARNING: no function 'no_such_function' in {marks}\n"
+              f"WARNING: Unable to attach probe: uprobe:{marks}:no_such_function. If this is "
+              "expected, set the 'missing_probes' config variable to 'ignore'.\n")
+    assert (warned in r.stderr) == (mode == "warn"), r.stderr
 
 
 def test_max_probes_refuses_a_script_that_places_more(uprobe, marks):

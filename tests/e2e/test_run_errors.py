@@ -13,7 +13,11 @@ def test_unknown_function_kills_the_spawned_command(uprobe, target) -> None:
                    "-c", f"{target} 3")
     assert r.returncode == 2
     assert r.stdout == ""  # the target never got to print its "done" line
-    assert r.stderr == f"uprobe: no function 'no_such_function' in {target}\n"
+    # The reason, then bpftrace's words for what to do about it.
+    assert r.stderr == (
+        f"uprobe: no function 'no_such_function' in {target}\n"
+        f"uprobe: Unable to attach probe: uprobe:{target}:no_such_function. If this is "
+        "expected, set the 'missing_probes' config variable to 'warn'.\n")
 
 
 def test_profile_probes_need_a_process(uprobe) -> None:

@@ -35,3 +35,25 @@ def test_stacks_of_an_exited_process_and_a_deleted_library_are_named(uprobe, bui
         total += int(count)
     # Periods 1 and 2 call late_work 2 and 3 times.
     assert total == 5
+
+
+def test_stacks_taken_before_an_exec_keep_the_old_image_names(uprobe, builder) -> None:
+    first = builder.build("late_exec.c", "-O2")
+    second = builder.build("stack_deep.c", "-O2", "-fomit-frame-pointer")
+    script = (f"uprobe:{first}:late_step {{ @a[ustack(perf)] = count(); }}\n"
+              f"uprobe:{second}:leaf {{ @b[ustack(perf, 3)] = count(); }}\n")
+    # late_exec calls late_step twice, then becomes stack_deep in the same process.
+    r = uprobe.run("-e", script, "-c", f"{first} 2 {second} 1")
+    assert r.returncode == 0, r.stderr
+    a = re.findall(r"@a\[\n(.*?)\]: (\d+)", r.out, re.S)
+    b = re.findall(r"@b\[\n(.*?)\]: (\d+)", r.out, re.S)
+    assert sum(int(n) for _, n in a) == 2 and sum(int(n) for _, n in b) == 2, r.out
+    for frames, _ in a:
+        lines = [line.split(None, 1)[1] for line in frames.strip("\n").splitlines()]
+        assert lines[0] == f"late_step+0 ({first})"
+        assert re.fullmatch(rf"main\+\d+ \({re.escape(str(first))}\)", lines[1]), lines
+        assert not any("[unknown]" in line for line in lines), lines
+    for frames, _ in b:
+        lines = [line.split(None, 1)[1] for line in frames.strip("\n").splitlines()]
+        assert lines[0] == f"leaf+0 ({second})"
+        assert not any("[unknown]" in line for line in lines), lines

@@ -24,8 +24,10 @@ struct req {
     struct flags fl;
     struct req *next;
     const char *label;
+#ifndef NO_ANON /* bpftrace 0.17 aborts on anonymous members: tests can leave them out */
     struct { int x; int y; } anon_pt;
     union { int u1; short u2; };
+#endif
 };
 
 __attribute__((noinline)) int take_req(struct req *r, int count, enum color c) {
@@ -41,7 +43,11 @@ int main(int argc, char **argv) {
     struct req r2 = {0};
     struct req r = { .id = 7, .name = "hello", .in = {2, 3}, .pair = {{1, 2}, {3, 4}},
                      .col = BLUE, .v = { .i = 42 }, .fl = { 5, 17, -3, 123456789012ULL },
-                     .next = &r2, .label = "lbl", .anon_pt = {9, 10}, .u1 = 77 };
+                     .next = &r2, .label = "lbl",
+#ifndef NO_ANON
+                     .anon_pt = {9, 10}, .u1 = 77
+#endif
+    };
     r2.id = 8; strcpy(r2.name, "second");
     int total = 0;
     for (int i = 0; i < n; i++) {

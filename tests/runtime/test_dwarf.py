@@ -119,3 +119,18 @@ def test_separate_debug_file_by_build_id(builder, tmp_path):
     without = DwarfTypes([str(stripped)])
     problem = without.signature(ast.ProbeSpec("uprobe", str(stripped), "lib_visit"))
     assert isinstance(problem, str) and "no DWARF debug info" in problem
+
+
+def test_repl_completes_args_and_members_from_dwarf(types_prog):
+    from runtime.live import LiveSymbols
+
+    class Driver:  # what LiveSymbols.members needs of a live driver: no process yet
+        pid = None
+
+    symbols = LiveSymbols(Driver())  # type: ignore[arg-type]
+    target = str(types_prog)
+    assert symbols.members(target, "take_req", []) == ["r", "count", "c"]
+    assert symbols.members(target, "take_req", ["r"])[:4] == ["id", "name", "in", "pair"]
+    assert symbols.members(target, "take_req", ["r", "in"]) == ["m", "n"]
+    assert symbols.members(target, "take_req", ["r", "nope"]) == []
+    assert symbols.members(target, "no_such_function", []) == []

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import mmap
 import os
+import struct
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from runtime.aggregations import hist_index
 from runtime.handlers.compiler import compile_plan
 from runtime.handlers.emit import Emitter
 from runtime.handlers.support import HandlerSupport
+from runtime.jump import layout as L
 from runtime.jump.program import build_program
 from runtime.jump.reader import JumpReader, compile_user_side
 from runtime.maps import MapStore
@@ -257,6 +260,39 @@ def test_latency_idiom_with_a_map_of_start_times(builder, reaper):
         run.close()
 
 
+def test_exit_stops_every_later_hit_at_once(builder, reaper):
+    script = "uprobe:/bin/true:f { @n = count(); if (arg0 == 99) { exit(); } @after = count(); }"
+    run = Run(builder, script)
+    try:
+        run.drain_while(run.start("hit", 1, 1000, reaper))
+        text = run.maps_text()
+    finally:
+        run.close()
+    want, _ = oracle(script, [(i, 0, 0) for i in range(1000)])
+    assert text == want == "@after: 100\n@n: 100\n"
+    assert run.support.stopped[0]
+
+
+def test_nsecs_is_clock_monotonic(builder, reaper):
+    script = "uprobe:/bin/true:f { @lo = min(nsecs); @hi = max(nsecs); @e = min(elapsed); }"
+    run = Run(builder, script)
+    try:
+        base = run.prog.clock_params()[3]
+        before = time.monotonic_ns()
+        run.run("hit", 2, 1000, reaper)
+        after = time.monotonic_ns()
+        run.reader.merge_maps()
+        lo, hi = run.store.get("lo"), run.store.get("hi")
+        elapsed = run.store.get("e")
+    finally:
+        run.close()
+    # the TSC scaled by the tracer's calibration: within a few per cent of the time
+    # since calibration, plus a few milliseconds of calibration error
+    slack = (after - base) // 20 + 5_000_000
+    assert before - slack <= lo <= hi <= after + slack
+    assert 0 <= elapsed <= after - base + slack
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
@@ -300,6 +336,26 @@ def test_events_in_order_with_strings(builder, reaper):
         assert i == seen.get(t, -1) + 1  # every line, per-thread order kept
         seen[t] = i
         assert strs == f"thread-{t}||"  # NULL and a bad pointer read as "" (no crash)
+
+
+def test_two_million_printf_lines_from_four_threads(builder, reaper):
+    script = 'uprobe:/bin/true:f { printf("%d %d\\n", arg1, arg0); }'
+    run = Run(builder, script, ring=1 << 12)  # writers wait for the drain, often
+    n = 500_000
+    try:
+        run.drain_while(run.start("hit", 4, n, reaper))
+        assert run.reader.lost == 0
+        text = run.out.getvalue()
+    finally:
+        run.close()
+    nxt = [0] * 4
+    lines = 0
+    for line in text.splitlines():
+        t, i = map(int, line.split())
+        assert i == nxt[t]  # every line, in each thread's order
+        nxt[t] += 1
+        lines += 1
+    assert lines == 4 * n and nxt == [n] * 4
 
 
 def test_drop_mode_counts_lost_events(builder, reaper):
@@ -405,3 +461,64 @@ def test_string_keys_run_on_the_user_side(builder, reaper):
     finally:
         run.close()
     assert text == "@n: 1500\n" + "".join(f"@names[thread-{t}]: 500\n" for t in range(3))
+
+
+def test_a_clause_with_trap_sites_takes_its_readers_along():
+    script = ("uprobe:/bin/true:f { @start[tid] = nsecs; @n = count(); } "
+              "uretprobe:/bin/true:f { @lat = hist(nsecs - @start[tid]); } "
+              "uprobe:/bin/true:g { @other = count(); }")
+    prog = build_program(compile_script(script))
+    assert all(prog.in_target(i) for i in range(3))
+    # f's entry stays an int3 somewhere: the return clause would read @start from the
+    # area while those hits write it into the MapStore; once the return clause is on the
+    # trap path, it reads @start from the MapStore, so the entry clause follows
+    demoted = prog.with_trap_sites({0})
+    assert demoted == {
+        0: "@start is also read by a clause on the trap path",
+        1: "reads @start in the target, which is also written on the user side",
+    }
+    assert not prog.in_target(0) and not prog.in_target(1) and prog.in_target(2)
+    assert prog.with_trap_sites({2}) == {}  # nothing else depends on @other
+
+
+def test_threads_bound_by_the_tracer():
+    """In this process: the code mapped r-x, entries called through ctypes with frames
+    whose thread pointer the test chooses, as the tracer binds a new thread's entry."""
+    import ctypes
+
+    prog = build_program(compile_script("uprobe:/bin/true:f { @[tid, pid] = count(); }"))
+    code = mmap.mmap(-1, len(prog.code) + 4096,
+                     prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    code.write(prog.code)
+    shm = mmap.mmap(-1, prog.shm_size)
+    try:
+        base = ctypes.addressof(ctypes.c_char.from_buffer(code))
+        area = ctypes.addressof(ctypes.c_char.from_buffer(shm))
+        hit = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_uint64)(base + prog.entries["jp_hit"])
+        with memoryview(shm) as view:
+            prog.init_shm(view)
+            prog.add_site(view, 3, (0,))
+            prog.bind_thread(view, 0x7F0000001000, 111, 222)
+            prog.bind_thread(view, 0x7F0000002000, 333, 222)
+        frame = (ctypes.c_uint64 * 27)()
+        for fs_base, times in ((0x7F0000001000, 3), (0x7F0000002000, 2)):
+            frame[21] = fs_base  # user_regs_struct.fs_base
+            for _ in range(times):
+                hit(frame, area, 3)
+        with memoryview(shm) as view:
+            prog.forget_thread(view, 333)  # gone: the next thread with that pointer claims
+        frame[21] = 0x7F0000002000
+        hit(frame, area, 3)
+        store = MapStore()
+        reader = JumpReader(prog, shm, store)
+        reader.merge_maps()
+        got = {k: v.count for k, v in store.map("").entries.items()}
+        reader.release()
+        assert got == {(111, 222): 3, (333, 222): 2, (threading.get_native_id(), os.getpid()): 1}
+        # ordinals were taken by the threads themselves, one each, in hit order
+        assert struct.unpack_from("<Q", shm, L.H_NEXT_ORDINAL)[0] == 3
+    finally:
+        del hit
+        shm.close()
+        code.close()

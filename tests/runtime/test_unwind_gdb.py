@@ -1,7 +1,8 @@
 """Stacks unwound by call-frame information, frame by frame against gdb's own frames at
 the same stop: an -O2 -fomit-frame-pointer program (ten nested calls, one inlined, the
-same chain again inside a signal handler that interrupted raise()), and libc's write()
-called from python3.11. Both tools run the program with ASLR off, so pcs compare
+same chain again inside a signal handler that interrupted raise(); again with return
+probes' trampolines on the stack), a library constructor run by the dynamic linker, and
+libc's write() called from python3.11. Both tools run the program with ASLR off, so pcs compare
 directly. gdb's tail-call frames are left out: they are reconstructed from DWARF call-site
 records and have no frame on the stack."""
 
@@ -32,8 +33,10 @@ def deep(builder) -> Path:
 
 
 def our_stacks(argv: list[str], target: str, func: str, reaper,
-               keep=lambda frames: True) -> list[list[Frame]]:
-    """Every stack at `func`'s entry, symbolised as `ustack` prints them."""
+               keep=lambda frames: True, returns: tuple[str, ...] = ()) -> list[list[Frame]]:
+    """Every stack at `func`'s entry, symbolised as `ustack` prints them; `returns` are
+    functions that get a return probe too (their return addresses on the stack are then
+    our trampoline's)."""
     s = Session.spawn([*NOASLR, *argv])
     reaper.add(s.pid)
     stacks: list[list[Frame]] = []
@@ -45,6 +48,9 @@ def our_stacks(argv: list[str], target: str, func: str, reaper,
 
     for placement in resolve_uprobe(target, func, pid=s.pid):
         s.add_probe(placement, hit)
+    for name in returns:
+        for placement in resolve_uprobe(target, name, pid=s.pid, want_return=True):
+            s.add_probe(placement, lambda ctx: None, kind="return")
     try:
         assert s.run().code == 0
     finally:
@@ -90,6 +96,31 @@ def test_omit_frame_pointer_nested_inlined_and_signal_frames_match_gdb(deep, rea
     assert names[8] == "__restore_rt"
     assert "interrupted" in names and names.index("interrupted") > 8
     assert names[-1] == "_start" and names[-2].startswith("__libc_start_main")
+
+
+@pytest.mark.timeout(240)
+def test_return_probe_trampolines_on_the_stack_unwind_as_the_real_callers(deep, reaper,
+                                                                           tmp_path) -> None:
+    # f7 and f3 have return probes: while leaf runs, their return addresses on the stack
+    # point at our trampoline; the stack must still read as gdb's without any probes.
+    ours = our_stacks([str(deep), "1"], str(deep), "leaf", reaper, returns=("f7", "f3"))
+    theirs = gdb_stacks([str(deep), "1"], "leaf", 2, tmp_path)
+    for mine, gdb in zip(ours, theirs, strict=True):
+        assert_same(mine, gdb)
+
+
+@pytest.mark.timeout(240)
+def test_stack_through_the_dynamic_linker_matches_gdb(builder, reaper, tmp_path) -> None:
+    # A constructor run by dlopen: the frames between it and main are ld.so's and libc's.
+    lib = builder.build("stack_ctor_lib.c", "-O2", shared=True)
+    host = builder.build("stack_ctor_host.c", "-O2")
+    argv = [str(host), str(lib)]
+    ours = our_stacks(argv, str(lib), "ctor_probe", reaper)
+    theirs = gdb_stacks(argv, "ctor_probe", 1, tmp_path)
+    assert len(ours) == 1
+    assert_same(ours[0], theirs[0])
+    modules = {f.module for f in ours[0]}
+    assert any(m and "ld-linux" in m for m in modules), modules
 
 
 def real_python() -> str | None:

@@ -20,7 +20,7 @@ def test_installed_package_finds_its_grammar(tmp_path: Path) -> None:
     # Build from a copy so that the build never writes into the shared checkout.
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "setup.py"):
         shutil.copy(REPO / name, src / name)
     for name in ("uplang", "grammar", "runtime"):
         shutil.copytree(REPO / name, src / name,
@@ -39,6 +39,10 @@ def test_installed_package_finds_its_grammar(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     assert (target / "uplang" / "grammar" / "uplang.lark").is_file()
     assert (target / "bin" / "uprobe").is_file()
+    # The parser tables ship too (setup.py), under the name the loader looks for.
+    tables = list((target / "uplang" / "grammar").glob("*.lark-tables"))
+    assert len(tables) == 1
+    shipped = tables[0].stat().st_mtime_ns
 
     run_dir = tmp_path / "elsewhere"
     run_dir.mkdir()
@@ -58,4 +62,7 @@ def test_installed_package_finds_its_grammar(tmp_path: Path) -> None:
         cwd=run_dir, env=env, capture_output=True, text=True,
     )
     assert dry.returncode == 0, dry.stderr
+    # Loaded, not rebuilt: no second tables file, the shipped one untouched.
+    assert list((target / "uplang" / "grammar").glob("*.lark-tables")) == tables
+    assert tables[0].stat().st_mtime_ns == shipped
     assert "#0 uprobe target=libc func=malloc" in dry.stdout

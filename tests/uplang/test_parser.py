@@ -299,3 +299,13 @@ def test_deep_nesting_is_a_clean_error() -> None:
         assert "nested too deeply" in exc.render()
     else:
         assert prog.clauses
+
+
+def test_parser_tables_are_named_for_the_grammar_they_were_built_from():
+    """A changed grammar (or another Lark) gets its own tables file, so stale tables are
+    never loaded; the same text always finds the same file."""
+    from uplang.grammar_loader import tables_name
+
+    text = "start: NAME\n%import common.CNAME -> NAME\n"
+    assert tables_name(text) == tables_name(text)
+    assert tables_name(text) != tables_name(text + "// changed\n")

@@ -69,6 +69,8 @@ SOURCE = FixedSource(
                               ("db", "query")]},
     maps=["bytes", "latency"],
     numbers=[1, 4],
+    fields={("./srv", "handle", ()): ["req", "flags"],
+            ("./srv", "handle", ("req",)): ["len", "next", "path"]},
 )
 
 
@@ -95,6 +97,11 @@ def completions(text: str) -> list[str]:
     ("uprobe:a:f /ret", ["retval"]),
     ("uprobe:a:f { @ = his", ["hist("]),
     ("uprobe:a:f { printf(\"com", []),
+    # args. and members from the program's DWARF (the source answers; see LiveSymbols)
+    ("uprobe:./srv:handle { @ = args.", ["flags", "req"]),
+    ("uprobe:./srv:handle { @ = args->r", ["req"]),
+    ("uprobe:./srv:handle { @[args.req->", ["len", "next", "path"]),
+    ("uprobe:./srv:handle { @ = args.req.pa", ["path"]),
     (":pr", [":probes", ":print"]),
     (":print @l", ["@latency"]),
     (":del ", ["1", "4"]),

@@ -329,6 +329,9 @@ def report_runtime_error(exc: BaseException, debug: bool, streams: Streams) -> i
     message = getattr(exc, "message", None)
     if isinstance(exc, UprobeError) or isinstance(message, str):
         print(f"uprobe: {message}", file=streams.err)
+        advice = getattr(exc, "advice", "")
+        if advice:
+            print(f"uprobe: {advice}", file=streams.err)
     else:
         print(f"uprobe: error: {exc}", file=streams.err)
     if debug:

@@ -39,6 +39,9 @@ _BODY_WORD = re.compile(r"(self->[A-Za-z0-9_]*|[@$][A-Za-z0-9_]*|[A-Za-z_][A-Za-
 _MAP_NAMES = re.compile(r"@([A-Za-z_0-9]+)")
 _VAR_NAMES = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _TLS_NAMES = re.compile(r"self->([A-Za-z_][A-Za-z0-9_]*)")
+# `args.`, `args->req->`, `args.req.le`: the member chain typed so far and the partial name.
+_ARGS_CHAIN = re.compile(r"\bargs((?:(?:\.|->)[A-Za-z_][A-Za-z0-9_]*)*)(?:\.|->)([A-Za-z_0-9]*)$")
+_CLAUSE_SPEC = re.compile(r"(?:^|[\s,}])(u|uprobe):([^\s:{},]*):([^\s{},]+)[^{}]*\{[^{}]*$")
 
 
 class CompletionSource(Protocol):
@@ -63,6 +66,11 @@ class CompletionSource(Protocol):
     def clause_numbers(self) -> list[int]:
         ...
 
+    def members(self, target: str, func: str, chain: Sequence[str]) -> list[str]:
+        """`args.` completions from the program's DWARF: the parameters of `func` in
+        `target` (chain empty), else the members of the type the chain of names reaches."""
+        ...
+
 
 @dataclass
 class FixedSource:
@@ -73,6 +81,8 @@ class FixedSource:
     usdt: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     maps: list[str] = field(default_factory=list)
     numbers: list[int] = field(default_factory=list)
+    # (target, func, chain) -> names
+    fields: dict[tuple[str, str, tuple[str, ...]], list[str]] = field(default_factory=dict)
 
     def mapped_objects(self) -> list[str]:
         return list(self.objects)
@@ -88,6 +98,9 @@ class FixedSource:
 
     def clause_numbers(self) -> list[int]:
         return list(self.numbers)
+
+    def members(self, target: str, func: str, chain: Sequence[str]) -> list[str]:
+        return list(self.fields.get((target, func, tuple(chain)), []))
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,13 @@ class UplangCompleter(Completer):
             word = _TOP_WORD.search(before)
             if word is not None:
                 yield from _starting(word.group(1), (*PROVIDER_COMPLETIONS, *TOP_LEVEL_WORDS))
+            return
+        args = _ARGS_CHAIN.search(before)
+        spec = _CLAUSE_SPEC.search(before) if args else None
+        if args and spec:
+            chain = [n for n in re.split(r"\.|->", args.group(1)) if n]
+            names = self.source.members(spec.group(2), spec.group(3).strip('"'), chain)
+            yield from _limit(_starting(args.group(2), sorted(set(names))))
             return
         word = _BODY_WORD.search(before)
         typed = word.group(1) if word else ""

@@ -39,6 +39,7 @@ from uplang.diagnostics import Diagnostic, UplangCheckError, UplangError
 from uplang.parser import parse
 from uplang.plan import Plan
 from uplang.planner import build_plan
+from uplang.typeenv import TypeSource
 from uplang.vocab.probetypes import PROVIDER_ALIASES
 
 COMMANDS = (
@@ -244,8 +245,18 @@ class Repl:
         their thread-locals and maps live on, in the target's threads and the map store."""
         options = CheckOptions(unsafe=self.unsafe, params=self.params,
                                known_thread_locals=self.script.thread_locals,
-                               known_maps=self.script.map_states)
+                               known_maps=self.script.map_states,
+                               types=self._program_types(program))
         return check(program, options, text)
+
+    def _program_types(self, program: ast.Program) -> TypeSource | None:
+        """`args` and the program's types from its DWARF, read through the runtime."""
+        try:
+            from runtime.dwarf.source import DwarfTypes
+        except ImportError:
+            return None
+        pid = getattr(self.driver, "pid", None)
+        return DwarfTypes.for_program(program, pid=pid if isinstance(pid, int) else None)
 
     @staticmethod
     def _not_placed(exc: Any, plan: Any, program: ast.Program, first: int,

@@ -86,6 +86,9 @@ BUILTINS: tuple[Word, ...] = (
     _b("uid", "int"),
     _b("gid", "int"),
     _b("comm", "str"),
+    _b("pcomm", "str"),  # the parent process's comm
+    _b("leader_comm", "str"),  # the comm of the thread-group leader
+    _b("cgroup", "int"),  # the cgroup v2 id (the directory's inode number), as bpftrace
     _b("cpu", "int"),
     _b("nsecs", "int"),
     _b("elapsed", "int"),
@@ -114,6 +117,8 @@ FUNCTIONS: tuple[Word, ...] = (
     Word("strncmp", "int", ("str", "str", "const")),
     Word("usym", "usym", ("int",)),
     Word("uaddr", "int", ("strlit",)),
+    # ntop([af,] addr): an IPv4 address (an integer as stored, or 4 bytes) or IPv6 (16).
+    Word("ntop", "str", ("value", "value?")),
     Word("reg", "int", ("register",), reads_regs=True, needs_thread=True),
     Word("time", "void", ("strlit?",)),
     # A timestamp prints (%s, print) and may be stored; it is no string to compare or cut.
@@ -153,7 +158,7 @@ BUILTIN_ALIASES = MappingProxyType({"execname": "comm"})
 
 # Kernel-only vocabulary of bpftrace: named so the error can say why, not "unknown".
 KERNEL_NAMES = frozenset(
-    "kstack ksym kaddr kptr curtask cgroup cgroupid cgroup_path override bpf_get_current_task "
+    "kstack ksym kaddr kptr curtask cgroupid cgroup_path override bpf_get_current_task "
     "sarg0 sarg1 sarg2 sarg3 sarg4 sarg5 percpu_kaddr socket_cookie skboutput macaddr".split()
 )
 
