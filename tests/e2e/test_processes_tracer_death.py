@@ -18,12 +18,12 @@ pytestmark = pytest.mark.timeout(120)
 SCRIPT = ('uprobe:{prog}:work {{ @calls = count(); if (@calls == 200) {{ printf("hit\\n"); }} }} '
           'uretprobe:{prog}:step {{ @returns = count(); }} '
           'END {{ printf("end\\n"); }}')
-# With the jump path: work() counts in the target, step()'s return clause (an effect inside
-# an `if`) keeps the trap path, so both paths are hot when "hit" comes (and the tracer's
-# own hit counter, UPROBE_TEST_FAULT, counts the trap path's hits).
+# With the jump path: work() counts in the target; step()'s return clause keeps the trap
+# path (ustack() needs the stopped thread), so both paths are hot when "hit" comes (and the
+# tracer's own hit counter, UPROBE_TEST_FAULT, counts the trap path's hits).
 JUMP_SCRIPT = ('uprobe:{prog}:work {{ @calls = count(); }} '
                'uretprobe:{prog}:step {{ @returns = count(); '
-               'if (@returns == 200) {{ printf("hit\\n"); }} }} '
+               'if (@returns == 200) {{ $s = ustack(1); printf("hit\\n"); }} }} '
                'END {{ printf("end\\n"); }}')
 
 
