@@ -12,9 +12,12 @@ import lzma
 import os
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from runtime.elfread import ElfImage, NotElf
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 ROOTS_ENV = "UPROBE_DEBUG_DIRS"  # as runtime.dwarf.debugfile reads it
 
@@ -62,24 +65,33 @@ def debuglink(path: str) -> tuple[str, int] | None:
 
 def minidebuginfo(path: str) -> ELFFile | None:
     """The ELF inside `.gnu_debugdata`, or None."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    raw = minidebuginfo_bytes(path)
+    if raw is None:
+        return None
+    try:
+        return ELFFile(io.BytesIO(raw))
+    except (ELFError, ValueError):
+        return None
+
+
+def minidebuginfo_bytes(path: str) -> bytes | None:
+    """The decompressed ELF bytes of `.gnu_debugdata`, or None."""
     data = _section(path, ".gnu_debugdata")
     if not data:
         return None
     try:
-        raw = lzma.LZMADecompressor().decompress(data, MAX_MINIDEBUGINFO)
-        return ELFFile(io.BytesIO(raw))
-    except (lzma.LZMAError, ELFError, ValueError):
+        return lzma.LZMADecompressor().decompress(data, MAX_MINIDEBUGINFO)
+    except (lzma.LZMAError, ValueError):
         return None
 
 
 def _section(path: str, name: str) -> bytes | None:
     try:
-        with open(path, "rb") as f:
-            sec = ELFFile(f).get_section_by_name(name)
-            if sec is None or sec["sh_type"] == "SHT_NOBITS":
-                return None
-            return bytes(sec.data())
-    except (OSError, ELFError, ValueError):
+        return ElfImage.open(path).section_data(name)
+    except (OSError, NotElf):
         return None
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import cxxfilt
-
 _QUALIFIERS = (" const", " volatile", " &&", " &", " noexcept")
 
 
@@ -19,6 +17,8 @@ def demangle(name: str) -> str:
     """`ns::K::f(int)` for `_ZN2ns1K1fEi`; any other name is returned unchanged."""
     if not name.startswith("_Z"):
         return name
+    import cxxfilt  # loads libstdc++ through ctypes: only C++ names need it
+
     try:
         return cxxfilt.demangle(name, external_only=False)
     except (cxxfilt.InvalidName, UnicodeError, ValueError, OSError):

@@ -43,7 +43,14 @@ class Detaching(Protocol):
 
 def restore_text(proc: Process) -> None:
     """Put back the original byte wherever one of our int3s still is. A byte that is no
-    longer our int3 (the mapping went, or was replaced) is left alone."""
+    longer our int3 (the mapping went, or was replaced) is left alone. The rest of each
+    instruction (`tails`) goes back first, while its first byte still traps."""
+    for addr, tail in proc.tails.items():
+        try:
+            if proc.mem.read_upto(addr, 1) == INT3:
+                proc.mem.write(addr + 1, tail)
+        except MemoryReadError:
+            continue
     for addr, orig in proc.ever_sites.items():
         try:
             if proc.mem.read_upto(addr, 1) == INT3:
@@ -97,6 +104,28 @@ def detach_all(engine: Detaching) -> None:
             if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
                 _reap_traced(th.tid)
         engine.forget_process(proc)
+
+
+def release_process(engine: Detaching, proc: Process) -> None:
+    """Let one process go while the others stay traced (system-wide tracing: a process
+    taken over half-way, or one that turned out not to be wanted): stop its threads,
+    clean it, detach them. Its threads are held meanwhile, so their stops wait for us."""
+    for th in proc.threads.values():
+        th.held = True
+        if not th.stopped and th.started:
+            th.interrupted = True
+            if not pt.interrupt(th.tid):
+                th.stopped = True  # gone: nothing to wait for
+    engine.run(lambda: all(t.stopped for t in proc.threads.values())
+               or proc.pid not in engine.procs)
+    if proc.pid not in engine.procs:
+        return
+    clean_process(proc, engine.semaphores)
+    for th in sorted(proc.threads.values(), key=lambda t: bool(t.pending)):
+        th.held = False
+        if not pt.detach(th.tid, th.pending.pop(0) if th.pending else 0):
+            _reap_traced(th.tid)
+    engine.forget_process(proc)
 
 
 def _reap_traced(tid: int) -> None:

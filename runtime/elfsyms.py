@@ -1,8 +1,8 @@
 """ELF function symbols and address arithmetic, loaded once per file identity.
 
-pyelftools reads the headers, sections and program headers; the symbol tables themselves
-are unpacked with `struct.iter_unpack`, because building a pyelftools Container per symbol
-costs ~10 us each and libraries carry thousands of them (start-up time matters).
+Headers, sections and symbol tables are unpacked with `struct` (runtime/elfread.py):
+pyelftools builds a Container per header and per symbol (~10 us each; libraries carry
+thousands), which made reading libc most of a one-probe start-up.
 """
 
 from __future__ import annotations
@@ -14,20 +14,26 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection
+from typing import TYPE_CHECKING
 
 from runtime import debugsyms
 from runtime.demangle import demangle, without_params
+from runtime.elfread import EM_X86_64, ET_DYN, PT_LOAD, ElfImage, NotElf
 from runtime.errors import TargetError
 from runtime.procmaps import Mapping, file_mappings, read_maps
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 _SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: name, info, other, shndx, value, size
 _STT_FUNC = 2
 _STT_GNU_IFUNC = 10
 _SHN_UNDEF = 0
+# sh_type numbers as the Section records name them (pyelftools' names, kept for callers).
+_SECTION_TYPES = {0: "SHT_NULL", 1: "SHT_PROGBITS", 2: "SHT_SYMTAB", 3: "SHT_STRTAB",
+                  4: "SHT_RELA", 5: "SHT_HASH", 6: "SHT_DYNAMIC", 7: "SHT_NOTE",
+                  8: "SHT_NOBITS", 9: "SHT_REL", 11: "SHT_DYNSYM", 14: "SHT_INIT_ARRAY",
+                  15: "SHT_FINI_ARRAY", 16: "SHT_PREINIT_ARRAY"}
 _PF_X = 1
 _BINDINGS = {0: "local", 1: "global", 2: "weak", 10: "unique"}
 # Preferred name when several symbols share an address: exported before weak before local.
@@ -311,45 +317,41 @@ def _load(path: str, identity: FileIdentity) -> ElfFile:
 
 
 def _parse(path: str, identity: FileIdentity) -> ElfFile:
-    with open(path, "rb") as f:
-        if f.read(4) != b"\x7fELF":
-            raise TargetError(f"{path} is not an ELF file")
-        f.seek(0)
-        try:
-            elf = ELFFile(f)
-            if elf.elfclass != 64 or elf["e_machine"] != "EM_X86_64":
-                raise TargetError(f"{path} is not an x86-64 ELF file")
-            segments = tuple(
-                Segment(p["p_vaddr"], p["p_memsz"], p["p_offset"], p["p_filesz"], p["p_flags"])
-                for p in elf.iter_segments()
-                if p["p_type"] == "PT_LOAD"
-            )
-            sections = {
-                s.name: Section(s.name, s["sh_addr"], s["sh_offset"], s["sh_size"], s["sh_type"])
-                for s in elf.iter_sections()
-            }
-            raw = list(_function_entries(elf))
-            build_id = build_id_of(elf)
-            is_pie = elf["e_type"] == "ET_DYN"
-            entry = elf["e_entry"]
-        except ELFError as e:
-            raise TargetError(f"{path} is not a valid ELF file ({e})") from None
+    try:
+        elf = ElfImage.open(path)
+    except NotElf as e:
+        if str(e) == "not an ELF file":
+            raise TargetError(f"{path} is not an ELF file") from None
+        raise TargetError(f"{path} is not a valid ELF file ({e})") from None
+    if elf.machine != EM_X86_64:
+        raise TargetError(f"{path} is not an x86-64 ELF file")
+    segments = tuple(Segment(p.vaddr, p.memsz, p.offset, p.filesz, p.flags)
+                     for p in elf.segments if p.type == PT_LOAD)
+    sections: dict[str, Section] = {}
+    for s in elf.sections:
+        sections.setdefault(s.name, Section(s.name, s.addr, s.offset, s.size,
+                                            _SECTION_TYPES.get(s.type, str(s.type))))
+    raw = list(_function_entries(elf))
+    build_id = elf.build_id()
+    is_pie = elf.type == ET_DYN
+    entry = elf.entry
     if ".symtab" not in sections:
         raw.extend(_debug_file_functions(path, build_id))
     return _assemble(path, identity, is_pie, entry, segments, sections, raw, build_id)
 
 
 def _defined_symbols(
-    elf: ELFFile, sections: tuple[str, ...]
+    elf: ElfImage, sections: tuple[str, ...]
 ) -> Iterable[tuple[str, int, int, int]]:
     """(name, info, vaddr, size) of every named, defined symbol in the given symbol tables,
     unpacked with struct: pyelftools' per-symbol objects are too slow for libc-sized tables."""
     for secname in sections:
-        sec = elf.get_section_by_name(secname)
-        if sec is None or sec["sh_type"] == "SHT_NOBITS":
+        sec = elf.section(secname)
+        data = elf.section_data(sec) if sec is not None else None
+        link = elf.linked(sec) if sec is not None else None
+        strtab = elf.section_data(link) if link is not None else None
+        if data is None or strtab is None:
             continue
-        strtab = elf.get_section(sec["sh_link"]).data()
-        data = sec.data()
         usable = len(data) - len(data) % _SYM.size
         for st_name, info, _other, shndx, value, size in _SYM.iter_unpack(data[:usable]):
             if shndx == _SHN_UNDEF or not st_name:
@@ -362,14 +364,15 @@ def _defined_symbols(
 @functools.lru_cache(maxsize=16)
 def _all_symbols(path: str, identity: FileIdentity) -> dict[str, int]:
     """name -> vaddr for every defined symbol of any type in .symtab and .dynsym."""
-    with open(path, "rb") as f:
-        return {
-            name: value
-            for name, _info, value, _size in _defined_symbols(ELFFile(f), (".dynsym", ".symtab"))
-        }
+    try:
+        elf = ElfImage.open(path)
+    except NotElf:
+        return {}
+    return {name: value
+            for name, _info, value, _size in _defined_symbols(elf, (".dynsym", ".symtab"))}
 
 
-def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
+def _function_entries(elf: ElfImage) -> Iterable[tuple[str, int, int, str, str]]:
     """(name, vaddr, size, kind, binding) of defined functions in .symtab and .dynsym."""
     for name, info, value, size in _defined_symbols(elf, (".symtab", ".dynsym")):
         kind = info & 0xF
@@ -385,6 +388,8 @@ def _function_entries(elf: ELFFile) -> Iterable[tuple[str, int, int, str, str]]:
 
 
 def build_id_of(elf: ELFFile) -> str | None:
+    from elftools.elf.sections import NoteSection  # pyelftools loads only where it is used
+
     sec = elf.get_section_by_name(".note.gnu.build-id")
     if not isinstance(sec, NoteSection):
         return None
@@ -400,11 +405,10 @@ def _debug_file_functions(path: str, build_id: str | None) -> list[tuple[str, in
     debug = debugsyms.debug_file(path, build_id)
     try:
         if debug is not None:
-            with open(debug, "rb") as f:
-                return list(_function_entries(ELFFile(f)))
-        mini = debugsyms.minidebuginfo(path)
-        return list(_function_entries(mini)) if mini is not None else []
-    except (OSError, ELFError):
+            return list(_function_entries(ElfImage.open(debug)))
+        mini = debugsyms.minidebuginfo_bytes(path)
+        return list(_function_entries(ElfImage(mini))) if mini is not None else []
+    except (OSError, NotElf):
         return []
 
 

@@ -64,6 +64,9 @@ class Engine:
         self.detaching = False
         # Stops of threads whose creation event has not been seen yet.
         self._early: dict[int, int] = {}
+        # Told the stops of threads the engine does not know; True when it took the stop
+        # (system-wide tracing: threads seized for a process not taken over yet).
+        self.on_foreign: Callable[[int, int], bool] | None = None
 
     @property
     def semaphores(self) -> SemaphoreTable:
@@ -94,6 +97,21 @@ class Engine:
         self.installer.watches.pop(proc.pid, None)
         self.installer.ready_hooks.pop(proc.pid, None)
         self.installer.semaphores.forget(proc.pid)
+
+    # -- processes taken over by system-wide tracing (runtime/systemwide.py) ------------
+
+    def adopt_exec(self, pid: int, signals: list[int], drop_sigstop: bool = False) -> Process:
+        """A process seized during its exec (system-wide tracing), stopped at the exec
+        event or at its first instruction: traced from here on as a followed exec is.
+        `signals` are delivered as it resumes."""
+        proc = self.add_process(pid, spawned=False)
+        proc.root = True
+        th = self.add_thread(proc, pid)
+        th.stopped = True
+        th.pending += signals
+        th.drop_sigstop = drop_sigstop
+        self._on_exec(th)
+        return proc
 
     # -- the loop --------------------------------------------------------------------
 
@@ -189,7 +207,7 @@ class Engine:
                 if os.WIFSTOPPED(status):
                     os.kill(tid, signal.SIGCONT)
                     self.on_wake()
-            else:
+            elif self.on_foreign is None or not self.on_foreign(tid, status):
                 self._early[tid] = status
             return
         try:
@@ -199,6 +217,9 @@ class Engine:
                     self._on_trap(th)
                 elif status >> 16:
                     self._on_event(th, status >> 16, (status >> 8) & 0xFF)
+                elif th.drop_sigstop and status >> 8 == signal.SIGSTOP:
+                    th.drop_sigstop = False
+                    self.resume(th)
                 else:
                     th.pending.append((status >> 8) & 0xFF)
                     self.resume(th)
@@ -394,6 +415,7 @@ class Engine:
         child.xol = XolSpace(list(parent.xol.areas), parent.xol.trampoline, parent.xol.syscall_insn)
         child.sites = dict(parent.sites)
         child.ever_sites = dict(parent.ever_sites)
+        child.tails = dict(parent.tails)
         child.unwinder_hooked = parent.unwinder_hooked
         cth = self.add_thread(child, child_pid, started=False)
         cth.returns = [ReturnInstance(r.orig, r.slot, r.probes, r.armed) for r in th.returns]
@@ -449,6 +471,7 @@ class Engine:
         proc.sites = {}
         proc.oneshots = {}
         proc.ever_sites = {}
+        proc.tails = {}
         proc.unwinder_hooked = False
         proc.maps_generation += 1
         proc.extensions = {}
@@ -459,7 +482,7 @@ class Engine:
         self.installer.semaphores.forget(proc.pid)
         self.installer.watches.pop(proc.pid, None)
         self.installer.ready_hooks.pop(proc.pid, None)
-        if not self.follow_forks and proc.pid != self.main_pid:
+        if not self.follow_forks and proc.pid != self.main_pid and not proc.root:
             pt.detach(th.tid, 0)
             self.forget_process(proc)
             return

@@ -55,6 +55,8 @@ class RunOptions:
     demangle: bool = True
     # --trace FILE: a Chrome JSON trace for Perfetto UI / chrome://tracing.
     trace: str | None = None
+    # --comm: system-wide probes take only processes with one of these names.
+    comms: tuple[str, ...] = ()
 
 
 # How often map counters are sampled into a --trace file.
@@ -98,6 +100,7 @@ class PlanRun:
     stop_requested: threading.Event = field(default_factory=threading.Event)
     attached: int = 0
     local_timers: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
+    system_wide: bool = False
     trace: ChromeTrace | None = None
 
     def __post_init__(self) -> None:
@@ -125,21 +128,26 @@ class PlanRun:
 
     def execute(self) -> int:
         traced = [p for k in TRACE_KINDS for p in self.by_kind.get(k, [])]
-        if traced and self.options.command is None and self.options.pid is None:
-            raise ExecutorError("uprobe, uretprobe and usdt probes need a process: "
-                                "give -c CMD or -p PID")
-        if "profile" in self.by_kind and self.options.command is None \
-                and self.options.pid is None:
+        has_process = self.options.command is not None or self.options.pid is not None
+        # No -c/-p: the probes' files are watched system-wide (runtime/systemwide.py).
+        self.system_wide = bool(traced) and not has_process
+        if "profile" in self.by_kind and not has_process:
             raise ExecutorError("profile probes sample a process: give -c CMD or -p PID")
+        if self.options.comms and not self.system_wide:
+            raise ExecutorError("--comm selects processes for system-wide probes: "
+                                "it does not go with -c or -p")
         # The handlers stay in place until the maps are out: a second Ctrl-C (or SIGTERM,
         # SIGHUP) during the detach, END or the printout only repeats the stop request.
         with self._signals():
-            if self.options.command is not None or self.options.pid is not None:
+            if has_process or self.system_wide:
                 self.session = self._open_session()
             failed: Exception | None = None
             try:
                 try:
                     self._place()
+                    if self.system_wide:
+                        # Marks on the probes' files, then the processes running them.
+                        self.session.watch_files(self._warn, self.options.comms)
                 except BaseException:
                     # Probes that cannot go in: a spawned command must not run untraced.
                     self._kill_spawned()
@@ -247,7 +255,7 @@ class PlanRun:
         if self.session is not None and self.options.command is not None:
             try:
                 os.kill(self.session.pid, signal.SIGKILL)
-            except (OSError, ExecutorError):
+            except OSError:
                 pass
 
     def _print_sources(self) -> None:
@@ -258,7 +266,10 @@ class PlanRun:
     def _open_session(self) -> Any:
         from runtime.session import Session
 
-        if self.options.command is not None:
+        if self.system_wide:
+            session = Session.system_wide(follow_forks=self.options.follow_forks,
+                                          cpu=self.options.cpu)
+        elif self.options.command is not None:
             argv = shlex.split(self.options.command)
             if not argv:
                 raise ExecutorError("-c needs a command")
@@ -271,7 +282,7 @@ class PlanRun:
                                      cpu=self.options.cpu)
         # `self->` variables die with their thread.
         session.on_thread_exit(self.support.thread_exited)
-        session.stacks.demangle = self.options.demangle
+        session.demangle_stacks = self.options.demangle
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
                              note=self.emitter.stderr if self.options.verbose else None,
                              strategies=self._strategies())
@@ -297,6 +308,9 @@ class PlanRun:
         jump = jump_strategy(self.plan, self.store, self.support, self.settings)
         self.jump = jump.run
         return (jump, trap)
+
+    def _warn(self, line: str) -> None:
+        self.emitter.stderr(line + "\n")
 
     def _place(self) -> None:
         """Every probe of the plan: traced ones and timed ones into the session (the

@@ -23,15 +23,14 @@ import functools
 import os
 import struct
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
+from runtime.elfread import ElfImage, NotElf
 from runtime.elfsyms import ElfFile, FileIdentity, Symbol, load_bias
 from runtime.procmaps import mapped_files, read_maps
 
 _RELA = struct.Struct("<QQq")
 _SYM = struct.Struct("<IBBHQQ")
 R_GLOB_DAT, R_JUMP_SLOT, R_IRELATIVE = 6, 7, 37
+SHT_RELA, SHF_ALLOC = 4, 0x2
 RESOLVER_SUFFIX = "@resolver"
 
 
@@ -61,32 +60,32 @@ def _named_slots(path: str, identity: FileIdentity) -> dict[str, tuple[int, ...]
 def _relocations(path: str) -> list[tuple[int, int, int, int]]:
     out = []
     try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            for sec in elf.iter_sections():
-                if sec["sh_type"] != "SHT_RELA" or sec["sh_flags"] & 0x2 == 0:
-                    continue  # only SHF_ALLOC relocation sections are the dynamic ones
-                data = sec.data()
-                usable = len(data) - len(data) % _RELA.size
-                for r_offset, r_info, r_addend in _RELA.iter_unpack(data[:usable]):
-                    out.append((r_offset, r_info & 0xFFFFFFFF, r_info >> 32, r_addend))
-    except (OSError, ELFError):
+        elf = ElfImage.open(path)
+    except (OSError, NotElf):
         return []
+    for sec in elf.sections:
+        if sec.type != SHT_RELA or sec.flags & SHF_ALLOC == 0:
+            continue  # only SHF_ALLOC relocation sections are the dynamic ones
+        data = elf.section_data(sec) or b""
+        usable = len(data) - len(data) % _RELA.size
+        for r_offset, r_info, r_addend in _RELA.iter_unpack(data[:usable]):
+            out.append((r_offset, r_info & 0xFFFFFFFF, r_info >> 32, r_addend))
     return out
 
 
 def _dynsym_names(path: str) -> list[str]:
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        sec = elf.get_section_by_name(".dynsym")
-        if sec is None:
-            return []
-        strtab = elf.get_section(sec["sh_link"]).data()
-        data = sec.data()
-        names = []
-        for st_name, *_ in _SYM.iter_unpack(data[: len(data) - len(data) % _SYM.size]):
-            names.append(strtab[st_name: strtab.find(b"\0", st_name)].decode("utf-8", "replace"))
-        return names
+    try:
+        elf = ElfImage.open(path)
+    except (OSError, NotElf):
+        return []
+    sec = elf.section(".dynsym")
+    link = elf.linked(sec) if sec is not None else None
+    data = elf.section_data(sec) if sec is not None else None
+    strtab = elf.section_data(link) if link is not None else None
+    if data is None or strtab is None:
+        return []
+    return [strtab[st_name: strtab.find(b"\0", st_name)].decode("utf-8", "replace")
+            for st_name, *_ in _SYM.iter_unpack(data[: len(data) - len(data) % _SYM.size])]
 
 
 def _read_word(pid: int, address: int) -> int | None:
@@ -103,15 +102,20 @@ def _read_word(pid: int, address: int) -> int | None:
     return int.from_bytes(data, "little") if len(data) == 8 else None
 
 
-def implementation(elf: ElfFile, sym: Symbol, pid: int | None) -> int | None:
+def implementation(elf: ElfFile, sym: Symbol, pid: int | None,
+                   maps_of: dict[int, list] | None = None) -> int | None:
     """Link-time vaddr in `elf` of the function the resolver of `sym` chose, or None when
-    no process at hand has the answer in its relocations."""
+    no process at hand has the answer in its relocations. `maps_of`: maps already read,
+    by pid, shared by the calls of one resolve (libc has over a hundred IFUNCs: reading
+    /proc/PID/maps for each was most of resolving `libc:*`)."""
     candidates = [p for p in (pid, os.getpid()) if p is not None]
     for p in candidates:
         try:
-            maps = read_maps(p)
+            maps = maps_of[p] if maps_of is not None and p in maps_of else read_maps(p)
         except OSError:
             continue
+        if maps_of is not None:
+            maps_of[p] = maps
         bias = load_bias(elf, p, maps)
         if bias is None:
             continue

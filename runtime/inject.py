@@ -77,21 +77,36 @@ def remote_syscall(tid: int, insn: int, nr: int, args: tuple[int, ...], *,
     return (result - (1 << 64) if result >> 63 else result), pending
 
 
+def leave_syscall(tid: int) -> list[int]:
+    """Let the stopped thread `tid` run to the exit stop of the system call it is inside
+    (at an exec event: execve's return value would otherwise overwrite an injected call's
+    number). Returns signals that arrived meanwhile, to deliver later."""
+    pending: list[int] = []
+    _next_syscall_stop(tid, pending)
+    return pending
+
+
 def _syscall_stops(tid: int, regs: Any) -> list[int]:
     pending: list[int] = []
-    stops = 0
-    while stops < 2:  # syscall entry, then exit
+    for _ in range(2):  # syscall entry, then exit
+        _next_syscall_stop(tid, pending)
+    pt.getregs(tid, pt.regs_address(regs))
+    return pending
+
+
+def _next_syscall_stop(tid: int, pending: list[int]) -> None:
+    """Resume `tid` to its next syscall stop; signals for the program met on the way are
+    added to `pending` (delivered later)."""
+    while True:
         pt.ptrace(PTRACE_SYSCALL, tid)
         _, status = os.waitpid(tid, pt.WALL)
         if not os.WIFSTOPPED(status):
             raise TargetError(f"thread {tid} exited during an injected system call")
         sig = os.WSTOPSIG(status)
         if sig == SYSCALL_STOP:
-            stops += 1
-        elif status >> 16 == 0:
-            pending.append(sig)  # a signal for the program: deliver it later
-    pt.getregs(tid, pt.regs_address(regs))
-    return pending
+            return
+        if status >> 16 == 0:
+            pending.append(sig)
 
 
 def _step(tid: int, insn: int, regs: Any) -> list[int]:

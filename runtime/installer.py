@@ -13,7 +13,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from runtime import procfs, rendezvous, retprobes
+from runtime import lifeline, procfs, rendezvous, retprobes
+from runtime import ptrace_ops as pt
 from runtime.errors import MemoryReadError, UprobeError
 from runtime.procmaps import Mapping, read_maps
 from runtime.rendezvous import MappingWatch
@@ -101,7 +102,32 @@ class Installer:
         def inject(th: Thread) -> tuple[XolArea, list[int]]:
             return map_area(th.tid, proc.mem, proc.xol, lo, hi, size)
 
-        return self.control.with_stopped_thread(proc, inject)
+        had_trampoline = proc.xol.trampoline
+        area = self.control.with_stopped_thread(proc, inject)
+        line = lifeline.of(proc)
+        if line is not None and proc.xol.trampoline != had_trampoline:
+            line.add_trampoline(proc.mem, proc.xol.trampoline)
+        return area
+
+    def ensure_lifeline(self, proc: Process) -> None:
+        """Before the first int3 goes into `proc`: the in-target SIGTRAP handler that keeps
+        it alive if we are killed (runtime/lifeline.py). A process in strict seccomp mode is
+        refused first: any system call injected into it would kill it."""
+        if lifeline.of(proc) is not None:
+            return
+        lifeline.check_seccomp(proc.pid)
+
+        def inject(th: Thread) -> tuple[lifeline.LifeLine, list[int]]:
+            regs = pt.new_regs()
+            pt.getregs(th.tid, pt.regs_address(regs))
+            return lifeline.install(th.tid, proc.mem, proc.xol, regs)
+
+        line = self.control.with_stopped_thread(proc, inject)
+        proc.extensions[lifeline.NAME] = line
+        if proc.trap_action is not None:
+            # A guarded process gets our handler back after a kernel reset, not its own:
+            # ours chains to its own.
+            proc.trap_action = line.handler_action
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -158,6 +184,7 @@ class Installer:
         watch.hooked = True
         hook = Probe(placement=placement, handler=None, kind="internal", label="rendezvous",
                      call=self._on_r_brk)
+        self.ensure_lifeline(proc)
         install(proc, hook, maps, self.new_area, rendezvous.emulate_ret)
 
     def _on_r_brk(self, th: Thread, regs: Any) -> None:
@@ -194,7 +221,11 @@ class Installer:
         # A live site without its int3 lies in a fresh mapping of the same file at the same
         # place (unmapped and mapped again between two syncs): it must be made anew.
         gone += [a for a, bp in proc.sites.items() if proc.mem.read_upto(a, 1) != b"\xcc"]
+        line = lifeline.of(proc)
         for addr in gone:
+            if line is not None and addr in proc.ever_sites:
+                line.drop_site(proc.mem, addr, 1 + len(proc.tails.get(addr, b"")))
+            proc.tails.pop(addr, None)
             proc.sites.pop(addr, None)
             proc.ever_sites.pop(addr, None)
             proc.oneshots.pop(addr, None)
@@ -220,14 +251,15 @@ class Installer:
     def install_trap(self, proc: Process, probe: Probe, maps: Any) -> int:
         """Install `probe` in `proc` with int3s. A site inside bytes that another strategy
         patched (a jump) makes that strategy give its probes there to the trap path too."""
+        sites = site_addresses(maps, probe)
+        if not sites:
+            return 0
         for ext in list(proc.extensions.values()):
-            for addr in site_addresses(maps, probe):
+            for addr in sites:
                 for other in ext.evict(self.control, proc, addr):
                     self.install_trap(proc, other, maps)
+        self.ensure_lifeline(proc)
         if probe.kind == "return" and not proc.xol.trampoline:
-            sites = site_addresses(maps, probe)
-            if not sites:
-                return 0
             # Entry sites may all be emulated (endbr64): the trampoline needs an area anyway.
             self.new_area(proc, sites[0] - REACH, sites[0] + REACH)
         if probe.kind == "return" and not proc.unwinder_hooked:

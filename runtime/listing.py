@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runtime.demangle import demangle
-from runtime.dwarf.source import DwarfTypes
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError, UprobeError
 from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
 from runtime.resolve import open_targets, shown_target
 from runtime.usdt import UsdtProbe, read_probes
+
+if TYPE_CHECKING:
+    from runtime.dwarf.source import DwarfTypes
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class _Shown:
 
     def params(self, elf: ElfFile, sym: Symbol) -> list[str]:
         """`    TYPE NAME` per parameter, or nothing when the file has no DWARF for it."""
+        from runtime.dwarf.source import DwarfTypes  # pyelftools' DWARF: only `-lv` reads it
+
         types = self._types.setdefault(elf.path, DwarfTypes([], roots=self.debug_dirs))
         try:
             info = types.info(elf.path)

@@ -188,7 +188,7 @@ class Placer:
         self.groups: list[PlacedProbe] = []
         # The placer of each plan kind (uplang.vocab.probetypes): a new probe type adds
         # its row here. Each returns how many things it placed.
-        self._placers: dict[str, Callable[[PlacedProbe, int], int]] = {
+        self._placers: dict[str, Callable[[PlacedProbe, int | None], int]] = {
             "uprobe": self._place_symbols,
             "uretprobe": self._place_symbols,
             "usdt": self._place_usdt,
@@ -242,7 +242,8 @@ class Placer:
         if place is None:
             raise UprobeError(f"{probe.kind} probes are not placed in a process")
         try:
-            place(group, self.host.pid)
+            # pid 0: no process yet (system-wide): targets resolve as files alone.
+            place(group, self.host.pid or None)
         except BaseException:
             self._undo(group)
             raise
@@ -279,7 +280,7 @@ class Placer:
 
     # ------------------------------------------------------------------ sites
 
-    def _place_usdt(self, group: PlacedProbe, pid: int) -> int:
+    def _place_usdt(self, group: PlacedProbe, pid: int | None) -> int:
         from runtime.resolve import resolve_usdt, shown_target
 
         probe = group.probe
@@ -293,7 +294,7 @@ class Placer:
                 label, up.semaphore_offset, clause=probe.clause))
         return added
 
-    def _place_symbols(self, group: PlacedProbe, pid: int) -> int:
+    def _place_symbols(self, group: PlacedProbe, pid: int | None) -> int:
         from runtime.resolve import resolve_uprobe, shown_target
 
         probe = group.probe
@@ -343,7 +344,7 @@ class Placer:
 
     # ------------------------------------------------------------------ timed probes
 
-    def _place_timer(self, group: PlacedProbe, pid: int) -> int:
+    def _place_timer(self, group: PlacedProbe, pid: int | None) -> int:
         host = self.host
         handler = group.handler
         info = ProbeInfo(group.probe.spec, "interval")
@@ -359,7 +360,7 @@ class Placer:
                                   lambda: host.remove_timer(timer)))
         return 1
 
-    def _place_sampler(self, group: PlacedProbe, pid: int) -> int:
+    def _place_sampler(self, group: PlacedProbe, pid: int | None) -> int:
         host = self.host
         sampler = host.add_sampler(sampling_hz(group.probe), group.handler, group.probe.spec,
                                    on_cpu=not group.probe.offcpu)

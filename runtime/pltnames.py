@@ -9,13 +9,12 @@ import bisect
 import functools
 import struct
 from dataclasses import dataclass
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.relocation import RelocationSection
-from elftools.elf.sections import SymbolTableSection
+from typing import TYPE_CHECKING
 
 from runtime.elfsyms import FileIdentity
+
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got")
 _R_X86_64_GLOB_DAT = 6
@@ -39,6 +38,10 @@ class PltNames:
 
 @functools.lru_cache(maxsize=64)
 def plt_names(path: str, identity: FileIdentity) -> PltNames:
+    # pyelftools is imported here, by the first stack that needs a PLT name, not at start-up.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         with open(path, "rb") as f:
             return _read(ELFFile(f))
@@ -47,6 +50,9 @@ def plt_names(path: str, identity: FileIdentity) -> PltNames:
 
 
 def _read(elf: ELFFile) -> PltNames:
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
     slots: dict[int, str] = {}
     for rels in elf.iter_sections():
         if not isinstance(rels, RelocationSection) or not rels.is_RELA():

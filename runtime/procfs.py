@@ -174,6 +174,16 @@ def maps_text(pid: int) -> str:
         raise TargetError(f"process {pid} is gone") from None
 
 
+def kernel_stack(tid: int) -> str | None:
+    """/proc/TID/stack: the kernel functions the thread is in (needs CAP_SYS_ADMIN);
+    None when it cannot be read."""
+    try:
+        with open(f"/proc/{tid}/stack") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def ptrace_scope() -> int:
     """kernel.yama.ptrace_scope (0 where Yama is absent)."""
     try:

@@ -17,15 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from runtime import procfs
-from runtime.dwarf.debugfile import how_to_get, locate
-from runtime.dwarf.info import DebugInfo
-from runtime.dwarf.lines import find_line, parse_line_spec
+from runtime.dwarf.linespec import parse_line_spec
 from runtime.elfsyms import ElfFile, Symbol
 from runtime.errors import ResolveError, TargetError
 from runtime.ifunc import RESOLVER_SUFFIX, implementation
 from runtime.procmaps import mapped_files, read_maps
 from runtime.usdt import UsdtProbe, read_probes
-from runtime.x86.decode import instruction_boundaries
 
 LIBRARY_DIRS = (
     "/lib/x86_64-linux-gnu",
@@ -306,11 +303,12 @@ def resolve_uprobe(
     # (`malloc`, not the internal `__GI___libc_malloc` that sorts first).
     by_site: dict[tuple[int, int, int], tuple[tuple[int, int, int, str], Placement]] = {}
     first_error: ResolveError | None = None
+    maps_of: dict[int, list] = {}
     for elf in elfs:
         for sym in elf.match(func):
             try:
                 if sym.kind == "ifunc" and not resolver and not offset:
-                    placement = _place_ifunc(elf, sym, pid)
+                    placement = _place_ifunc(elf, sym, pid, maps_of)
                 else:
                     placement = _place_function(elf, sym, offset)
             except ResolveError as e:
@@ -369,6 +367,11 @@ def _place_function(elf: ElfFile, sym: Symbol, offset: int) -> Placement:
 
 def _place_line(elf: ElfFile, file: str, line: int) -> Placement:
     """`"file.c:42"`: the first address of that line, from the DWARF line table."""
+    # pyelftools' DWARF costs a third of a second to import: only source-line probes need it.
+    from runtime.dwarf.debugfile import how_to_get, locate
+    from runtime.dwarf.info import DebugInfo
+    from runtime.dwarf.lines import find_line
+
     loc = locate(elf.path)
     if loc.path is None:
         raise ResolveError(how_to_get(loc))
@@ -386,9 +389,10 @@ def _place_line(elf: ElfFile, file: str, line: int) -> Placement:
     return placement
 
 
-def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:
+def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None,
+                 maps_of: dict[int, list] | None = None) -> Placement:
     """The implementation the resolver chose, named as the user called it."""
-    impl = implementation(elf, sym, pid)
+    impl = implementation(elf, sym, pid, maps_of)
     offset = elf.vaddr_to_offset(impl) if impl is not None else None
     if impl is None or offset is None:
         raise ResolveError(
@@ -401,6 +405,8 @@ def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:
 
 def _check_boundary(elf: ElfFile, sym: Symbol, vaddr: int) -> None:
     """Refuse `vaddr` unless decoding `sym` from its start lands an instruction there."""
+    from runtime.x86.decode import instruction_boundaries  # capstone: only offset probes
+
     starts = instruction_boundaries(elf.read_function_bytes(sym), sym.vaddr)
     if vaddr in set(starts):
         return

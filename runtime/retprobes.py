@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from runtime import lifeline
 from runtime.elfsyms import ElfFile
 from runtime.errors import TargetError, UprobeError
 from runtime.procmaps import Mapping
@@ -25,6 +26,8 @@ from runtime.resolve import Placement
 from runtime.threads import Process, ReturnInstance, Thread
 from runtime.user_bkpt import UserBkpt
 
+# The largest immediate of `ret imm16`: how far below rsp - 8 a returning slot may lie.
+RET_IMM_MAX = 0xFFFF
 # Entry points that begin walking the stack through return addresses.
 UNWIND_START = ("_Unwind_RaiseException", "_Unwind_Resume_or_Rethrow", "_Unwind_ForcedUnwind")
 # Called in the catching frame once unwinding is over.
@@ -84,24 +87,41 @@ def on_entry(proc: Process, th: Thread, regs: Any, bp: UserBkpt) -> None:
     # Frames at or below this slot are gone (the new call reuses their stack).
     while rets and rets[-1].slot <= rsp:
         rets.pop()
+    _note(proc, rsp, orig)
     mem.write_u64(rsp, tramp)
     rets.append(ReturnInstance(orig, rsp, bp.returns))
 
 
+def _note(proc: Process, slot: int, orig: int) -> None:
+    """Tell the target's lifeline the real return address before the trampoline goes in
+    (runtime/lifeline.py); a full cache is rebuilt from every thread's live entries."""
+    line = lifeline.of(proc)
+    if line is None or line.note_return(proc.mem, slot, orig):
+        return
+    live = [(r.slot, r.orig) for t in proc.threads.values() for r in t.returns]
+    line.rebuild_returns(proc.mem, live)
+    line.note_return(proc.mem, slot, orig)
+
+
 def on_return(th: Thread, regs: Any) -> list[ReturnInstance]:
-    """At the trampoline (the `ret` popped the slot: slot == rsp - 8): drop dead frames,
-    pop the returning frame's entries (most recent first), point rip at the original."""
-    slot = regs.rsp - 8
+    """At the trampoline the `ret` popped the slot, and with `ret imm16` the immediate
+    too: the returning frame's slot is the highest pending one at or below rsp - 8, at
+    most 65535 lower. Entries below it are frames left without returning (longjmp). Pop
+    the returning frame's entries (most recent first), point rip at the original."""
+    top = regs.rsp - 8
     rets = th.returns
-    while rets and rets[-1].slot < slot:
-        rets.pop()
-    done: list[ReturnInstance] = []
-    while rets and rets[-1].slot == slot:
-        done.append(rets.pop())
-    if not done:
+    # Slots fall from the outermost entry to the innermost: skip those above `top`.
+    i = len(rets)
+    while i and rets[i - 1].slot <= top:
+        i -= 1
+    if i == len(rets) or rets[i].slot < top - RET_IMM_MAX:
         raise TargetError(
-            f"thread {th.tid} returned through the trampoline with no pending return at {slot:#x}"
+            f"thread {th.tid} returned through the trampoline with no pending return at {top:#x}"
         )
+    slot = rets[i].slot
+    done = rets[i:][::-1]
+    done = [r for r in done if r.slot == slot]
+    del rets[i:]
     regs.rip = done[-1].orig
     return done
 
@@ -126,6 +146,7 @@ def after_catch(proc: Process, th: Thread, rsp: int) -> None:
     for r in rets:
         if not r.armed:
             if proc.mem.read_u64(r.slot) == r.orig:
+                _note(proc, r.slot, r.orig)
                 proc.mem.write_u64(r.slot, tramp)
             r.armed = True
 

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime import trapguard
 from runtime.attach import attach_failure, exe_or_empty, seize_all_threads, seize_process
@@ -25,13 +25,17 @@ from runtime.effects import EffectRunner
 from runtime.elfsyms import SymbolCache
 from runtime.engine import Engine
 from runtime.errors import PlacementError, TargetError, UprobeError
+from runtime.fanotify import NO_CAP_SYS_ADMIN, FanotifyPermissionError, has_cap_sys_admin
 from runtime.sampler import Sampler
 from runtime.spawn import StdStream, pin_tracer, start_traced
 from runtime.spawn import kill as kill_child
-from runtime.stacks import Stacks
+from runtime.systemwide import SystemWide
 from runtime.threads import Thread
 from runtime.uprobes import Probe
 from runtime.wakeup import Timer, TimerClock, Waker
+
+if TYPE_CHECKING:
+    from runtime.stacks import Stacks
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,9 @@ class Session:
         self.engine = engine
         self.effects = EffectRunner()
         self.symbols = SymbolCache()
-        self.stacks = Stacks(self.symbols)
+        self._stacks: Stacks | None = None
+        # --no-demangle: C++ names in stacks as the symbol table has them.
+        self.demangle_stacks = True
         self._stop_requested = False
         self._detached = False
         self._waker = Waker()
@@ -66,6 +72,10 @@ class Session:
         # probe hit raise InjectedFault, so the internal-error path can be tested for real.
         self._fault_at = _fault_hit(os.environ.get("UPROBE_TEST_FAULT", ""))
         self._hits = 0
+        # System-wide tracing (Session.system_wide): runs until stop(), not until the
+        # traced processes are gone; `watch` takes processes over once started.
+        self.whole_system = False
+        self.watch: SystemWide | None = None
 
     # -- construction ----------------------------------------------------------------
 
@@ -147,6 +157,29 @@ class Session:
             if failure is exc:
                 raise
             raise failure from None
+
+    @classmethod
+    def system_wide(cls, *, follow_forks: bool = True, cpu: int | None = None) -> Session:
+        """No process yet: add the probes, then `watch_files()` takes over every process
+        that has a probed file mapped, now or later (fanotify; needs CAP_SYS_ADMIN)."""
+        if not has_cap_sys_admin():
+            raise FanotifyPermissionError(NO_CAP_SYS_ADMIN)
+        if cpu is not None:
+            pin_tracer(cpu)
+        session = cls(Engine(follow_forks))
+        session.whole_system = True
+        return session
+
+    def watch_files(self, report: Callable[[str], None], comms: Sequence[str] = ()) -> SystemWide:
+        """System-wide: mark every file the probes name, then attach the processes that
+        have one mapped; later execs and loads are taken over as they happen. `comms`:
+        only processes with one of these names. `report(line)` is told of processes that
+        cannot be traced (another tracer holds them)."""
+        paths = [p.placement.path for p in self.engine.registry]
+        self.watch = SystemWide(self.engine, self.call_soon, report, comms,
+                                skip_pids=[self._waker.pid])
+        self.watch.start(paths)
+        return self.watch
 
     # -- probes ----------------------------------------------------------------------
 
@@ -324,12 +357,13 @@ class Session:
                 if th.held:
                     th.held = False
                     engine.resume(th)
-            engine.run(lambda: not engine.procs or self._stop_requested)
+            whole_system = self.whole_system
+            engine.run(lambda: (not engine.procs and not whole_system) or self._stop_requested)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.detach()
             raise
-        if engine.procs:
+        if engine.procs or self.whole_system:
             # Effects of hits before the stop come out before the target runs on: its
             # threads wait at their next breakpoint until the detach.
             self.effects.drain()
@@ -349,6 +383,9 @@ class Session:
         if self._detached:
             return
         try:
+            if self.watch is not None:
+                # First: no process is taken over any more, none is left half seized.
+                self.watch.close()
             if self.engine.procs:
                 detach_all(self.engine)
         finally:
@@ -373,6 +410,17 @@ class Session:
     @property
     def pid(self) -> int:
         return self.engine.main_pid
+
+    @property
+    def stacks(self) -> Stacks:
+        """The stack walker and symboliser, made on first use: the unwinder and the DWARF
+        reader behind it cost a tenth of a second to import, and most scripts never ask."""
+        if self._stacks is None:
+            from runtime.stacks import Stacks
+
+            self._stacks = Stacks(self.symbols)
+            self._stacks.demangle = self.demangle_stacks
+        return self._stacks
 
     def symbolize(self, pid: int, addr: int) -> str:
         """`name+off` for a runtime address of `pid` (the maps are re-read on a miss or

@@ -1,7 +1,7 @@
 """Starting a program traced: fork, seize the child before it execs, wait for its exec.
 
-The child waits on a pipe until the tracer has PTRACE_SEIZEd it (with EXITKILL), then
-execs; a failed exec reports its error through a close-on-exec pipe. Session.spawn then
+The child waits on a pipe until the tracer has PTRACE_SEIZEd it (without EXITKILL: a
+program started by uprobe outlives a killed tracer, runtime/lifeline.py), then execs; a failed exec reports its error through a close-on-exec pipe. Session.spawn then
 holds the program before any code of its image runs (runtime/session.py).
 """
 
@@ -35,7 +35,7 @@ def start_traced(argv: Sequence[str], env: dict[str, str] | None, cwd: str | Non
     os.close(go_r)
     os.close(err_w)
     try:
-        pt.seize(pid, TRACE_OPTIONS | pt.O_EXITKILL)
+        pt.seize(pid, TRACE_OPTIONS)
     except BaseException:
         kill(pid)
         raise

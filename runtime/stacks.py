@@ -19,6 +19,7 @@ from typing import Any
 from runtime.demangle import demangle as demangle_name
 from runtime.elfsyms import ElfFile, FileIdentity, SymbolCache
 from runtime.errors import UprobeError
+from runtime.memory import ProcessMemory
 from runtime.output.values import Frame, Stack
 from runtime.pltnames import plt_names
 from runtime.procmaps import Mapping, read_maps
@@ -67,11 +68,13 @@ class Stacks:
         """The kernel's vDSO as mapped in `pid`, as an ElfFile (symbols, CFI): copied once
         per distinct image into a content-named file, since the rest reads files."""
         try:
-            with open(f"/proc/{pid}/mem", "rb", buffering=0) as f:
-                f.seek(m.start)
-                image = f.read(m.end - m.start)
-        except (OSError, ValueError, OverflowError):
+            mem = ProcessMemory(pid)
+        except UprobeError:
             return None
+        try:
+            image = mem.read_upto(m.start, m.end - m.start)
+        finally:
+            mem.close()
         if not image.startswith(b"\x7fELF"):
             return None
         digest = hashlib.sha256(image).hexdigest()[:16]

@@ -57,6 +57,8 @@ class Thread:
     returns: list[ReturnInstance] = field(default_factory=list)
     regs_dirty: bool = False
     hit_ctx: Any = None
+    # A SIGSTOP queued by system-wide tracing (runtime/listener.py) to be dropped on delivery.
+    drop_sigstop: bool = False
 
 
 class ProcessExtension(Protocol):
@@ -93,7 +95,8 @@ class ProcessExtension(Protocol):
 class Process:
     """One address space: memory, XOL areas, installed sites by runtime address, and the
     threads that share it. `ever_sites` maps every address we ever put an int3 at to the
-    byte it hid, so a late trap after a removal is recognised and detach can sweep."""
+    byte it hid, so a late trap after a removal is recognised and detach can sweep (after
+    putting back `tails`, while the first byte still traps)."""
 
     pid: int
     mem: ProcessMemory
@@ -103,9 +106,14 @@ class Process:
     sites: dict[int, UserBkpt] = field(default_factory=dict)
     oneshots: dict[int, OneShot] = field(default_factory=dict)
     ever_sites: dict[int, int] = field(default_factory=dict)
+    # The rest of each site's instruction, where it was replaced by int3s too (site -> bytes).
+    tails: dict[int, bytes] = field(default_factory=dict)
     unwinder_hooked: bool = False
     started: bool = True
     vfork: bool = False
+    # Taken over by system-wide tracing (runtime/systemwide.py): a root of its own, traced
+    # through its execs even when forks are not followed.
+    root: bool = False
     # The program's own SIGTRAP sigaction while it has one (runtime/trapguard.py).
     trap_action: bytes | None = None
     # Bumped at exec and at every dlopen/dlclose: cached map snapshots (stacks) go stale.

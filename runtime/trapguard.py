@@ -48,7 +48,7 @@ def ignored_action(pid: int) -> bytes | None:
     return _IGNORED if trap_disposition(pid)[1] else None
 
 
-def _scratch(rsp: int) -> int:
+def scratch(rsp: int) -> int:
     return (rsp - SCRATCH_BELOW) & ~0xF
 
 
@@ -62,7 +62,7 @@ def read_action(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int,
         return _IGNORED, []
     if not caught:
         return bytes(ACTION_SIZE), []
-    buf = _scratch(rsp)
+    buf = scratch(rsp)
     args = (signal.SIGTRAP, 0, buf, SIGSET_SIZE)
     insn = syscall_insn(mem, space)
     if not delivering:
@@ -91,7 +91,7 @@ def restore_if_reset(tid: int, mem: ProcessMemory, space: XolSpace, rsp: int,
     if caught or ignored:
         return []
     insn = syscall_insn(mem, space)
-    buf = _scratch(rsp)
+    buf = scratch(rsp)
     mem.write(buf, action)
     _, pending = remote_syscall(tid, insn, SYS_RT_SIGACTION,
                                 (signal.SIGTRAP, buf, 0, SIGSET_SIZE))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import lifeline
 from runtime.errors import UprobeError
 from runtime.procmaps import Mapping, executable_mappings
 from runtime.threads import Process
@@ -135,6 +136,9 @@ def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: Are
     ops = analyse_site(code, addr)
     if wrap is not None:
         ops = wrap(ops)
+    line = lifeline.of(proc)
+    if line is not None:
+        ops = lifeline.widen(ops, code)
     slot = 0
     if ops.slot_size:
         slot = take_slot(proc.xol, ops, addr) or 0
@@ -143,9 +147,14 @@ def make_bkpt(proc: Process, addr: int, key: tuple[int, int, int], new_area: Are
             area = new_area(proc, lo, hi + ops.slot_size)
             slot = new_area_slot(area, ops, addr)
         fill_slot(proc.mem, ops, slot)
-    bp = UserBkpt(addr=addr, orig=code[0], ops=ops, slot=slot, key=key)
+    tail = code[1:ops.length] if line is not None else b""
+    bp = UserBkpt(addr=addr, orig=code[0], ops=ops, slot=slot, key=key, tail=tail)
+    if line is not None:
+        line.add_site(proc.mem, addr, ops.length, lifeline.resume_address(line, proc.mem, ops, slot))
     proc.sites[addr] = bp
     proc.ever_sites[addr] = code[0]
+    if tail:
+        proc.tails[addr] = tail
     bp.insert(proc.mem)
     return bp
 
@@ -180,6 +189,7 @@ def uninstall(proc: Process, probe: Probe) -> None:
             bp.refresh()
         if not bp.consumers and not bp.returns:
             del proc.sites[addr]
+            proc.tails.pop(addr, None)
             try:
                 bp.remove(proc.mem)
             except UprobeError:

@@ -19,10 +19,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import NoteSection
-
 from runtime.elfsyms import ElfFile, FileIdentity
 from runtime.errors import MemoryReadError, ResolveError, TargetError
 
@@ -206,6 +202,11 @@ def _read_probes(path: str, identity: FileIdentity) -> tuple[UsdtProbe, ...]:
     note = elf.sections.get(".note.stapsdt")
     if note is None:
         return ()
+    # pyelftools (a tenth of a second to import) only for files that do carry USDT notes.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import NoteSection
+
     base_sec = elf.sections.get(".stapsdt.base")
     probes: list[UsdtProbe] = []
     try:

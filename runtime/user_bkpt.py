@@ -45,6 +45,9 @@ class UserBkpt:
     rip_only: bool = field(init=False, default=False)
     lean: bool = field(init=False, default=False)
     slot_word: ctypes.c_void_p = field(init=False)
+    # The instruction's other bytes: int3s too while placed (runtime/lifeline.py), so a
+    # thread our death leaves inside the instruction traps instead of running its middle.
+    tail: bytes = b""
 
     def __post_init__(self) -> None:
         # Classes that never emulate (copy + jump) skip the call on every hit.
@@ -53,9 +56,16 @@ class UserBkpt:
         self.slot_word = ctypes.c_void_p(self.slot)
 
     def insert(self, mem: ProcessMemory) -> None:
+        # The first byte first: from then on no thread starts the instruction, so
+        # rewriting the rest cannot be seen half done.
         mem.write(self.addr, bytes((INT3,)))
+        if self.tail:
+            mem.write(self.addr + 1, bytes((INT3,)) * len(self.tail))
 
     def remove(self, mem: ProcessMemory) -> None:
+        # The reverse: the rest while the first byte still traps, then the first byte.
+        if self.tail:
+            mem.write(self.addr + 1, self.tail)
         mem.write(self.addr, bytes((self.orig,)))
 
     def refresh(self) -> None:

@@ -123,9 +123,11 @@ def map_area(
             area = XolArea(hint, size, hint)
             space.areas.append(area)
             if not space.trampoline:
-                # The first bytes of the first area: the return-probe trampoline.
-                space.trampoline = area.take(1, hint, hint)  # type: ignore[assignment]
-                mem.write(space.trampoline, INT3)
+                # The first bytes of the first area: the return-probe trampoline. Two
+                # int3s: a thread left on the second by our death traps again
+                # (runtime/lifeline.py).
+                space.trampoline = area.take(2, hint, hint)  # type: ignore[assignment]
+                mem.write(space.trampoline, INT3 * 2)
             return area, pending
     raise PlacementError(
         f"pid {mem.pid}: no free address range within 2 GiB of {lo + REACH:#x} for the XOL area"

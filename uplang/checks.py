@@ -41,6 +41,12 @@ from uplang.vocab.probetypes import BY_NAME, PROVIDERS, THREAD_KINDS, thread_kin
 from uplang.vocab.registers import REGISTERS
 
 MAX_UNROLL = 100
+# Statements nested deeper than this are refused: the generated handler nests one level
+# per block, and Python compiles at most 100.
+MAX_NESTING = 48
+# Integer settings with an upper limit (max_strlen: bytes read per string at each hit).
+CONFIG_LIMITS = {"max_strlen": 1 << 20}
+MAX_LOOP_NESTING = 16
 _NUMERIC_PARAM = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[0-9]+)")
 
 
@@ -223,8 +229,12 @@ class Checker:
                 self.error(item.span, f"unknown config setting '{item.name}'",
                            did_you_mean(item.name, CONFIG_KEYS))
             elif spec == "int":
+                limit = CONFIG_LIMITS.get(item.name)
                 if not isinstance(item.value, int) or item.value <= 0:
                     self.error(item.span, f"config '{item.name}' needs a positive integer")
+                elif limit is not None and item.value > limit:
+                    self.error(item.span, f"config '{item.name}' is {item.value}, beyond its "
+                                          f"limit of {limit}")
             elif spec == "bool":
                 if item.value not in (0, 1, "true", "false"):
                     self.error(item.span, f"config '{item.name}' needs true or false")
@@ -239,6 +249,7 @@ class Checker:
         self.clause_label = ", ".join(sorted(k for k in self.kinds))
         self.vars = {}
         self.loops = self.unrolls = 0
+        self.depth = 0
         self.clause_probes = clause.probes
         for probe in clause.probes:
             self.probe(probe)
@@ -272,8 +283,15 @@ class Checker:
     # ---------------------------------------------------------------- statements
 
     def stmts(self, body: tuple[ast.Stmt, ...]) -> None:
-        for stmt in body:
-            self.stmt(stmt)
+        self.depth += 1
+        if self.depth == MAX_NESTING + 1 and body:
+            self.error(body[0].span, f"statements nested more than {MAX_NESTING} levels deep "
+                                     "(if, while, for, unroll, blocks): the limit of nesting")
+        try:
+            for stmt in body:
+                self.stmt(stmt)
+        finally:
+            self.depth -= 1
 
     def stmt(self, stmt: ast.Stmt) -> None:
         match stmt:
@@ -290,6 +308,7 @@ class Checker:
             case ast.While(cond=cond, body=body):
                 self.condition(cond)
                 self.loops += 1
+                self.loop_depth(stmt)
                 self.stmts(body)
                 self.loops -= 1
             case ast.ForMap():
@@ -298,6 +317,7 @@ class Checker:
                 if not 1 <= count <= MAX_UNROLL:
                     self.error(stmt.span, f"unroll count must be between 1 and {MAX_UNROLL}")
                 self.unrolls += 1
+                self.loop_depth(stmt)
                 self.stmts(body)
                 self.unrolls -= 1
             case ast.Break() | ast.Continue():
@@ -325,8 +345,16 @@ class Checker:
             key = Ty("tuple", items=tuple(Ty(k) for k in state.key_kinds))
         self.vars[stmt.var] = Ty("tuple", items=(key, value))
         self.loops += 1
+        self.loop_depth(stmt)
         self.stmts(stmt.body)
         self.loops -= 1
+
+    def loop_depth(self, stmt: ast.Stmt) -> None:
+        """Loops (while, for, unroll) nest at most MAX_LOOP_NESTING deep: each is a loop
+        of the generated handler, and Python compiles at most 20 nested blocks."""
+        if self.loops + self.unrolls == MAX_LOOP_NESTING + 1:
+            self.error(stmt.span, f"loops nested more than {MAX_LOOP_NESTING} deep (while, "
+                                  "for, unroll): the limit of loop nesting")
 
     def assign(self, stmt: ast.Assign) -> None:
         target, value = stmt.target, stmt.value

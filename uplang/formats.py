@@ -15,6 +15,8 @@ _CONVERSION = re.compile(
 )
 
 INT_CONVERSIONS = frozenset("diouxXcp")
+# Widths and precisions beyond this are refused (a line that long is a mistake).
+MAX_FIELD_WIDTH = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ def conversions(fmt: str) -> list[Conversion]:
         if match is None:
             bad = fmt[i : i + 2] if i + 1 < len(fmt) else "%"
             raise FormatError(f"unknown conversion '{bad}' in format string")
+        for part, name in (("width", "field width"), ("prec", "precision")):
+            size = match.group(part)
+            if size and int(size) > MAX_FIELD_WIDTH:
+                raise FormatError(f"{name} {int(size)} in '{match.group(0)}' is beyond the "
+                                  f"limit of {MAX_FIELD_WIDTH}")
         if match.group("conv") != "%":
             out.append(Conversion(match.group(0), match.group("conv"), i))
         i = match.end()

@@ -93,6 +93,10 @@ def _acceptable(exc: UnexpectedInput) -> set[str]:
     return set(getattr(exc, "expected", ()) or ())
 
 
+UINT64_MAX = (1 << 64) - 1
+INT64_MIN_MAGNITUDE = 1 << 63
+
+
 def _syntax_hint(token: Token) -> str:
     if token.type == "PROBE_SEG" and "/" in token.value:
         return "a predicate needs whitespace before its opening '/'"
@@ -199,14 +203,22 @@ class AstBuilder(Transformer):
         return self._int(token)
 
     def neg_int(self, meta: Meta, token: Token) -> int:
-        return -self._int(token)
+        return -self._int(token, INT64_MIN_MAGNITUDE)
 
-    def _int(self, token: Token) -> int:
+    def _int(self, token: Token, largest: int = UINT64_MAX) -> int:
+        """The literal's value; one beyond 64 bits is an error, never wrapped (a negated
+        literal may reach 2**63)."""
         try:
-            return parse_int(token.value)
+            value = parse_int(token.value)
         except ValueError:
             raise _fail(self.file, token, f"invalid integer '{token.value}'",
                         "a leading 0 makes an octal number (digits 0-7)") from None
+        if value > largest:
+            sign = "-" if largest == INT64_MIN_MAGNITUDE else ""
+            raise _fail(self.file, token,
+                        f"integer '{sign}{token.value}' is out of range: it does not fit in "
+                        "64 bits", f"the range is -{INT64_MIN_MAGNITUDE} to {UINT64_MAX}")
+        return value
 
     # ------------------------------------------------------------- C types
 

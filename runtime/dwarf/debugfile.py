@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from runtime.elfread import SHT_NOBITS, ElfImage, NotElf
 
-from runtime.elfsyms import build_id_of as _build_id
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
 
 DEFAULT_ROOT = "/usr/lib/debug"
 ROOTS_ENV = "UPROBE_DEBUG_DIRS"
@@ -45,18 +46,23 @@ def has_dwarf(elf: ELFFile) -> bool:
     return sec is not None and sec["sh_type"] != "SHT_NOBITS" and sec["sh_size"] > 0
 
 
+def _image_has_dwarf(elf: ElfImage) -> bool:
+    sec = elf.section(".debug_info")
+    return sec is not None and sec.type != SHT_NOBITS and sec.size > 0
+
+
 def locate(binary: str, roots: Sequence[str] = ()) -> DebugLocation:
-    """Find the DWARF of `binary` (a real path)."""
+    """Find the DWARF of `binary` (a real path). Headers are read with runtime.elfread:
+    symbol loading asks this for every stripped library, at start-up."""
     searched = [binary]
     try:
-        with open(binary, "rb") as f:
-            elf = ELFFile(f)
-            if has_dwarf(elf):
-                return DebugLocation(binary, binary, tuple(searched), _build_id(elf))
-            build_id = _build_id(elf)
-            link = _debuglink(elf)
-    except (OSError, ELFError):
+        elf = ElfImage.open(binary)
+    except (OSError, NotElf):
         return DebugLocation(binary, None, tuple(searched), None)
+    build_id = elf.build_id()
+    if _image_has_dwarf(elf):
+        return DebugLocation(binary, binary, tuple(searched), build_id)
+    link = _debuglink(elf)
     candidates: list[str] = []
     all_roots = debug_roots(roots)
     if build_id:
@@ -76,21 +82,19 @@ def locate(binary: str, roots: Sequence[str] = ()) -> DebugLocation:
 def _usable(path: str, build_id: str | None) -> bool:
     """A debug file counts when it has DWARF and (if both know one) the same build-id."""
     try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if not has_dwarf(elf):
-                return False
-            theirs = _build_id(elf)
-            return build_id is None or theirs is None or theirs == build_id
-    except (OSError, ELFError):
+        elf = ElfImage.open(path)
+    except (OSError, NotElf):
         return False
+    if not _image_has_dwarf(elf):
+        return False
+    theirs = elf.build_id()
+    return build_id is None or theirs is None or theirs == build_id
 
 
-def _debuglink(elf: ELFFile) -> str | None:
-    sec = elf.get_section_by_name(".gnu_debuglink")
-    if sec is None:
+def _debuglink(elf: ElfImage) -> str | None:
+    data = elf.section_data(".gnu_debuglink")
+    if data is None:
         return None
-    data = sec.data()
     name = data[: data.find(b"\0")].decode("utf-8", "replace")
     return name or None
 

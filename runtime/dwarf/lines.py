@@ -8,15 +8,16 @@ named after the file are searched first, then every unit (a header's inline func
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 
 from elftools.dwarf.compileunit import CompileUnit
 
 from runtime.dwarf.dies import name_of
 from runtime.dwarf.info import DebugInfo
+from runtime.dwarf.linespec import LINE_SPEC, parse_line_spec
 
-LINE_SPEC = re.compile(r"(?P<file>[^:*?\[\]]+\.[A-Za-z0-9+]+):(?P<line>[0-9]+)")
+__all__ = ["LINE_SPEC", "LineHit", "find_line", "parse_line_spec"]
+
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,6 @@ class LineHit:
 
     vaddr: int | None
     nearest: tuple[int, ...] = ()
-
-
-def parse_line_spec(text: str) -> tuple[str, int] | None:
-    m = LINE_SPEC.fullmatch(text)
-    return (m.group("file"), int(m.group("line"))) if m else None
 
 
 def find_line(info: DebugInfo, file: str, line: int) -> LineHit:

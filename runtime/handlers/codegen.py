@@ -3,8 +3,10 @@
 Each clause becomes `def handler(_ctx): ...` whose body is straight-line Python: scratch
 variables are locals, map objects and parsed printf formats are constants bound in the
 function's globals, and every builtin is a direct attribute access or helper call. So a hit
-costs a function call, not a walk over the AST. Types are inferred statically (VType) only
-where C semantics need them: memory reads, casts, string comparison.
+costs a function call, not a walk over the AST. Each expression gets a static type (VType)
+as it is generated, only where C semantics need it (memory reads, casts, string
+operations): from the types the checks inferred and the plan carries (`Shared.of`), the C
+layouts and the expression itself; nothing is inferred across clauses here.
 """
 
 from __future__ import annotations

@@ -475,10 +475,14 @@ class Gen:
         for name in sorted({n.name for n in target_nodes(s) if isinstance(n, ast.Var)}):
             cg.vars[name] = b.alloca(I64, name=f"v_{name}")
             b.store(c64(0), cg.vars[name])  # $variables start at 0 on every hit
+        refs = [n.target if isinstance(n, ast.Assign) else n for n in target_nodes(s)]
+        comm_keys = any(isinstance(n, ast.MapRef) and "comm" in self.lay.maps.get(
+            n.name, _NO_MAP).key_kinds for n in refs)
+        comm_buf = b.alloca(I64, size=2) if comm_keys else None
         if any(c.kind in ("str", "buf") for ev in events_of(s.steps) for c in ev.captures):
             cg.iov = b.alloca(I64, size=6)
         if any(isinstance(n, ast.Builtin) and n.name in ("nsecs", "elapsed")
-               for n in target_nodes(s)):
+               for n in target_nodes(s)) or any(_calls_time(ev) for ev in events_of(s.steps)):
             # One clock read per hit, as the trap path's context caches it: the TSC read
             # is the dearest instruction here (~20 ns under a hypervisor).
             cg.hit_ns = cg.b.call(self.fn_clock, [shm])
@@ -490,6 +494,11 @@ class Gen:
             cg.b.position_at_end(stop)
             cg.b.ret(c64(0))
             cg.b.position_at_end(go)
+        if comm_buf is not None:
+            # The thread's name for `comm` keys, once per hit (the kernel pads it with
+            # NULs to 16 bytes, so equal names are equal words).
+            self.syscall(cg.b, SYS_PRCTL, c64(PR_GET_NAME), cg.b.ptrtoint(comm_buf, I64))
+            cg.comm_words = (self.ld(cg.b, comm_buf, 0), self.ld(cg.b, comm_buf, 8))
         cg.steps(s.steps)
         cg.b.ret(c64(0))
         return fn
@@ -673,6 +682,7 @@ class ClauseCode:
         self.g, self.fn, self.b, self.f, self.shm, self.thr = g, fn, b, f, shm, thr
         self.vars: dict[str, ir.Value] = {}
         self.iov: ir.Value = ir.Constant(PTR, None)
+        self.comm_words: tuple[ir.Value, ir.Value] = (c64(0), c64(0))
         self.hit_ns: ir.Value = c64(0)  # the hit's timestamp when the clause reads one
         self.n = 0
 
@@ -742,7 +752,7 @@ class ClauseCode:
             self.g.st(b, self.thr, off, v)
             return
         assert isinstance(t, ast.MapRef)
-        keys = [self.expr(k) for k in t.keys]
+        keys = self.key_words(t)
         ml = self.g.lay.maps[t.name]
         if isinstance(s.value, ast.Call) and s.value.name == ml.kind:
             val = self.expr(s.value.args[0]) if s.value.args else c64(0)
@@ -771,7 +781,7 @@ class ClauseCode:
         b.atomic_rmw("add", self.g.at(b, sl, vo + 16), c64(1), "release")
 
     def delete(self, ref: ast.MapRef) -> None:
-        keys = [self.expr(k) for k in ref.keys]
+        keys = self.key_words(ref)
         ml = self.g.lay.maps[ref.name]
         slot = self.find(ref.name, keys, False)
 
@@ -782,6 +792,17 @@ class ClauseCode:
             b.atomic_rmw("add", self.g.at(b, sl, ml.values_off + 16), c64(1), "release")
 
         self.if_slot(slot, clear)
+
+    def key_words(self, ref: ast.MapRef) -> list[ir.Value]:
+        """The key as words: integers as they are, `comm` as its two words."""
+        ml = self.g.lay.maps[ref.name]
+        out: list[ir.Value] = []
+        for k, kk in zip(ref.keys, ml.key_kinds, strict=True):
+            if kk == "comm":
+                out.extend(self.comm_words)
+            else:
+                out.append(self.expr(k))
+        return out
 
     def find(self, name: str, keys: list[ir.Value], insert: bool) -> ir.Value:
         fn = self.g.find_fn(name)
@@ -1131,7 +1152,7 @@ class ClauseCode:
             b.store(new, p)
             return new if e.prefix else old
         assert isinstance(t, ast.MapRef)
-        keys = [self.expr(k) for k in t.keys]
+        keys = self.key_words(t)
         ml = g.lay.maps[t.name]
         slot = self.find(t.name, keys, True)
         yes, join = self.block("slot"), self.block("noslot")
@@ -1151,7 +1172,7 @@ class ClauseCode:
 
     def map_read(self, e: ast.MapRef) -> ir.Value:
         b, g = self.b, self.g
-        keys = [self.expr(k) for k in e.keys]
+        keys = self.key_words(e)
         ml = g.lay.maps[e.name]
         slot = self.find(e.name, keys, False)
         yes, join = self.block("rd"), self.block("rdj")
@@ -1189,17 +1210,27 @@ class ClauseCode:
 
 
 def generate(splits: dict[int, ClauseSplit], lay: L.Layout, params: tuple[str, ...],
-             shm_maps: dict[str, tuple[str, int, int, tuple[int, int, int] | None]],
+             shm_maps: dict[str, tuple[str, tuple[str, ...], int, tuple[int, int, int] | None]],
              max_keys: int = 0) -> Program:
-    """The module for these splits. shm_maps: name -> (kind, arity, hist bits, lhist args)
-    for every map the in-target parts touch."""
-    for name, (kind, arity, bits, largs) in sorted(shm_maps.items()):
-        lay.add_map(name, kind, arity, bits, largs, max_keys)
+    """The module for these splits. shm_maps: name -> (kind, key kinds, hist bits, lhist
+    args) for every map the in-target parts touch."""
+    for name, (kind, key_kinds, bits, largs) in sorted(shm_maps.items()):
+        lay.add_map(name, kind, key_kinds, bits, largs, max_keys)
     for s in splits.values():
         if s.reason is None:
             for node in _thread_locals(s):
                 lay.tl_offset(node)
     return Gen(splits, lay, params).build()
+
+
+_NO_MAP = L.MapLayout("", -1, "int", 0, 0, 1, 1)
+
+
+def _calls_time(ev: Event) -> bool:
+    """time() formats the hit's own timestamp, which the record then carries."""
+    st = ev.stmt
+    return isinstance(st, ast.ExprStmt) and isinstance(st.expr, ast.Call) \
+        and st.expr.name == "time"
 
 
 def _thread_locals(s: ClauseSplit) -> list[str]:

@@ -91,7 +91,8 @@ def _align(n: int, a: int) -> int:
 
 @dataclass(frozen=True)
 class MapLayout:
-    """One map in the shared area: an open-addressing table keyed by integer tuples.
+    """One map in the shared area: an open-addressing table keyed by integer tuples
+    (`arity` key words; a `comm` key takes two).
 
     kind: count, sum, min, max, avg, stats, hist, lhist (SHARDS copies of `words` value
     words per slot) or int (present, value, write sequence; no shards)."""
@@ -106,6 +107,7 @@ class MapLayout:
     hist_bits: int = 0
     lhist_args: tuple[int, int, int] | None = None
     max_keys: int = 0  # 0: as many as the table holds
+    key_kinds: tuple[str, ...] = ()  # per key: 'int' (one word) or 'comm' (two words)
 
     @property
     def sharded(self) -> bool:
@@ -208,9 +210,11 @@ class Layout:
         """Byte offset of the shadow stack inside a thread entry."""
         return T_TL + 8 * len(self.tl_names)
 
-    def add_map(self, name: str, kind: str, arity: int, hist_bits: int = 0,
+    def add_map(self, name: str, kind: str, key_kinds: tuple[str, ...], hist_bits: int = 0,
                 lhist_args: tuple[int, int, int] | None = None,
                 max_keys: int = 0) -> MapLayout:
+        key_kinds = tuple("comm" if k == "comm" else "int" for k in key_kinds)
+        arity = sum(2 if k == "comm" else 1 for k in key_kinds)  # key words
         if arity == 0:
             slots = 1
         else:
@@ -219,7 +223,7 @@ class Layout:
                 slots = min(slots, 1 << max(1, (2 * max_keys - 1).bit_length()))
         m = MapLayout(name, len(self.maps), kind, arity, 0, slots,
                       value_words(kind, hist_bits, lhist_args), hist_bits, lhist_args,
-                      max_keys if arity and max_keys < slots else 0)
+                      max_keys if arity and max_keys < slots else 0, key_kinds)
         self.maps[name] = m
         return m
 

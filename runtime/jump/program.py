@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from runtime.jump import layout as L
 from runtime.jump.compile import MachineCode, compile_ir
 from runtime.jump.irgen import Program, generate
-from runtime.jump.split import ClauseSplit, settle, split_plan, target_nodes
+from runtime.jump.split import ClauseSplit, map_decls, settle, split_plan, target_nodes
 from uplang import ast
 from uplang.plan import Plan
 
@@ -242,8 +242,8 @@ def calibrate_tsc(window_ns: int = 20_000_000) -> tuple[int, int, int, int]:
 
 
 def shm_maps(plan: Plan, splits: dict[int, ClauseSplit]) -> dict[str, tuple]:
-    """Maps the in-target parts touch: name -> (kind, arity, hist bits, lhist args)."""
-    decls = {m.name: m for m in plan.maps}
+    """Maps the in-target parts touch: name -> (kind, key kinds, hist bits, lhist args)."""
+    decls = map_decls(plan)
     out: dict[str, tuple] = {}
     for s in splits.values():
         if s.reason is not None:
@@ -270,7 +270,7 @@ def shm_maps(plan: Plan, splits: dict[int, ClauseSplit]) -> dict[str, tuple]:
                 lo, hi, step = consts[-3:]
                 largs = (lo, hi, step)
             if ref.name not in out or val is not None:
-                out[ref.name] = (d.value_kind, d.key_arity, bits, largs)
+                out[ref.name] = (d.value_kind, d.key_kinds, bits, largs)
     return out
 
 

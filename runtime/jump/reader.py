@@ -16,6 +16,7 @@ import ctypes
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from runtime.aggregations import new_state
@@ -30,6 +31,7 @@ from runtime.jump.program import JumpProgram
 from runtime.jump.split import CAPTURE_PREFIX, Event
 from runtime.maps import MapStore, normalize_key
 from runtime.output.text import TextOutput
+from runtime.output.timefmt import monotonic_ns_to_epoch_ns, time_text
 from runtime.output.values import Buf
 from uplang import ast
 
@@ -106,6 +108,16 @@ def compile_user_side(prog: JumpProgram, support: Any,
         if direct is not None:
             fast[eid] = direct
     namespace = bind_namespace(shared, support, compile_format)
+    emitter = getattr(support, "emitter", None)
+
+    def time_at_hit(ctx: Any, fmt: str) -> None:
+        # time() shows when the hit happened, as the trap path does: the record's
+        # timestamp (CLOCK_MONOTONIC from the target's TSC) on the wall clock.
+        text = time_text(fmt, monotonic_ns_to_epoch_ns(ctx.nsecs))
+        ctx.defer(partial(emitter.text, text, "time"))  # type: ignore[union-attr]
+
+    if emitter is not None:
+        namespace["_time"] = time_at_hit
     exec(compile("\n".join(sources.values()), "<uprobe jump user side>", "exec"),  # noqa: S102
          namespace)
     funcs: dict[int, Callable[[Any, tuple], None]] = {
@@ -379,12 +391,13 @@ class JumpReader:
         nwords = ml.slot_size // 8
         fmt = f"<{nwords}Q"
         vw = ml.values_off // 8
+        comm = "comm" in ml.key_kinds
         for i in range(ml.slots):
             soff = base + i * ml.slot_size
             if struct.unpack_from("<Q", view, soff)[0] != L.SLOT_READY:
                 continue
             w = struct.unpack_from(fmt, view, soff)
-            key = tuple(wrap_s64(k) for k in w[1:1 + ml.arity])
+            key = _key(ml, w) if comm else tuple(wrap_s64(k) for k in w[1:1 + ml.arity])
             vals = w[vw:]
             out[key] = _combine(ml, vals)
         return out
@@ -408,6 +421,20 @@ class JumpReader:
                     continue
                 last[key] = cur
                 _apply(store, ml, key, prev, cur)
+
+
+def _key(ml: L.MapLayout, words: tuple[int, ...]) -> tuple:
+    """A slot's key words back as the trap path's key: `comm` words become its text."""
+    out: list[object] = []
+    i = 1
+    for kk in ml.key_kinds:
+        if kk == "comm":
+            out.append(decode_cstr(struct.pack("<QQ", words[i], words[i + 1])))
+            i += 2
+        else:
+            out.append(wrap_s64(words[i]))
+            i += 1
+    return tuple(out)
 
 
 def _combine(ml: L.MapLayout, vals: tuple[int, ...]) -> object:

@@ -17,19 +17,17 @@ from dataclasses import dataclass, field
 
 from uplang import ast
 from uplang.plan import MapDecl, Plan, PlanClause
+from uplang.vocab.ctypes import BASIC_TYPES
 
 TARGET_KINDS = ("uprobe", "uretprobe")
 SHM_MAP_KINDS = frozenset({"count", "sum", "min", "max", "avg", "stats", "hist", "lhist", "int"})
 INT_KEY_KINDS = frozenset({"int", "integer", "ptr", "pointer", "bool", "uaddr"})
+COMM = "comm"  # a key position that always holds `comm`: two words in the target
 INT_BUILTINS = frozenset({"pid", "tid", "nsecs", "elapsed", "retval"})
 # Effects the user side runs from a record; their integer/string inputs are captured.
 EFFECTS = frozenset({"printf", "print", "time", "system", "cat", "exit"})
-CAST_TYPES = {
-    "int8": (1, True), "uint8": (1, False), "int16": (2, True), "uint16": (2, False),
-    "int32": (4, True), "uint32": (4, False), "int64": (8, True), "uint64": (8, False),
-    "char": (1, True), "short": (2, True), "int": (4, True), "long": (8, True),
-    "bool": (1, False),
-}
+# Integer casts by the plan's type names (the parser has mapped every C spelling onto one).
+CAST_TYPES = {t.name: (t.size, t.signed) for t in BASIC_TYPES if t.integer}
 CAPTURE_PREFIX = "__jc"
 
 
@@ -93,16 +91,54 @@ def shm_map_reason(decl: MapDecl | None, name: str) -> str | None:
         return f"@{name} has no inferred type"
     if decl.value_kind not in SHM_MAP_KINDS:
         return f"@{name} holds {decl.value_kind} values"
-    if any(k not in INT_KEY_KINDS for k in decl.key_kinds):
+    if any(k not in INT_KEY_KINDS and k != COMM for k in decl.key_kinds):
         return f"@{name} has non-integer keys"
     return None
+
+
+def map_decls(plan: Plan) -> dict[str, MapDecl]:
+    """The plan's maps, a string key position that every use of the map fills with
+    `comm` marked COMM: such a map (`@[comm] = count()`) lives in the shared area, its
+    thread names kept as two words."""
+    decls = {m.name: m for m in plan.maps}
+    uses: dict[str, list[tuple[ast.Expr, ...]]] = {}
+    nodes = tuple(n for c in plan.clauses for n in ((c.predicate,) if c.predicate else ())
+                  + c.body)
+    for n in _walk(nodes):
+        if isinstance(n, ast.Assign) and isinstance(n.target, ast.MapRef):
+            uses.setdefault(n.target.name, []).append(n.target.keys)
+        elif isinstance(n, ast.MapRef):
+            uses.setdefault(n.name, []).append(n.keys)
+    out = dict(decls)
+    for name, d in decls.items():
+        kinds = list(d.key_kinds)
+        for i, k in enumerate(kinds):
+            if k == "str" and uses.get(name) and all(
+                    len(keys) == len(kinds) and _is_comm(keys[i]) for keys in uses[name]):
+                kinds[i] = COMM
+        if kinds != list(d.key_kinds):
+            out[name] = dataclasses.replace(d, key_kinds=tuple(kinds))
+    return out
+
+
+def _is_comm(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Builtin) and e.name == "comm"
+
+
+def _keys(ref: ast.MapRef, facts: _Facts, kind: str) -> None:
+    """Refuse unless every key of the map reference can be computed in the target."""
+    decl = facts.maps.get(ref.name)
+    for i, k in enumerate(ref.keys):
+        if decl is not None and i < len(decl.key_kinds) and decl.key_kinds[i] == COMM:
+            continue  # map_decls saw `comm` here
+        _int_expr(k, facts, kind)
 
 
 def split_plan(plan: Plan, max_strlen: int = 64) -> dict[int, ClauseSplit]:
     """Every probe clause's split, by clause index. Maps read in the target must not be
     written anywhere else; clauses that would read such a map keep the trap path too
     (repeated until nothing changes)."""
-    facts_maps = {m.name: m for m in plan.maps}
+    facts_maps = map_decls(plan)
     kinds = {p.id: p.kind for p in plan.probes}
     out: dict[int, ClauseSplit] = {}
     for clause in plan.clauses:
@@ -221,8 +257,7 @@ def _is_target_stmt(s: ast.Stmt, facts: _Facts, kind: str) -> bool:
         if isinstance(t, ast.MapRef):
             if shm_map_reason(facts.maps.get(t.name), t.name) is not None:
                 return False
-            for k in t.keys:
-                _int_expr(k, facts, kind)
+            _keys(t, facts, kind)
             v = s.value
             if isinstance(v, ast.Call) and v.name in ("count", "sum", "min", "max", "avg",
                                                     "stats", "hist", "lhist"):
@@ -257,8 +292,7 @@ def _is_target_stmt(s: ast.Stmt, facts: _Facts, kind: str) -> bool:
                 decl = facts.maps.get(ref.name)
                 if decl is not None and shm_map_reason(decl, ref.name) is None \
                         and decl.value_kind == "int":
-                    for k in ref.keys:
-                        _int_expr(k, facts, kind)
+                    _keys(ref, facts, kind)
                     return True
             raise Refuse("delete() of an aggregation or non-integer map")
         if isinstance(e, ast.Call) and e.name in EFFECTS:
@@ -306,8 +340,7 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
             raise Refuse(f"reads @{e.name}: {why}")
         if decl.value_kind not in ("int", "count", "sum", "min", "max"):
             raise Refuse(f"reads the {decl.value_kind}() map @{e.name} as a value")
-        for k in e.keys:
-            _int_expr(k, facts, kind)
+        _keys(e, facts, kind)
         return
     if isinstance(e, ast.Unary):
         if e.op in ("*", "&"):
@@ -321,8 +354,7 @@ def _int_expr(e: ast.Expr, facts: _Facts, kind: str) -> None:
             if decl is None or shm_map_reason(decl, t.name) is not None \
                     or decl.value_kind != "int":
                 raise Refuse(f"{e.op} on @{t.name}")
-            for k in t.keys:
-                _int_expr(k, facts, kind)
+            _keys(t, facts, kind)
             return
         if isinstance(t, ast.Var | ast.ThreadLocal):
             return

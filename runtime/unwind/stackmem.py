@@ -8,8 +8,10 @@ page-aligned chunk around it, kept for the rest of the walk.
 
 from __future__ import annotations
 
+import struct
 from typing import Protocol
 
+_U64 = struct.Struct("<Q")
 WINDOW = 32 * 1024
 CHUNK = 4096
 
@@ -47,7 +49,7 @@ class StackMemory:
         for base, data in self._chunks:
             off = addr - base
             if 0 <= off <= len(data) - 8:
-                return int.from_bytes(data[off:off + 8], "little")
+                return _U64.unpack_from(data, off)[0]
         if addr <= 0 or addr >= 1 << 47:
             raise ValueError(f"address {addr:#x} outside user space")
         base = addr & ~(CHUNK - 1)

@@ -11,8 +11,7 @@ return address, so its CFI row and symbol are looked up at pc - 1 (the call).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtime import debugsyms
 from runtime.elfsyms import ElfFile, FileIdentity
@@ -33,10 +32,10 @@ REG_NAMES = {"rax": 0, "rdx": 1, "rcx": 2, "rbx": 3, "rsi": 4, "rdi": 5, "rbp": 
 USER_TOP = 1 << 47
 
 
-@dataclass(frozen=True, slots=True)
-class RawFrame:
+class RawFrame(NamedTuple):
     """One frame as captured: the runtime pc, the file and link-time address it was
-    looked up at (pc - 1 for a return address), and how it was found."""
+    looked up at (pc - 1 for a return address), and how it was found. A NamedTuple: one
+    is made per frame per hit, and a tuple is the cheapest immutable record."""
 
     pc: int
     elf: ElfFile | None

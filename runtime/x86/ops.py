@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 from runtime.errors import PlacementError
 from runtime.x86 import encode
 from runtime.x86.decode import Insn
-from runtime.x86.flags import JCC_CONDITIONS, POPF_WRITABLE, PUSHF_IMAGE_MASK
+from runtime.x86.flags import ID, JCC_CONDITIONS, POPF_WRITABLE, PUSHF_IMAGE_MASK
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -324,9 +324,18 @@ class PushfOps(_InsnOps):
 
 @dataclass(frozen=True)
 class PopfOps(_InsnOps):
-    """popf is emulated: only the flags user mode may change are taken from the stack."""
+    """popf is emulated: only the flags user mode may change are taken from the stack.
+    Except a change of ID (bit 21): PTRACE_SETREGS cannot set or clear it, so that popf
+    runs natively from its slot (a copy and a jump back)."""
 
     cls: ClassVar[str] = "popf"
+
+    @property
+    def slot_size(self) -> int:
+        return self.insn.length + encode.ABS_JMP_SIZE
+
+    def build_slot(self, slot_addr: int) -> bytes:
+        return self.insn.raw + encode.abs_jmp(self.insn.next_address)
 
     def emulate(self, regs: Any, mem: Memory) -> bool:
         if 0x66 in self.insn.prefixes:
@@ -336,6 +345,8 @@ class PopfOps(_InsnOps):
         else:
             value = struct.unpack("<Q", mem.read(regs.rsp, 8))[0]
             writable = POPF_WRITABLE
+            if (value ^ regs.eflags) & ID:
+                return False
             regs.rsp = (regs.rsp + 8) & MASK64
         regs.eflags = (regs.eflags & ~writable) | (value & writable)
         regs.rip = self.insn.next_address

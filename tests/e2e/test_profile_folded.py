@@ -29,7 +29,9 @@ def test_folded_profile_gives_the_hot_function_its_share(uprobe, builder) -> Non
         m = FOLDED_LINE.match(line)
         assert m, line
         frames, count = m.group(1).split(";"), int(m.group(2))
-        assert frames[0] == "_start" and "main" in frames, frames
+        # A sample may come before main, in the dynamic linker's start-up (its entry
+        # label is no function symbol); every stack through main is whole.
+        assert "main" not in frames or frames[0] == "_start", frames
         total += count
         for name in shares:
             if name in frames:

@@ -27,7 +27,17 @@ def test_profile_probes_need_a_process(uprobe) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_uprobes_need_a_process(uprobe, target) -> None:
-    r = uprobe.run("-e", f"uprobe:{target}:work {{ @c = count(); }}")
+def test_probes_without_a_target_file_need_a_process(uprobe) -> None:
+    # With a file named, no -c/-p means system-wide (tests/e2e/test_systemwide.py).
+    r = uprobe.run("-e", "uprobe::work { @c = count(); }")
     assert r.returncode in (1, 2)
-    assert r.stderr.count("\n") >= 1 and "Traceback" not in r.stderr
+    assert "a probe without a target needs a process" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_comm_filter_is_for_system_wide_probes(uprobe, target) -> None:
+    r = uprobe.run("-e", f"uprobe:{target}:work {{ @c = count(); }}", "--comm", "x",
+                   "-c", f"{target} 1")
+    assert r.returncode == 2
+    assert r.stderr == ("uprobe: --comm selects processes for system-wide probes: "
+                        "it does not go with -c or -p\n")

@@ -37,7 +37,7 @@ def options(**kw) -> RunOptions:
 def test_run_options_are_the_cli_contract() -> None:
     names = [f.name for f in dataclasses.fields(RunOptions)]
     assert names == ["command", "pid", "fmt", "output", "quiet", "unsafe", "debug",
-                     "follow_forks", "verbose", "cpu", "trap", "demangle", "trace"]
+                     "follow_forks", "verbose", "cpu", "trap", "demangle", "trace", "comms"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         options().quiet = False  # type: ignore[misc]
 
@@ -61,10 +61,11 @@ def test_json_attached_line_and_maps(tmp_path) -> None:
                                '{"type": "map", "data": {"@x": {"1,a": 5}}}\n')
 
 
-def test_uprobes_without_a_process_are_refused() -> None:
+def test_comm_is_refused_with_a_process() -> None:
+    # Without -c/-p the same plan runs system-wide (tests/e2e/test_systemwide.py).
     plan = plan_of("uprobe:/bin/true:main { @c = count(); }")
-    with pytest.raises(ExecutorError, match="need a process"):
-        run_plan(plan, options())
+    with pytest.raises(ExecutorError, match="--comm selects processes for system-wide"):
+        run_plan(plan, RunOptions(command=None, pid=1, comms=("true",)))
 
 
 def _options(out: str) -> RunOptions:

@@ -293,6 +293,22 @@ def test_nsecs_is_clock_monotonic(builder, reaper):
     assert 0 <= elapsed <= after - base + slack
 
 
+def test_time_shows_the_hit(builder, reaper):
+    script = 'uprobe:/bin/true:f /arg0 == 0/ { time("%H:%M:%S\\n"); }'
+    run = Run(builder, script)
+    try:
+        run.run("hit", 1, 10, reaper)
+        hit_ns = time.time_ns()
+        time.sleep(1.1)  # the drain runs a second later: time() must not show the drain
+        run.reader.drain()
+        out = run.out.getvalue()
+    finally:
+        run.close()
+    from runtime.output.timefmt import time_text
+    assert out in (time_text("%H:%M:%S\n", hit_ns),
+                   time_text("%H:%M:%S\n", hit_ns - 1_000_000_000))
+
+
 def test_frames_left_by_longjmp_are_dropped(builder, reaper):
     run = Run(builder, "uretprobe:/bin/true:f { @r = count(); }")
     try:
@@ -438,16 +454,20 @@ def test_buffers_as_the_trap_path(builder, reaper):
 
 
 def test_comm_is_the_threads_name_at_the_hit(builder, reaper):
-    script = 'uprobe:/bin/true:f { @[comm] = count(); printf("%s\\n", comm); }'
+    script = ('uprobe:/bin/true:f { @[comm] = count(); @s[comm, arg1] = sum(arg0); '
+              'printf("%s\\n", comm); }')
     run = Run(builder, script)
     try:
         assert run.prog.in_target(0)
+        assert run.prog.layout.maps[""].key_kinds == ("comm",)  # kept in the target
         run.drain_while(run.start("hit", 2, 300, reaper))
         text = run.maps_text()
         lines = set(run.out.getvalue().splitlines())
     finally:
         run.close()
-    assert text == "@[jw-0]: 300\n@[jw-1]: 300\n"  # names the threads gave themselves
+    # names the threads gave themselves
+    assert text == ("@[jw-0]: 300\n@[jw-1]: 300\n"
+                    "@s[jw-0, 0]: 44850\n@s[jw-1, 1]: 44850\n")
     assert lines == {"jw-0", "jw-1"}
 
 

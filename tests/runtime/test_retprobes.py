@@ -103,3 +103,14 @@ def test_return_probes_in_eight_threads(builder, reaper, tmp_path):
     for tid in tids:
         assert entries[tid] == list(range(3000))
         assert returns[tid] == [i + 1 for i in range(3000)]
+
+
+def test_return_probe_on_ret_imm16(builder, reaper, tmp_path):
+    # `ret $16` pops 24 bytes: the trampoline is reached 16 bytes above the usual rsp.
+    prog = builder.build("ret_imm.S", "-no-pie")
+    run = Spawned([str(prog)], tmp_path, reaper)
+    returns = []
+    run.session.add_probe(placement(prog, "callee"), lambda ctx: returns.append(ctx.retval),
+                          kind="return")
+    status = run.run()
+    assert (status.code, len(returns), set(returns)) == (0, 1000, {5})

@@ -10,7 +10,7 @@ import pytest
 from ptrace.binding.linux_struct import user_regs_struct
 
 from runtime.errors import PlacementError
-from runtime.x86 import flags
+from runtime.x86 import encode, flags
 from runtime.x86.analyse import analyse
 
 SITE = 0x401000
@@ -130,7 +130,7 @@ def test_pushf16_pushes_two_bytes() -> None:
 
 def test_popf_takes_only_user_writable_flags() -> None:
     ops = ops_for("9d")
-    r = regs(eflags=0x202)
+    r = regs(eflags=0x202 | flags.ID)  # ID unchanged: an ID change runs from the slot
     mem = FakeMemory()
     # Everything set on the stack: IF, IOPL and VM must not follow.
     mem.write(r.rsp, struct.pack("<Q", 0xFFFF_FFFF_FFFF_FFFF))
@@ -143,6 +143,22 @@ def test_popf_takes_only_user_writable_flags() -> None:
     mem.write(r.rsp, struct.pack("<Q", 0))
     ops.emulate(r, mem)
     assert r.eflags == 0x202
+
+
+def test_popf_changing_id_runs_natively_from_its_slot() -> None:
+    # PTRACE_SETREGS cannot change ID (bit 21): `push $0x200202; popf; pushf` must read
+    # back 0x200202, so such a popf leaves registers alone and the slot runs it.
+    ops = ops_for("9d")
+    mem = FakeMemory()
+    r = regs(eflags=0x202)
+    mem.write(r.rsp, struct.pack("<Q", 0x200202))
+    assert ops.emulate(r, mem) is False
+    assert (r.eflags, r.rsp, r.rip) == (0x202, regs().rsp, regs().rip)
+    assert ops.build_slot(0x1000) == bytes.fromhex("9d") + encode.abs_jmp(SITE + 1)
+    # Unchanged ID: emulated as before.
+    r = regs(eflags=0x200202)
+    mem.write(r.rsp, struct.pack("<Q", 0x200202 | flags.CF))
+    assert ops.emulate(r, mem) is True and r.eflags == 0x200202 | flags.CF
 
 
 def test_pushf_then_popf_round_trips() -> None:

@@ -343,3 +343,25 @@ def test_check_options_carry_known_thread_locals_and_maps() -> None:
     # The caller's states are not changed by a later check.
     check(parse("uprobe:a:g { @n = count(); }", "b.up"), known)
     assert set(first.map_states) == {"m"} and first.map_states["m"].key_kinds == ["int"]
+
+
+def _nested(opening: str, n: int, inner: str) -> str:
+    return "BEGIN { $i = 0; " + opening * n + inner + " }" * n + " }"
+
+
+def test_limits_are_checked_before_running() -> None:
+    # Each of these used to fail only at run time (an empty message, or "internal: ...").
+    assert errors_of('BEGIN { printf("%99999999999d\\n", 1); }') == [
+        "printf(): field width 99999999999 in '%99999999999d' is beyond the limit of 65536"]
+    assert errors_of('BEGIN { printf("%.70000s\\n", "a"); }') == [
+        "printf(): precision 70000 in '%.70000s' is beyond the limit of 65536"]
+    assert errors_of("config = { max_strlen = 999999999999 } BEGIN { }") == [
+        "config 'max_strlen' is 999999999999, beyond its limit of 1048576"]
+    assert errors_of(_nested("if (1) { ", 99, "$i++;")) == [
+        "statements nested more than 48 levels deep (if, while, for, unroll, blocks): "
+        "the limit of nesting"]
+    for opening in ("while ($i < 1) { ", "unroll(2) { "):
+        assert errors_of(_nested(opening, 17, "$i++;")) == [
+            "loops nested more than 16 deep (while, for, unroll): the limit of loop nesting"]
+        assert errors_of(_nested(opening, 16, "$i++;")) == []
+    assert errors_of(_nested("if (1) { ", 47, "$i++;")) == []

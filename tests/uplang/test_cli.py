@@ -33,6 +33,7 @@ class FakeRunOptions:
     trap: bool = False
     demangle: bool = True
     trace: str | None = None
+    comms: tuple[str, ...] = ()
 
 
 class FakeUprobeError(Exception):
@@ -160,6 +161,8 @@ def test_run_passes_every_flag_to_the_runtime(runtime, tmp_path: Path) -> None:
     assert plan.params == ("42",) and plan.unsafe and plan.probes[0].func == "malloc"
     assert main(["-e", SCRIPT, "-p", "1234"]) == 5
     assert calls["options"] == FakeRunOptions(command=None, pid=1234)
+    assert main(["-e", SCRIPT, "--comm", "a", "--comm", "b"]) == 5
+    assert calls["options"] == FakeRunOptions(command=None, pid=None, comms=("a", "b"))
 
 
 def test_runtime_errors_exit_2_with_their_message(runtime, capsys) -> None:

@@ -7,18 +7,18 @@ path that needs it, so `--dry-run`, `--help` and script errors work without it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from uplang import ast
 from uplang.app.status import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from uplang.checks import CheckOptions
 from uplang.diagnostics import UplangError
-from uplang.plan import Plan
+from uplang.plan import FunctionSig, Plan, TypeLayout
 from uplang.planner import compile_script
 from uplang.planprint import format_plan
 from uplang.probes import interpret_listing
@@ -71,10 +71,21 @@ class Streams:
 
 
 def _version() -> str:
+    from importlib import metadata  # ~60 ms: only --version needs the package metadata
+
     try:
         return metadata.version("uprobe")
     except metadata.PackageNotFoundError:
         return "0.1.0 (source checkout)"
+
+
+class _VersionAction(argparse.Action):
+    """argparse's "version" action, with the version looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        print(f"uprobe {_version()}")
+        parser.exit()
 
 
 def _pid(text: str) -> int:
@@ -127,6 +138,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    "before /usr/lib/debug; repeatable (also: UPROBE_DEBUG_DIRS=DIR:DIR)")
     p.add_argument("--no-demangle", dest="demangle", action="store_false",
                    help="show C++ names mangled, as the symbol table spells them")
+    p.add_argument("--comm", dest="comms", action="append", default=[], metavar="NAME",
+                   help="system-wide probes (no -c/-p): trace only processes named NAME "
+                   "(repeatable)")
     p.add_argument("args", nargs="*", metavar="FILE|ARG",
                    help="the script file (unless -e), then its positional parameters")
 
@@ -135,7 +149,7 @@ def _main_parser() -> _Parser:
     p = _Parser(prog="uprobe", description="DTrace/bpftrace-style probes for user-space "
                 "processes, placed with ptrace.", epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--version", action="version", version=f"uprobe {_version()}")
+    p.add_argument("--version", action=_VersionAction, nargs=0, help="show program's version number and exit")
     p.add_argument("-l", dest="list_pattern", metavar="PATTERN",
                    help="list probes matching PATTERN")
     _add_run_options(p)
@@ -242,12 +256,39 @@ def plan_from_options(opts: argparse.Namespace) -> Plan:
 def _program_types(opts: argparse.Namespace) -> Callable[[ast.Program], TypeSource] | None:
     """A factory of the checks' TypeSource: the program's DWARF, read through the runtime
     only where the script asks (args, casts to its types); None without the runtime."""
-    try:
-        from runtime.dwarf.source import DwarfTypes
-    except ImportError:
+    if importlib.util.find_spec("runtime") is None:
         return None
-    return lambda program: DwarfTypes.for_program(
-        program, pid=opts.pid, command=opts.command, roots=tuple(opts.debug_dirs))
+    return lambda program: LazyProgramTypes(program, opts.pid, opts.command,
+                                            tuple(opts.debug_dirs))
+
+
+class LazyProgramTypes:
+    """The program's DWARF types, with the DWARF reader imported on the checks' first
+    question: most scripts ask none (no args, casts, sizeof of an undeclared struct or
+    source-line probe), and importing pyelftools' DWARF costs a third of a second."""
+
+    def __init__(self, program: ast.Program, pid: int | None, command: str | None,
+                 roots: tuple[str, ...]) -> None:
+        self._args = (program, pid, command, roots)
+        self._source: TypeSource | None = None
+
+    def _types(self) -> TypeSource:
+        if self._source is None:
+            from runtime.dwarf.source import DwarfTypes
+
+            program, pid, command, roots = self._args
+            self._source = DwarfTypes.for_program(program, pid=pid, command=command,
+                                                  roots=roots)
+        return self._source
+
+    def layout(self, name: str) -> TypeLayout | None:
+        return self._types().layout(name)
+
+    def signature(self, probe: ast.ProbeSpec) -> FunctionSig | str:
+        return self._types().signature(probe)
+
+    def searched(self) -> str:
+        return self._types().searched()
 
 
 def run_command(opts: argparse.Namespace, streams: Streams) -> int:
@@ -276,6 +317,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         trap=opts.trap,
         demangle=opts.demangle,
         trace=opts.trace,
+        comms=tuple(opts.comms),
     )
     try:
         return run_plan(plan, options)

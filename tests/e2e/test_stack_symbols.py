@@ -1,6 +1,7 @@
-"""Late symbolisation: stacks taken in a library that is later dlclose'd and deleted from
-disk, in a process that has exited by the time the maps print, still print with their
-symbols (from the mappings recorded at the hit)."""
+"""What ustack frames are named, end to end. Late symbolisation: stacks taken in a
+library that is later dlclose'd and deleted from disk, in a process that has exited (or
+exec'd) by the time the maps print, still print with their symbols (from the mappings
+recorded at the hit). A frame in generated code prints as its address."""
 
 from __future__ import annotations
 
@@ -57,3 +58,22 @@ def test_stacks_taken_before_an_exec_keep_the_old_image_names(uprobe, builder) -
         lines = [line.split(None, 1)[1] for line in frames.strip("\n").splitlines()]
         assert lines[0] == f"leaf+0 ({second})"
         assert not any("[unknown]" in line for line in lines), lines
+
+
+def test_a_frame_in_generated_code_prints_as_its_address(uprobe, builder) -> None:
+    # jit_target is called from a stub in an anonymous page (no file, no CFI): that frame
+    # prints as bpftrace prints an unresolved address, and the frame-pointer chain the
+    # stub keeps leads on to main.
+    prog = builder.build("stack_jit.c", "-O2")
+    r = uprobe.run("-e", f"uprobe:{prog}:jit_target {{ printf(\"%s|%s\", ustack(3), "
+                         f"ustack(perf, 3)); }}", "-c", str(prog))
+    assert r.returncode == 0, r.stderr
+    page = int(r.stdout.split()[1], 16)
+    plain, perf = r.out.split("|")
+    lines = [line.strip() for line in plain.strip("\n").splitlines()]
+    assert lines[0] == "jit_target+0"
+    stub_ret = page + 16  # the stub's call is 2 bytes at offset 14
+    assert lines[1] == f"{stub_ret:#x}"
+    assert lines[2].startswith("main+")
+    perf_lines = [line.strip() for line in perf.strip("\n").splitlines()]
+    assert perf_lines[1] == f"{stub_ret:x} {stub_ret:#x} ([unknown])"
