@@ -22,7 +22,7 @@ from runtime.errors import MemoryReadError, TargetError, UprobeError
 from runtime.installer import Installer
 from runtime.memory import ProcessMemory
 from runtime.semaphores import SemaphoreTable
-from runtime.threads import Process, ReturnInstance, Thread
+from runtime.threads import Process, ReturnInstance, Thread, extension_hooks
 from runtime.xol import XolSpace
 
 SIGTRAP = int(signal.SIGTRAP)
@@ -374,8 +374,8 @@ class Engine:
             self._on_exec(th)
         elif event == pt.EVENT_VFORK_DONE:
             # The vfork child exec'd or exited: the parent thread runs again.
-            for ext in list(th.proc.extensions.values()):
-                ext.vfork_done(th.proc, th.tid)
+            for hook in extension_hooks(th.proc, "vfork_done"):
+                hook(th.proc, th.tid)
             self.resume(th)
         else:
             self.resume(th)
@@ -386,8 +386,8 @@ class Engine:
             if not th.proc.started:
                 self._on_child_start(th.proc, th)
                 return
-            for ext in list(th.proc.extensions.values()):
-                ext.thread_started(th.proc, th)
+            for hook in extension_hooks(th.proc, "thread_started"):
+                hook(th.proc, th)
             self.resume(th)
             return
         if th.interrupted:
@@ -437,8 +437,8 @@ class Engine:
         if self.follow_forks or proc.vfork:
             # A vfork child shares the parent's memory: it cannot be cleaned, so it stays
             # traced until it execs or exits.
-            for ext in list(proc.extensions.values()):
-                ext.started(self, proc, th)
+            for hook in extension_hooks(proc, "started"):
+                hook(self, proc, th)
             self.resume(th)
             return
         clean_process(proc, self.installer.semaphores)

@@ -19,7 +19,7 @@ from runtime.errors import MemoryReadError, UprobeError
 from runtime.procmaps import Mapping, read_maps
 from runtime.rendezvous import MappingWatch
 from runtime.semaphores import SemaphoreTable
-from runtime.threads import OneShot, Process, Thread
+from runtime.threads import OneShot, Process, Thread, extension_hooks
 from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
 from runtime.xol import AREA_SIZE, REACH, XolArea, map_area
 
@@ -254,9 +254,9 @@ class Installer:
         sites = site_addresses(maps, probe)
         if not sites:
             return 0
-        for ext in list(proc.extensions.values()):
+        for evict in extension_hooks(proc, "evict"):
             for addr in sites:
-                for other in ext.evict(self.control, proc, addr):
+                for other in evict(self.control, proc, addr):
                     self.install_trap(proc, other, maps)
         self.ensure_lifeline(proc)
         if probe.kind == "return" and not proc.xol.trampoline:
