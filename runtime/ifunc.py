@@ -102,15 +102,20 @@ def _read_word(pid: int, address: int) -> int | None:
     return int.from_bytes(data, "little") if len(data) == 8 else None
 
 
-def implementation(elf: ElfFile, sym: Symbol, pid: int | None) -> int | None:
+def implementation(elf: ElfFile, sym: Symbol, pid: int | None,
+                   maps_of: dict[int, list] | None = None) -> int | None:
     """Link-time vaddr in `elf` of the function the resolver of `sym` chose, or None when
-    no process at hand has the answer in its relocations."""
+    no process at hand has the answer in its relocations. `maps_of`: maps already read,
+    by pid, shared by the calls of one resolve (libc has over a hundred IFUNCs: reading
+    /proc/PID/maps for each was most of resolving `libc:*`)."""
     candidates = [p for p in (pid, os.getpid()) if p is not None]
     for p in candidates:
         try:
-            maps = read_maps(p)
+            maps = maps_of[p] if maps_of is not None and p in maps_of else read_maps(p)
         except OSError:
             continue
+        if maps_of is not None:
+            maps_of[p] = maps
         bias = load_bias(elf, p, maps)
         if bias is None:
             continue

@@ -303,11 +303,12 @@ def resolve_uprobe(
     # (`malloc`, not the internal `__GI___libc_malloc` that sorts first).
     by_site: dict[tuple[int, int, int], tuple[tuple[int, int, int, str], Placement]] = {}
     first_error: ResolveError | None = None
+    maps_of: dict[int, list] = {}
     for elf in elfs:
         for sym in elf.match(func):
             try:
                 if sym.kind == "ifunc" and not resolver and not offset:
-                    placement = _place_ifunc(elf, sym, pid)
+                    placement = _place_ifunc(elf, sym, pid, maps_of)
                 else:
                     placement = _place_function(elf, sym, offset)
             except ResolveError as e:
@@ -388,9 +389,10 @@ def _place_line(elf: ElfFile, file: str, line: int) -> Placement:
     return placement
 
 
-def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None) -> Placement:
+def _place_ifunc(elf: ElfFile, sym: Symbol, pid: int | None,
+                 maps_of: dict[int, list] | None = None) -> Placement:
     """The implementation the resolver chose, named as the user called it."""
-    impl = implementation(elf, sym, pid)
+    impl = implementation(elf, sym, pid, maps_of)
     offset = elf.vaddr_to_offset(impl) if impl is not None else None
     if impl is None or offset is None:
         raise ResolveError(

@@ -115,16 +115,19 @@ def test_every_way_to_run_the_program(builder, work, tmp_path, reaper):
     assert maps_of(out) == {f"calls[{name}]": 6, "calls[interp.sh]": 4, "runs": 4}
 
 
+def start_spinner(spin: Path, reaper) -> subprocess.Popen:
+    """tests/programs/rt_spin.c running (its threads call work() until stdin closes)."""
+    p = subprocess.Popen([str(spin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    reaper.add(p.pid)
+    assert p.stdout.readline() == "ready\n"
+    return p
+
+
 def test_processes_already_running(builder, tmp_path, reaper):
     """Attached by the /proc scan, hit, and left byte-identical with their own result."""
     spin = builder.build("rt_spin.c", "-O1", "-pthread")
-    procs = []
-    for _ in range(2):
-        p = subprocess.Popen([str(spin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
-        reaper.add(p.pid)
-        assert p.stdout.readline() == "ready\n"
-        procs.append(p)
+    procs = [start_spinner(spin, reaper) for _ in range(2)]
     before = [executable_text(p.pid) for p in procs]
     tool = Tool(tmp_path, reaper, "-e",
                 f"uprobe:{spin}:work {{ @calls[pid] = count(); "
@@ -185,10 +188,7 @@ def test_process_under_gdb_reported_and_unharmed(builder, work, tmp_path, reaper
     reaper.add(gdb.pid)
     while "ready" not in (line := gdb.stdout.readline()):
         assert line, "gdb ended early"
-    free = subprocess.Popen([str(spin)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
-    reaper.add(free.pid)
-    assert free.stdout.readline() == "ready\n"
+    free = start_spinner(spin, reaper)
     tool = Tool(tmp_path, reaper, "-e",
                 f"uprobe:{spin}:work {{ @calls[pid] = count(); if (@calls[pid] == 100) "
                 f"{{ exit(); }} }}")
@@ -256,3 +256,18 @@ def test_ctrl_c_while_programs_start_leaves_none_stopped(work, tmp_path, reaper)
     assert loop.returncode == 0
     assert rest.endswith("done\n")
     assert run_after(work, "1") == "sum=1\n"
+
+
+def test_dash_p_with_a_wildcard_file_still_means_that_process(builder, tmp_path, reaper):
+    """`-p PID` with `uprobe:*:work` traces that process only, not every process that
+    maps a file with a `work` function."""
+    spin = builder.build("rt_spin.c", "-O1", "-pthread")
+    procs = [start_spinner(spin, reaper) for _ in range(2)]
+    tool = Tool(tmp_path, reaper, "-p", str(procs[0].pid), "-e",
+                "uprobe:*:work { @calls[pid] = count(); if (@calls[pid] == 50) { exit(); } }")
+    code, out, err = tool.wait()
+    assert code == 0, err
+    assert maps_of(out) == {f"calls[{procs[0].pid}]": 50}
+    for p in procs:
+        stdout, _ = p.communicate(input="", timeout=60)
+        assert (stdout.split()[0], p.returncode) == ("ok", 7)
