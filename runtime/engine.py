@@ -251,6 +251,12 @@ class Engine:
         if th.held or self.detaching:
             return
         th.stopped = False
+        if th.group_stopped and not th.pending:
+            # Borrowed from a job-control stop (to inject code): a plain continue would
+            # run it although its process is stopped. SIGSTOP (no handler can run) puts it
+            # back into the group stop, reported as an event stop that listens again.
+            pt.try_cont(th.tid, signal.SIGSTOP)
+            return
         pt.try_cont(th.tid, th.pending.pop(0) if th.pending else 0)
 
     # -- SIGTRAP: breakpoint hits ----------------------------------------------------
@@ -392,6 +398,8 @@ class Engine:
             return
         if th.interrupted:
             th.interrupted = False
+            # A stop signal here: the process is in a job-control stop (resume keeps it so).
+            th.group_stopped = sig in STOP_SIGNALS
             return  # the requester keeps it stopped
         th.group_stopped = False
         if sig in STOP_SIGNALS and not self.detaching:
