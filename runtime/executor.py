@@ -378,6 +378,10 @@ class PlanRun:
         if self.stop_requested.is_set():
             return
         self.stop_requested.set()
+        if self.jump is not None and self.support.stopped[0]:
+            # exit() on the user side: hits in the target stop running clauses at once,
+            # as trap-path hits reported after it run nothing.
+            self.jump.stop_hits()
         if self.session is not None:
             self.session.stop()
 

@@ -96,6 +96,8 @@ class JumpRun:
     prog: JumpProgram
     store: Any
     user: Any = None
+    # The run's start (HandlerSupport.start_ns): `elapsed` in the target counts from it.
+    start_ns: int | None = None
     readers: list[JumpReader] = field(default_factory=list)
     procs: dict[int, ProcessJump] = field(default_factory=dict)
     site_ids: dict[tuple[int, int, int], int] = field(default_factory=dict)
@@ -131,7 +133,7 @@ class JumpRun:
 
     def _adopt(self, proc: Process, state: jsites.JumpState) -> ProcessJump:
         view = memoryview(state.shm.view)
-        self.prog.init_shm(view)
+        self.prog.init_shm(view, start_ns=self.start_ns)
         reader = JumpReader(self.prog, state.shm.view, self.store, self.user)
         state.on_clean = self._on_clean
         state.on_start = self._on_start
@@ -232,6 +234,12 @@ class JumpRun:
                 while reader.drain():
                     pass
                 reader.merge_maps()
+
+    def stop_hits(self) -> None:
+        """exit() ran on the user side: no clause runs in any target from now on."""
+        with self.lock:
+            for reader in self.readers:
+                reader.stop_hits()
 
     def lost(self) -> int:
         return sum(r.lost for r in self.readers)
@@ -444,7 +452,7 @@ def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStr
     prog = build_program(plan, max_strlen=settings.max_strlen, drop=drop,
                          ring_records=records)
     user = compile_user_side(prog, support, PrintfFormat.parse)
-    run = JumpRun(prog, store, user)
+    run = JumpRun(prog, store, user, start_ns=support.start_ns)
     support.sync_maps = run.flush
     return JumpStrategy(run, ordered)
 
