@@ -285,7 +285,7 @@ class PlanRun:
         session.demangle_stacks = self.options.demangle
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
                              note=self.emitter.stderr if self.options.verbose else None,
-                             strategies=self._strategies())
+                             strategies=self._strategies(session.pid))
         if self.jump is not None:
             jump, support = self.jump, self.support
 
@@ -297,7 +297,7 @@ class PlanRun:
         session.on_exec(self.placer.after_exec)
         return session
 
-    def _strategies(self) -> tuple[Any, ...]:
+    def _strategies(self, pid: int | None) -> tuple[Any, ...]:
         """The jump path in front of the trap, unless --trap or nothing runs in-target."""
         trap = TrapStrategy()
         # --trace records each hit in the tracer, which only the trap path sees.
@@ -305,7 +305,7 @@ class PlanRun:
             return (trap,)
         from runtime.jump.strategy import jump_strategy
 
-        jump = jump_strategy(self.plan, self.store, self.support, self.settings)
+        jump = jump_strategy(self.plan, self.store, self.support, self.settings, pid)
         self.jump = jump.run
         return (jump, trap)
 

@@ -20,6 +20,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -430,7 +431,8 @@ class JumpStrategy:
         return "" if verdict.site is not None else verdict.reason
 
 
-def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStrategy:
+def jump_strategy(plan: Any, store: Any, support: Any, settings: Any,
+                  pid: int | None = None) -> JumpStrategy:
     """The jump path for a plan: its in-target program compiled, its user side built
     with the trap path's own code generator. When no clause can run in the target nothing
     is compiled and the strategy declines every site with its clause's reason.
@@ -451,10 +453,34 @@ def jump_strategy(plan: Any, store: Any, support: Any, settings: Any) -> JumpStr
     records = 1 << max(0, wanted - 1).bit_length()
     prog = build_program(plan, max_strlen=settings.max_strlen, drop=drop,
                          ring_records=records)
+    # Clauses with a site the jump cannot take run partly on the trap path: maps one side
+    # would read while the other writes them take their readers to the trap path too.
+    partly = trapped_clauses(plan, pid, lambda c: prog.in_target(c) and c not in ordered)
+    if partly:
+        ordered.update(prog.with_trap_sites(partly))
     user = compile_user_side(prog, support, PrintfFormat.parse)
     run = JumpRun(prog, store, user, start_ns=support.start_ns)
     support.sync_maps = run.flush
     return JumpStrategy(run, ordered)
+
+
+def trapped_clauses(plan: Any, pid: int | None, in_target: Callable[[int], bool]) -> set[int]:
+    """In-target clauses with at least one site (resolved now, in `pid`) that is not
+    eligible for a jump. Specs that do not resolve yet are left to placement."""
+    from runtime.resolve import resolve_uprobe
+
+    found: set[int] = set()
+    for probe in plan.probes:
+        if probe.kind not in ("uprobe", "uretprobe") or not in_target(probe.clause):
+            continue
+        try:
+            sites = resolve_uprobe(probe.target, probe.func, probe.offset, probe.address, pid,
+                                   want_return=probe.kind == "uretprobe")
+        except UprobeError:
+            continue
+        if any(verdict_for(pl.path, pl.vaddr).site is None for pl in sites):
+            found.add(probe.clause)
+    return found
 
 
 OUTPUT_CALLS = frozenset({"printf", "print", "time", "cat", "join", "system"})
