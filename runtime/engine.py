@@ -22,7 +22,7 @@ from runtime.errors import MemoryReadError, TargetError, UprobeError
 from runtime.installer import Installer
 from runtime.memory import ProcessMemory
 from runtime.semaphores import SemaphoreTable
-from runtime.threads import Process, ReturnInstance, Thread
+from runtime.threads import Process, ReturnInstance, Thread, extension_hooks
 from runtime.xol import XolSpace
 
 SIGTRAP = int(signal.SIGTRAP)
@@ -33,6 +33,7 @@ WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 TRACE_OPTIONS = (
     pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
+    | pt.O_TRACEVFORKDONE
 )
 
 
@@ -250,6 +251,12 @@ class Engine:
         if th.held or self.detaching:
             return
         th.stopped = False
+        if th.group_stopped and not th.pending:
+            # Borrowed from a job-control stop (to inject code): a plain continue would
+            # run it although its process is stopped. SIGSTOP (no handler can run) puts it
+            # back into the group stop, reported as an event stop that listens again.
+            pt.try_cont(th.tid, signal.SIGSTOP)
+            return
         pt.try_cont(th.tid, th.pending.pop(0) if th.pending else 0)
 
     # -- SIGTRAP: breakpoint hits ----------------------------------------------------
@@ -371,6 +378,11 @@ class Engine:
             self._on_fork(th, pt.geteventmsg(th.tid), event == pt.EVENT_VFORK)
         elif event == pt.EVENT_EXEC:
             self._on_exec(th)
+        elif event == pt.EVENT_VFORK_DONE:
+            # The vfork child exec'd or exited: the parent thread runs again.
+            for hook in extension_hooks(th.proc, "vfork_done"):
+                hook(th.proc, th.tid)
+            self.resume(th)
         else:
             self.resume(th)
 
@@ -380,10 +392,14 @@ class Engine:
             if not th.proc.started:
                 self._on_child_start(th.proc, th)
                 return
+            for hook in extension_hooks(th.proc, "thread_started"):
+                hook(th.proc, th)
             self.resume(th)
             return
         if th.interrupted:
             th.interrupted = False
+            # A stop signal here: the process is in a job-control stop (resume keeps it so).
+            th.group_stopped = sig in STOP_SIGNALS
             return  # the requester keeps it stopped
         th.group_stopped = False
         if sig in STOP_SIGNALS and not self.detaching:
@@ -429,6 +445,8 @@ class Engine:
         if self.follow_forks or proc.vfork:
             # A vfork child shares the parent's memory: it cannot be cleaned, so it stays
             # traced until it execs or exits.
+            for hook in extension_hooks(proc, "started"):
+                hook(self, proc, th)
             self.resume(th)
             return
         clean_process(proc, self.installer.semaphores)
