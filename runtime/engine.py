@@ -22,7 +22,7 @@ from runtime.errors import MemoryReadError, TargetError, UprobeError
 from runtime.installer import Installer
 from runtime.memory import ProcessMemory
 from runtime.semaphores import SemaphoreTable
-from runtime.threads import Process, ReturnInstance, Thread
+from runtime.threads import Process, ReturnInstance, Thread, extension_hooks
 from runtime.xol import XolSpace
 
 SIGTRAP = int(signal.SIGTRAP)
@@ -33,6 +33,7 @@ WAIT_FLAGS = pt.WALL | pt.WNOTHREAD | os.WUNTRACED
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 TRACE_OPTIONS = (
     pt.O_TRACESYSGOOD | pt.O_TRACECLONE | pt.O_TRACEFORK | pt.O_TRACEVFORK | pt.O_TRACEEXEC
+    | pt.O_TRACEVFORKDONE
 )
 
 
@@ -377,6 +378,11 @@ class Engine:
             self._on_fork(th, pt.geteventmsg(th.tid), event == pt.EVENT_VFORK)
         elif event == pt.EVENT_EXEC:
             self._on_exec(th)
+        elif event == pt.EVENT_VFORK_DONE:
+            # The vfork child exec'd or exited: the parent thread runs again.
+            for hook in extension_hooks(th.proc, "vfork_done"):
+                hook(th.proc, th.tid)
+            self.resume(th)
         else:
             self.resume(th)
 
@@ -386,6 +392,8 @@ class Engine:
             if not th.proc.started:
                 self._on_child_start(th.proc, th)
                 return
+            for hook in extension_hooks(th.proc, "thread_started"):
+                hook(th.proc, th)
             self.resume(th)
             return
         if th.interrupted:
@@ -437,6 +445,8 @@ class Engine:
         if self.follow_forks or proc.vfork:
             # A vfork child shares the parent's memory: it cannot be cleaned, so it stays
             # traced until it execs or exits.
+            for hook in extension_hooks(proc, "started"):
+                hook(self, proc, th)
             self.resume(th)
             return
         clean_process(proc, self.installer.semaphores)

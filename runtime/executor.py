@@ -30,7 +30,7 @@ from runtime.handlers.support import HandlerSupport
 from runtime.maps import MapStore
 from runtime.output.chrometrace import ChromeTrace
 from runtime.output.printf import PrintfFormat
-from runtime.placement import TRACE_KINDS, Placer, Settings
+from runtime.placement import TRACE_KINDS, Placer, Settings, TrapStrategy
 from uplang.plan import Plan, PlanProbe
 
 
@@ -49,6 +49,8 @@ class RunOptions:
     verbose: bool = False
     # --cpu: pin the tracer (and a -c program's first thread) to this CPU.
     cpu: int | None = None
+    # --trap: every probe as an int3, none as a jump into in-target code.
+    trap: bool = False
     # --no-demangle: func, usym and ustack show C++ names as the symbol table spells them.
     demangle: bool = True
     # --trace FILE: a Chrome JSON trace for Perfetto UI / chrome://tracing.
@@ -94,6 +96,7 @@ class PlanRun:
     emitter: Emitter
     session: Any = None
     placer: Placer | None = None
+    jump: Any = None  # runtime.jump.strategy.JumpRun while the jump path is in use
     stop_requested: threading.Event = field(default_factory=threading.Event)
     attached: int = 0
     local_timers: list[tuple[int, Callable[[], None]]] = field(default_factory=list)
@@ -165,6 +168,9 @@ class PlanRun:
             finally:
                 if self.session is not None:
                     self.session.detach()
+                if self.jump is not None:
+                    # Every event the target wrote has run, every shared map is merged.
+                    self.jump.stop()
             self._run_special("end")
             self._write_trace()
             if self.settings.print_maps_on_exit:
@@ -174,12 +180,31 @@ class PlanRun:
                     f"WARNING: @{name}: {lost} new keys dropped: the map was full "
                     f"(max_map_keys = {self.store.max_keys})\n"
                 )
+            if self.jump is not None and self.jump.lost():
+                self.emitter.stderr(f"Lost {self.jump.lost()} events\n")
+            if self.jump is not None and self.options.verbose:
+                for name, value in self.jump.counters().items():
+                    if value:
+                        self.emitter.stderr(f"jump path: {name.replace('_', ' ')}: {value}\n")
             self.emitter.flush()
             if failed is not None:
                 raise failed
         return self.support.exit_code
 
     # ------------------------------------------------------------------ --trace
+
+    def _merged(self, probe: PlanProbe, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """An interval handler sees the maps the target updates merged first (the jump
+        path's shared maps), as its printouts and reads would on the trap path."""
+        jump = self.jump
+        if jump is None or probe.kind != "interval":
+            return handler
+
+        def merged_first(ctx: Any) -> None:
+            jump.flush()
+            handler(ctx)
+
+        return merged_first
 
     def _traced(self, probe: PlanProbe, handler: Callable[[Any], None]) -> Callable[[Any], None]:
         """The handler, recording the hit in the trace first: a slice begins at the entry
@@ -260,9 +285,30 @@ class PlanRun:
         session.on_thread_exit(self.support.thread_exited)
         session.demangle_stacks = self.options.demangle
         self.placer = Placer(session, self.settings, warn=self.emitter.stderr,
-                             note=self.emitter.stderr if self.options.verbose else None)
+                             note=self.emitter.stderr if self.options.verbose else None,
+                             strategies=self._strategies(session.pid))
+        if self.jump is not None:
+            jump, support = self.jump, self.support
+
+            def thread_exited(pid: int, tid: int) -> None:
+                support.thread_exited(pid, tid)
+                jump.thread_exited(pid, tid)
+
+            session.on_thread_exit(thread_exited)
         session.on_exec(self.placer.after_exec)
         return session
+
+    def _strategies(self, pid: int | None) -> tuple[Any, ...]:
+        """The jump path in front of the trap, unless --trap or nothing runs in-target."""
+        trap = TrapStrategy()
+        # --trace records each hit in the tracer, which only the trap path sees.
+        if self.options.trap or self.options.trace is not None:
+            return (trap,)
+        from runtime.jump.strategy import jump_strategy
+
+        jump = jump_strategy(self.plan, self.store, self.support, self.settings, pid)
+        self.jump = jump.run
+        return (jump, trap)
 
     def _warn(self, line: str) -> None:
         self.emitter.stderr(line + "\n")
@@ -275,7 +321,8 @@ class PlanRun:
             clauses = self.plan.clauses
             order = [*TRACE_KINDS, "interval", "profile"]
             self.placer.place_all(
-                (p, clauses[p.clause], self._traced(p, self.handlers[p.clause].handler))
+                (p, clauses[p.clause],
+                 self._merged(p, self._traced(p, self.handlers[p.clause].handler)))
                 for k in order for p in self.by_kind.get(k, []))
             if self.trace is not None and self.session is not None:
                 self.session.add_timer(COUNTER_PERIOD_NS, self._trace_counters)
@@ -332,6 +379,10 @@ class PlanRun:
         if self.stop_requested.is_set():
             return
         self.stop_requested.set()
+        if self.jump is not None and self.support.stopped[0]:
+            # exit() on the user side: hits in the target stop running clauses at once,
+            # as trap-path hits reported after it run nothing.
+            self.jump.stop_hits()
         if self.session is not None:
             self.session.stop()
 

@@ -19,7 +19,7 @@ from runtime.errors import MemoryReadError, UprobeError
 from runtime.procmaps import Mapping, read_maps
 from runtime.rendezvous import MappingWatch
 from runtime.semaphores import SemaphoreTable
-from runtime.threads import OneShot, Process, Thread
+from runtime.threads import OneShot, Process, Thread, extension_hooks
 from runtime.uprobes import Probe, ProbeRegistry, install, site_addresses, uninstall
 from runtime.xol import AREA_SIZE, REACH, XolArea, map_area
 
@@ -243,9 +243,21 @@ class Installer:
             self._sync_semaphores(proc, read_maps(proc.pid))
 
     def _install_into(self, proc: Process, probe: Probe, maps: Any) -> int:
+        if probe.installer is not None:
+            # Another placement strategy (the jump path); it falls back on install_trap.
+            return probe.installer.install(self.control, proc, probe, maps)
+        return self.install_trap(proc, probe, maps)
+
+    def install_trap(self, proc: Process, probe: Probe, maps: Any) -> int:
+        """Install `probe` in `proc` with int3s. A site inside bytes that another strategy
+        patched (a jump) makes that strategy give its probes there to the trap path too."""
         sites = site_addresses(maps, probe)
         if not sites:
             return 0
+        for evict in extension_hooks(proc, "evict"):
+            for addr in sites:
+                for other in evict(self.control, proc, addr):
+                    self.install_trap(proc, other, maps)
         self.ensure_lifeline(proc)
         if probe.kind == "return" and not proc.xol.trampoline:
             # Entry sites may all be emulated (endbr64): the trampoline needs an area anyway.
@@ -267,5 +279,7 @@ class Installer:
             install(proc, hook, maps, self.new_area)
 
     def uninstall(self, probe: Probe) -> None:
-        for proc in self.control.procs.values():
+        for proc in list(self.control.procs.values()):
+            if probe.installer is not None:
+                probe.installer.uninstall(self.control, proc, probe)
             uninstall(proc, probe)

@@ -92,7 +92,7 @@ class ProbeHost(Protocol):
 
     def add_probe(self, placement: Any, handler: Handler, kind: str = ..., sync: bool = ...,
                   label: str = ..., semaphore: int | None = ...,
-                  reads_regs: bool = ...) -> Any: ...
+                  reads_regs: bool = ..., installer: Any = ...) -> Any: ...
 
     def remove_probe(self, probe: Any) -> None: ...
 
@@ -120,6 +120,8 @@ class Site:
     semaphore: int | None = None
     # False: the handler never reads registers, so a hit may read rip alone.
     reads_regs: bool = True
+    # The plan clause (index into Plan.clauses) whose handler this is; -1: none.
+    clause: int = -1
 
 
 @dataclass(eq=False)
@@ -289,7 +291,7 @@ class Placer:
             # USDT handlers decode their arguments from registers: never register-free.
             added += self._place_site(group, Site(
                 up.placement, usdt_handler(group.handler, up), "entry", group.clause.sync,
-                label, up.semaphore_offset))
+                label, up.semaphore_offset, clause=probe.clause))
         return added
 
     def _place_symbols(self, group: PlacedProbe, pid: int | None) -> int:
@@ -310,7 +312,8 @@ class Placer:
             shown = shown_target(probe.target, pl.path)
             added += self._place_site(group, Site(
                 pl, group.handler, "return" if ret else "entry", group.clause.sync,
-                f"{probe.kind}:{shown}:{where}", reads_regs=not lean))
+                f"{probe.kind}:{shown}:{where}", reads_regs=not lean,
+                clause=probe.clause))
         return added
 
     def _place_site(self, group: PlacedProbe, site: Site) -> int:
@@ -331,9 +334,12 @@ class Placer:
         group.parts.append(placed)
         group.keys.add(key)
         if self.note is not None:
+            # Which way the site went and, when a strategy in front declined, why.
+            path, _, extra = placed.how.partition(": ")
+            why = "; ".join([r.split(": ", 1)[1] for r in reasons] + ([extra] if extra else []))
+            how = f"{path} path" + (f" ({why})" if why else "")
             self.note(f"{site.label}: {pl.path} file offset 0x{pl.file_offset:x}"
-                      f"{' (sync)' if site.sync else ''}"
-                      f"{'' if placed.how == 'trap' else f' ({placed.how})'}\n")
+                      f"{' (sync)' if site.sync else ''}: {how}\n")
         return 1
 
     # ------------------------------------------------------------------ timed probes

@@ -192,6 +192,7 @@ class Session:
         label: str = "",
         semaphore: int | None = None,
         reads_regs: bool = True,
+        installer: Any = None,
     ) -> Probe:
         """Install `handler` at `placement` (a resolve.Placement: file identity + offset)
         in every executable mapping of that file in every traced process. A file that is
@@ -201,7 +202,9 @@ class Session:
         file, raised once per process while the probe is in place. `reads_regs=False`
         promises that the handler never uses ctx.regs, arg(), retval, ustack() or
         set_reg(): where every probe promises it, a hit reads rip alone (the others are
-        stale in ctx.regs). A refused site raises PlacementError with the x86 reason."""
+        stale in ctx.regs). A refused site raises PlacementError with the x86 reason.
+        `installer`: another placement strategy's installer (runtime/jump/strategy.py);
+        it puts the probe in each process, falling back on int3s where it cannot."""
         if kind not in ("entry", "return"):
             raise UprobeError(f"unknown probe kind {kind!r} (entry or return)")
         if kind == "return" and placement.sym_offset:
@@ -211,7 +214,7 @@ class Session:
                 f"not at +{placement.sym_offset}"
             )
         probe = Probe(placement=placement, handler=handler, kind=kind, sync=sync, label=label,
-                      semaphore=semaphore, reads_regs=reads_regs)
+                      semaphore=semaphore, reads_regs=reads_regs, installer=installer)
         probe.call = self._caller(probe)
         self.engine.installer.add(probe)
         return probe

@@ -62,8 +62,13 @@ class Thread:
 
 
 class ProcessExtension(Protocol):
-    """State another placement strategy keeps in a process (the jump path), told of the
-    process's fork and clean-up by the engine; an exec drops it."""
+    """State another placement strategy keeps in a process (the jump path, the lifeline),
+    told of the process's fork and clean-up by the engine; an exec drops it. Optional
+    hooks, called where an extension defines them (`extension_hooks`): `started(engine,
+    proc, th)` a followed fork child's first stop; `thread_started(proc, th)` a new
+    thread's first stop; `vfork_done(proc, tid)` the vforking thread runs again;
+    `evict(engine, proc, addr) -> probes` an int3 must go at `addr` inside this
+    extension's patch: undo it and return the probes it served there."""
 
     def forked(self, child: Process, forking_tid: int) -> ProcessExtension | None:
         """The child's copy (the child is stopped before its first instruction)."""
@@ -72,6 +77,12 @@ class ProcessExtension(Protocol):
     def clean(self, proc: Process) -> None:
         """Undo every change to `proc` (every thread of it is stopped)."""
         ...
+
+
+def extension_hooks(proc: Process, name: str) -> list[Callable[..., Any]]:
+    """The extensions' optional hook `name`, bound, for those that define it."""
+    found = (getattr(ext, name, None) for ext in list(proc.extensions.values()))
+    return [hook for hook in found if hook is not None]
 
 
 @dataclass(eq=False)

@@ -58,6 +58,9 @@ class Probe:
     call: HitCall | None = field(default=None, repr=False)
     semaphore: int | None = None
     reads_regs: bool = True
+    # Another way to place the probe (the jump path): install(engine, proc, probe, maps)
+    # -> sites, uninstall(engine, proc, probe); None: int3s (the engine's own).
+    installer: Any = None
     id: int = field(default_factory=lambda: next(_ids))
 
     @property

@@ -61,6 +61,8 @@ class HandlerSupport:
     stack_mode: str = "bpftrace"  # config stack_mode: how ustack values print
     exit_code: int = 0  # exit(N): the tool's exit status (the first exit() wins)
     demangle: bool = True  # C++ names in func/usym/ustack readable (--no-demangle: raw)
+    # Brings maps kept elsewhere (the jump path's shared area) into `maps` before a print.
+    sync_maps: Callable[[], None] = field(default=lambda: None)
 
     # ------------------------------------------------------------------ thread-locals
 
@@ -268,6 +270,7 @@ class HandlerSupport:
         ctx.defer(partial(self.emitter.value, value))
 
     def print_map(self, ctx: Hit, m: Any, top: int, div_: int) -> None:
+        self.sync_maps()
         snap = snapshot(m)
         ctx.defer(partial(self.emitter.map, snap, top, div_))
 

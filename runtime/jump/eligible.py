@@ -46,6 +46,14 @@ class FunctionCode:
     start: int
     code: bytes
     parts: tuple[tuple[int, bytes], ...] = ()
+    # Where the next function starts; the bytes between are alignment padding, which a
+    # jmp at the end of a small function may overwrite (0: unknown, none may be used).
+    limit: int = 0
+    padding: bytes = b""
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.code)
 
     def where(self, address: int) -> str:
         """`f+17` for an address inside the function."""
@@ -62,10 +70,12 @@ class JumpSite:
     address: int
     insns: tuple[Insn, ...]
     flags_live: bool
+    # Bytes of the padding after the function that the jmp overwrites (never executed).
+    padding: int = 0
 
     @property
     def covered(self) -> int:
-        return sum(i.length for i in self.insns)
+        return sum(i.length for i in self.insns) + self.padding
 
     @property
     def resume(self) -> int:
@@ -80,10 +90,12 @@ class Verdict:
     reason: str = ""
 
 
-def _displaced(code: bytes, address: int) -> tuple[list[Insn], str]:
+def _displaced(code: bytes, address: int, stop: int = JMP_SIZE) -> tuple[list[Insn], str]:
+    """The whole instructions from `address` that cover `stop` bytes (or fewer, up to the
+    function's end), or the reason one cannot be relocated."""
     insns: list[Insn] = []
     at = 0
-    while at < JMP_SIZE:
+    while at < stop:
         ops = analyse(code[at:], address + at)
         if ops.refused:
             text = ops.text or "undecodable bytes"
@@ -93,7 +105,7 @@ def _displaced(code: bytes, address: int) -> tuple[list[Insn], str]:
         if insn is None:
             return [], f"the bytes at +{at} do not decode"
         cls = ops.cls
-        last = at + insn.length >= JMP_SIZE
+        last = at + insn.length >= stop
         if cls in _LAST_ONLY and not last:
             return [], (f"the {insn.mnemonic} at +{at} would return or exit into the "
                         "patched bytes")
@@ -202,14 +214,45 @@ def check_site(code: bytes, address: int, func: FunctionCode | None) -> Verdict:
                              "patched bytes cannot be ruled out")
     if not func.start <= address < func.start + len(func.code):
         return Verdict(None, "the site lies outside its function's known extent")
-    insns, why = _displaced(code, address)
+    short = address + JMP_SIZE > func.end
+    insns, why = _displaced(code, address, func.end - address if short else JMP_SIZE)
     if why:
         return Verdict(None, why)
-    if address + JMP_SIZE > func.start + len(func.code):
-        return Verdict(None, f"{func.where(address)} is less than {JMP_SIZE} bytes from "
-                             "the end of its function")
-    end = address + sum(i.length for i in insns)
+    padding = 0
+    if short:
+        why = _padding_reason(func, insns, address)
+        if why:
+            return Verdict(None, why)
+        padding = address + JMP_SIZE - func.end
+    end = address + sum(i.length for i in insns) + padding
     why = branch_into(func, address + 1, end)
     if why:
         return Verdict(None, why)
-    return Verdict(JumpSite(address, tuple(insns), flags_live(code, address)))
+    return Verdict(JumpSite(address, tuple(insns), flags_live(code, address), padding))
+
+
+_EXITS = {"ret", "jmp_rel", "jmp_indirect"}
+
+
+def _padding_reason(func: FunctionCode, insns: list[Insn], address: int) -> str:
+    """Why the jmp may not run on into the padding after the function, or "": the last
+    instruction must leave (ret, jmp), and the bytes up to the next function must be
+    alignment padding (nops, int3) that nothing executes."""
+    too_close = (f"{func.where(address)} is less than {JMP_SIZE} bytes from the end of its "
+                 "function")
+    if not insns or not func.limit or func.limit < address + JMP_SIZE:
+        return too_close
+    last = insns[-1]
+    if analyse(last.raw + b"\x90" * 16, last.address).cls not in _EXITS:
+        return too_close + ", and it does not end in a return or jump"
+    pad = func.padding[: func.limit - func.end]
+    at = 0
+    while at < len(pad):
+        if pad[at] == 0xCC:
+            at += 1
+            continue
+        insn = decode_one(pad[at:], func.end + at)
+        if insn is None or analyse(insn.raw + b"\x90" * 16, insn.address).cls != "nop":
+            return too_close + ", and what follows it is not padding"
+        at += insn.length
+    return ""

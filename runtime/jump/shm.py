@@ -30,6 +30,7 @@ MFD_CLOEXEC = 1
 PROT_READ = 1
 PROT_WRITE = 2
 MAP_SHARED = 0x01
+MAP_FIXED = 0x10
 MAP_POPULATE = 0x8000
 NAME = b"uprobe-jump\0"
 PAGE = 0x1000
@@ -81,10 +82,12 @@ def take_fd(pid: int, fd: int) -> int:
 
 
 def inject(tid: int, mem: ProcessMemory, syscall_insn: int, scratch: int,
-           size: int) -> tuple[SharedArea, list[int]]:
+           size: int, at: int = 0) -> tuple[SharedArea, list[int]]:
     """Create and map a shared area of `size` bytes in the target through its stopped
     thread `tid`. `scratch`: target memory where the memfd's name may be written (a free
-    slot of an XOL area). Returns the area and signals that arrived meanwhile."""
+    slot of an XOL area). `at`: map it exactly there, replacing what is mapped (a fork
+    child's copy of its parent's area gets its own pages at the same address, so its
+    trampolines need no change). Returns the area and signals that arrived meanwhile."""
     size = (size + PAGE - 1) & ~(PAGE - 1)
     pending: list[int] = []
     mem.write(scratch, NAME)
@@ -94,8 +97,9 @@ def inject(tid: int, mem: ProcessMemory, syscall_insn: int, scratch: int,
     try:
         _remote(tid, mem, syscall_insn, SYS_FTRUNCATE, (fd, size), pending, "ftruncate")
         local = take_fd(mem.pid, fd)
+        flags = MAP_SHARED | MAP_POPULATE | (MAP_FIXED if at else 0)
         address = _remote(tid, mem, syscall_insn, SYS_MMAP,
-                          (0, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0),
+                          (at, size, PROT_READ | PROT_WRITE, flags, fd, 0),
                           pending, "mmap of the shared area")
         view = mmap.mmap(local, size, mmap.MAP_SHARED | MAP_POPULATE,
                          mmap.PROT_READ | mmap.PROT_WRITE)

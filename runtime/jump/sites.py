@@ -62,6 +62,11 @@ class PatchedSite:
     orig: bytes
     trampoline: int
     site_id: int
+    entry: bool = True
+    returns: bool = False
+    patch: bytes = b""  # what we wrote: a site whose bytes differ is no longer ours
+    # The session probes this patch serves (handed to the trap path on eviction).
+    probes: list[Any] = field(default_factory=list)
 
     @property
     def end(self) -> int:
@@ -80,16 +85,43 @@ class JumpState:
     code: dict[int, AreaCode] = field(default_factory=dict)
     sites: dict[int, PatchedSite] = field(default_factory=dict)
     on_clean: Callable[[Process, JumpState], None] | None = None
-    on_fork: Callable[[Process, int, JumpState], None] | None = None
+    # Told of a followed fork child's first stop: (engine, child, its thread, its state).
+    on_start: Callable[[Any, Process, Any, JumpState], None] | None = None
+    # The fork child's copy: the parent's state and the thread that forked.
+    parent: JumpState | None = None
+    forking_tid: int = 0
+    # The parent's area as it was at the fork (the parent runs on before the child's
+    # first stop): the forking thread's pending returns and self-> values come from it.
+    fork_image: bytearray | None = None
+    # Told of a vfork (tid, child pid) and of its end (tid, 0): the child borrows the
+    # forking thread's memory, thread pointer included, until it execs or exits.
+    on_vfork: Callable[[JumpState, int, int], None] | None = None
+    vforks: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    # Told of each new thread at its first stop (its thread pointer may be a dead one's).
+    on_thread: Callable[[Process, Any, JumpState], None] | None = None
 
     def forked(self, child: Process, forking_tid: int) -> JumpState | None:
         if child.vfork:
-            return None  # the very same memory: the parent's state covers it
-        copy = JumpState(self.shm, dict(self.code), dict(self.sites), self.on_clean,
-                         self.on_fork)
-        if self.on_fork is not None:
-            self.on_fork(child, forking_tid, copy)
-        return copy
+            # The very same memory: the parent's state covers it.
+            if self.on_vfork is not None:
+                self.on_vfork(self, forking_tid, child.pid)
+            return None
+        image = bytearray(self.shm.view) if self.on_start is not None else None
+        return JumpState(self.shm, dict(self.code), dict(self.sites), self.on_clean,
+                         self.on_start, self, forking_tid, image, self.on_vfork,
+                         on_thread=self.on_thread)
+
+    def thread_started(self, proc: Process, th: Any) -> None:
+        if self.on_thread is not None:
+            self.on_thread(proc, th, self)
+
+    def vfork_done(self, proc: Process, tid: int) -> None:
+        if self.on_vfork is not None:
+            self.on_vfork(self, tid, 0)
+
+    def started(self, engine: Any, proc: Process, th: Any) -> None:
+        if self.on_start is not None:
+            self.on_start(engine, proc, th, self)
 
     def covering(self, addr: int) -> PatchedSite | None:
         """The jump site whose replaced bytes include `addr` past their first byte."""
@@ -97,6 +129,16 @@ class JumpState:
             if site.addr < addr < site.end:
                 return site
         return None
+
+    def evict(self, engine: Any, proc: Process, addr: int) -> list[Any]:
+        """An int3 must go at `addr`: the jump site whose bytes hold it goes back to the
+        original bytes; its probes are returned for the trap path."""
+        out: list[Any] = []
+        for site in list(self.sites.values()):
+            if site.addr <= addr < site.end:
+                unpatch(engine, proc, self, site.addr)
+                out += site.probes
+        return out
 
     def clean(self, proc: Process) -> None:
         if self.on_clean is not None:
@@ -160,12 +202,36 @@ def open_state(engine: Any, proc: Process, program: Program, addr: int,
     return state
 
 
+def own_area(proc: Process, th: Any, state: JumpState) -> JumpState:
+    """A followed fork child's own shared area, mapped over the one it shares with its
+    parent at the same address (stopped thread `th`, before the child ran anything): its
+    threads have the same thread pointers as the parent's, and the program finds threads
+    by thread pointer. Registered as the child's extension in place of `state`."""
+    area = next((a for a in proc.xol.areas if a.start in state.code), None)
+    scratch = area.take(16, area.start, area.end) if area is not None else None
+    if scratch is None:
+        raise PlacementError(f"pid {proc.pid}: no room to name the fork child's area")
+    insn = syscall_insn(proc.mem, proc.xol)
+    shm, pending = inject(th.tid, proc.mem, insn, scratch, state.shm.size, state.shm.address)
+    th.pending += pending
+    own = JumpState(shm, state.code, state.sites, state.on_clean, state.on_start,
+                    on_vfork=state.on_vfork, on_thread=state.on_thread)
+    for key, ext in list(proc.extensions.items()):
+        if ext is state:
+            proc.extensions[key] = own
+    return own
+
+
 def place(engine: Any, proc: Process, state: JumpState, program: Program, site: JumpSite,
           site_id: int, entry: bool, returns: bool) -> PatchedSite:
     """Write the site's trampoline, then patch the site live (every thread stopped)."""
     addr = site.address
-    if addr in state.sites:
-        return state.sites[addr]
+    old = state.sites.get(addr)
+    if old is not None:
+        if _still_ours(proc, old):
+            return old
+        # The mapping was replaced (dlclose, dlopen again at the same place): a new site.
+        del state.sites[addr]
     _check_conflicts(proc, state, site)
     area, code = _program_area(engine, proc, state, program, addr)
     at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
@@ -187,9 +253,10 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
     orig = proc.mem.read(addr, site.covered)
     rel = at - (addr + JMP_SIZE)
     jmp = b"\xe9" + rel.to_bytes(4, "little", signed=True)
+    data = jmp + INT3 * (site.covered - JMP_SIZE)
     with patch.all_stopped(engine, proc) as threads:
-        patch.write_patch(proc, threads, addr, jmp + INT3 * (site.covered - JMP_SIZE))
-    done = PatchedSite(addr, orig, at, site_id)
+        patch.write_patch(proc, threads, addr, data)
+    done = PatchedSite(addr, orig, at, site_id, entry, returns, data)
     state.sites[addr] = done
     return done
 
@@ -212,10 +279,19 @@ def unpatch(engine: Any, proc: Process, state: JumpState, addr: int) -> None:
     """Put a site's bytes back (every thread stopped: the write is not atomic). Its
     trampoline stays: a thread may be inside it, and it ends by jumping back."""
     site = state.sites.pop(addr, None)
-    if site is None:
+    if site is None or not _still_ours(proc, site):
         return
     with patch.all_stopped(engine, proc):
         proc.mem.write(addr, site.orig)
+
+
+def _still_ours(proc: Process, site: PatchedSite) -> bool:
+    """Whether the site's bytes are still the patch we wrote (a dlclose takes them away,
+    and another mapping may hold something else there since)."""
+    try:
+        return proc.mem.read(site.addr, len(site.patch)) == site.patch
+    except MemoryReadError:
+        return False
 
 
 def restore_all(proc: Process, state: JumpState) -> None:
@@ -223,8 +299,10 @@ def restore_all(proc: Process, state: JumpState) -> None:
     stopped at a site's first byte now runs the original instruction; no thread can be
     strictly inside the jmp, and int3 pads are never reached."""
     for addr, site in list(state.sites.items()):
+        if not _still_ours(proc, site):
+            continue  # the mapping is gone (dlclose): nothing of ours to take back
         try:
             proc.mem.write(addr, site.orig)
-        except MemoryReadError:  # the mapping is gone (dlclose): nothing to restore
+        except MemoryReadError:
             pass
     state.sites.clear()

@@ -35,14 +35,23 @@ class Run:
 
 @dataclass(frozen=True)
 class Uprobe:
-    """Runs `uprobe ARGS...`; `popen` for tests that signal it while it runs."""
+    """Runs `uprobe ARGS...`; `popen` for tests that signal it while it runs. `trap`:
+    every run gets `--trap` (the trap path for every probe, instead of the default jumps
+    where sites allow them)."""
 
     cwd: Path
+    trap: bool = False
+
+    def _with_mode(self, argv: list[str]) -> list[str]:
+        if not self.trap or (argv and argv[0] == "repl"):
+            return argv
+        at = 1 if argv and argv[0] == "run" else 0
+        return [*argv[:at], "--trap", *argv[at:]]
 
     def run(self, *args: str, timeout: float = 90) -> Run:
         out = self.cwd / "uprobe.out"
         out.unlink(missing_ok=True)
-        argv = list(args)
+        argv = self._with_mode(list(args))
         at = 1 if argv and argv[0] == "run" else 0
         argv[at:at] = ["-o", str(out)]
         done = subprocess.run([*UPROBE, *argv], cwd=self.cwd, env=uprobe_env(),
@@ -51,7 +60,8 @@ class Uprobe:
         return Run(done.returncode, text, done.stdout, done.stderr)
 
     def popen(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen([*UPROBE, *args], cwd=self.cwd, env=uprobe_env(),
+        return subprocess.Popen([*UPROBE, *self._with_mode(list(args))], cwd=self.cwd,
+                                env=uprobe_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -61,6 +71,7 @@ def target(builder) -> Path:
     return builder.build("e2e_target.c", *TARGET_FLAGS)
 
 
-@pytest.fixture
-def uprobe(tmp_path: Path) -> Uprobe:
-    return Uprobe(tmp_path)
+@pytest.fixture(params=["jump", "trap"])
+def uprobe(request: pytest.FixtureRequest, tmp_path: Path) -> Uprobe:
+    """The command with its default placement (jumps where sites allow), and with --trap."""
+    return Uprobe(tmp_path, trap=request.param == "trap")

@@ -37,7 +37,7 @@ def options(**kw) -> RunOptions:
 def test_run_options_are_the_cli_contract() -> None:
     names = [f.name for f in dataclasses.fields(RunOptions)]
     assert names == ["command", "pid", "fmt", "output", "quiet", "unsafe", "debug",
-                     "follow_forks", "verbose", "cpu", "demangle", "trace", "comms"]
+                     "follow_forks", "verbose", "cpu", "trap", "demangle", "trace", "comms"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         options().quiet = False  # type: ignore[misc]
 

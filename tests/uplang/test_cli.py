@@ -30,6 +30,7 @@ class FakeRunOptions:
     follow_forks: bool = True
     verbose: bool = False
     cpu: int | None = None
+    trap: bool = False
     demangle: bool = True
     trace: str | None = None
     comms: tuple[str, ...] = ()
@@ -149,12 +150,12 @@ def test_run_passes_every_flag_to_the_runtime(runtime, tmp_path: Path) -> None:
     behaviour["result"] = 5
     out = str(tmp_path / "o.json")
     argv = ["run", "-e", SCRIPT, "-c", "ls -l", "-f", "json", "-o", out, "-q", "-v",
-            "--unsafe", "--debug", "--no-follow-forks", "--cpu", "1", "--trace", "t.json",
+            "--unsafe", "--debug", "--no-follow-forks", "--cpu", "1", "--trap", "--trace", "t.json",
             "42"]
     assert main(argv) == 5
     assert calls["options"] == FakeRunOptions(
         command="ls -l", pid=None, fmt="json", output=out, quiet=True, unsafe=True,
-        debug=True, follow_forks=False, verbose=True, cpu=1, trace="t.json",
+        debug=True, follow_forks=False, verbose=True, cpu=1, trap=True, trace="t.json",
     )
     plan = calls["plan"]
     assert plan.params == ("42",) and plan.unsafe and plan.probes[0].func == "malloc"

@@ -127,6 +127,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     p.add_argument("--no-follow-forks", dest="follow_forks", action="store_false",
                    help="do not trace the children the target forks")
+    p.add_argument("--trap", action="store_true",
+                   help="place every probe as a trap (int3 + ptrace stop), never as a jump "
+                   "into in-target code")
     p.add_argument("--cpu", type=_cpu, metavar="N",
                    help="pin the tracer to CPU N; with -c the program starts pinned there too "
                    "(its own affinity changes); -p targets are never re-pinned")
@@ -295,6 +298,8 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         print(exc.render(), file=streams.err)
         return EXIT_USAGE
     if opts.dry_run:
+        if opts.verbose:
+            _explain_paths(plan, opts, streams)
         return _write_plan(plan, opts.output, streams)
     from runtime.executor import RunOptions, run_plan
 
@@ -309,6 +314,7 @@ def run_command(opts: argparse.Namespace, streams: Streams) -> int:
         follow_forks=opts.follow_forks,
         verbose=opts.verbose,
         cpu=opts.cpu,
+        trap=opts.trap,
         demangle=opts.demangle,
         trace=opts.trace,
         comms=tuple(opts.comms),
@@ -373,6 +379,17 @@ def report_runtime_error(exc: BaseException, debug: bool, streams: Streams) -> i
     if debug:
         traceback.print_exception(exc, file=streams.err)
     return EXIT_RUNTIME
+
+
+def _explain_paths(plan: Plan, opts: argparse.Namespace, streams: Streams) -> None:
+    """--dry-run -v: which path (jump or trap) each probe site takes, and why (stderr)."""
+    try:
+        from runtime.jump.strategy import explain
+
+        for line in explain(plan, opts.trap, opts.pid):
+            print(line, file=streams.err)
+    except Exception as exc:  # noqa: BLE001 - a dry run still prints the plan
+        report_runtime_error(exc, opts.debug, streams)
 
 
 def _write_plan(plan: Plan, output: str | None, streams: Streams) -> int:

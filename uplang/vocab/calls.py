@@ -178,6 +178,10 @@ CONFIG_KEYS: MappingProxyType[str, str] = MappingProxyType({
     "print_maps_on_exit": "bool",
     "stack_mode": "|".join(USTACK_MODES),
     "missing_probes": "error|warn|ignore",
+    # The jump path's event ring: its size in records (rounded up to a power of two), and
+    # what a writer does when it is full: wait for the tracer (nothing lost) or drop.
+    "ring_records": "int",
+    "ring_full": "wait|drop",
 })
 
 
