@@ -4,6 +4,7 @@ the target in tracing stops for as long as it runs."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -29,7 +30,10 @@ def test_broken_output_pipe_detaches_and_exits(builder, reaper, tmp_path):
     assert [tool.stdout.readline() for _ in range(3)] == ["hit\n"] * 3
     tool.stdout.close()  # the reader goes away, as `head -3` does
     _, err = tool.communicate(timeout=90)
-    assert (tool.returncode, err) == (0, "Attached 1 probe\n")
+    # Events still on their way when the pipe broke may be counted as lost (jump path).
+    lines = err.splitlines()
+    assert (tool.returncode, lines[0]) == (0, "Attached 1 probe")
+    assert all(re.fullmatch(r"Lost \d+ events", line) for line in lines[1:]), err
     after = executable_text(target.pid)
     assert all(after[key] == data for key, data in before.items())
     out, _ = target.communicate(input="", timeout=60)
