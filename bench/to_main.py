@@ -192,6 +192,13 @@ def cases(exe: Path, functions: int, stamp: Path, libc: bool) -> list[Case]:
              stamp, count_is(functions), bpftrace_runs=1 if functions > 100 else 0),
     ]
     if libc:
+        # The jump path (in-target code compiled with llvmlite) is the default where a site
+        # allows it; --trap shows what the compile and the injection add to one probe.
+        found.insert(1, Case(
+            "one probe with `--trap`, `-c` to main()",
+            {"uprobe": uprobe_argv("--trap", "-e", f"uprobe:{exe}:probe_fn_0 {one}", *run_c),
+             "bpftrace": [BPFTRACE, "-e", f"uprobe:{exe}:probe_fn_0 {one}", *run_c]},
+            stamp, count_is(1)))
         found.append(Case(
             "all of libc (`uprobe:libc:*`), `-c` to main()",
             {"uprobe": uprobe_argv("-e", f"uprobe:libc:* {one}", *run_c),

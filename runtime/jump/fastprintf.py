@@ -32,6 +32,8 @@ class FastPrintf:
     cuts: tuple[tuple[int, int] | None, ...]  # (half, mask) signed, (0, mask) unsigned
 
     def many(self, words: list[int], first: int, k: int, rw: int) -> str:
+        if not self.cuts:
+            return (self.fmt % ()) * k  # no arguments: zip() of no columns is empty
         cols: list[list[Any]] = []
         end = k * rw
         for i, cut in enumerate(self.cuts):

@@ -112,6 +112,13 @@ def test_printf_on_every_hit_keeps_every_line_in_thread_order(up: Uprobe,
         assert seen[t] == list(range(t * calls, (t + 1) * calls)), t
 
 
+def test_printf_without_arguments_on_every_hit(up: Uprobe, threads: Path) -> None:
+    script = f'uprobe:{threads}:work {{ printf("hit\\n"); }}'
+    r = up.run("-e", script, "-c", f"{threads} 2 1000", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.out.count("hit\n") == 2000
+
+
 def test_drop_mode_with_a_small_ring_counts_what_it_lost(up: Uprobe, threads: Path) -> None:
     n, calls = 4, 50_000
     script = ('config = { ring_records = 64; ring_full = drop; } '

@@ -76,7 +76,9 @@ def test_samples_caught_in_an_out_of_line_copy_read_as_the_probed_site(uprobe, b
     prog = builder.build("stack_vdso.c", "-O2")
     script = (f"profile:hz:199 {{ @[ustack] = count(); }}\n"
               f"uprobe:{prog}:stack_vdso_tick {{ @hits = count(); }}\n")
-    r = uprobe.run("-f", "folded", "-e", script, "-c", f"{prog} 20000")
+    # --trap: the case is the trap path's out-of-line copy (a sample inside a jump-path
+    # trampoline does not read as the site yet: see docs/jump-path.md).
+    r = uprobe.run("--trap", "-f", "folded", "-e", script, "-c", f"{prog} 20000")
     assert r.returncode == 0, r.stderr
     lines = r.out.splitlines()
     assert lines, r.stderr
