@@ -107,6 +107,7 @@ class PlanRun:
         if self.options.trace is not None:
             self.trace = ChromeTrace(self.options.trace, time.monotonic_ns())
             self.emitter.trace = self.trace
+        self.emitter.sink.on_broken_pipe = self.request_stop
         self.settings = Settings.of(self.plan.config)
         self.store = MapStore()
         self.store.declare(self.plan.maps)

@@ -488,11 +488,10 @@ STOP_CALLS = frozenset({"exit"})
 
 
 def _calls(clause: Any, names: frozenset[str]) -> bool:
+    from runtime.jump.split import _walk
     from uplang import ast
-    from uplang.astwalk import walk
 
-    return any(isinstance(n, ast.Call) and n.name in names
-               for stmt in clause.body for n in walk(stmt))
+    return any(isinstance(n, ast.Call) and n.name in names for n in _walk(tuple(clause.body)))
 
 
 def _prints(clause: Any) -> bool:

@@ -10,8 +10,10 @@ when the file has a binary layer (sys.stdout, files opened in text mode) or is b
 from __future__ import annotations
 
 import io
+import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import IO
 
 from runtime.maps import BpfMap, MapStore
@@ -37,6 +39,10 @@ class Output(ABC):
         self.out = out
         self.diag = diag if diag is not None else out
         self._lock = threading.Lock()
+        # Called once when the reader of `out` went away (EPIPE): the run stops, detaches
+        # and exits, as bpftrace does; what would have been written is dropped.
+        self.on_broken_pipe: Callable[[], None] = lambda: None
+        self.broken = False
 
     # ---- the events
 
@@ -81,7 +87,28 @@ class Output(ABC):
             return
         f = self.diag if diag else self.out
         with self._lock:
-            _write_exact(f, text)
+            if self.broken and f is self.out:
+                return
+            try:
+                _write_exact(f, text)
+            except BrokenPipeError:
+                if f is not self.out:
+                    raise
+                self.broken = True
+                _silence(f)
+                self.on_broken_pipe()
+
+
+def _silence(f: IO) -> None:
+    """Point the broken stream's descriptor at /dev/null, so that no later flush (at
+    interpreter exit too) fails again."""
+    try:
+        fd = f.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
 
 
 def _write_exact(f: IO, text: str) -> None:

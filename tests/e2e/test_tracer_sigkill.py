@@ -1,6 +1,7 @@
 """uprobe killed with SIGKILL at a random moment while probes fire: the program survives
 (runtime/lifeline.py) and finishes with its own correct result. Entry, return and USDT
-probes, attached with -p and started with -c; the survival rate is reported per kind."""
+probes on the trap path (--trap), attached with -p and started with -c; the survival rate
+is reported per kind."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def attach_and_kill(program, script: str, tmp_path, reaper, rng) -> bool:
                               text=True)
     reaper.add(target.pid)
     assert target.stdout.readline().startswith("ready")
-    tool = subprocess.Popen([*UPROBE, "-p", str(target.pid), "-e", script], cwd=tmp_path,
+    tool = subprocess.Popen([*UPROBE, "--trap", "-p", str(target.pid), "-e", script], cwd=tmp_path,
                             env=uprobe_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     reaper.add(tool.pid)
@@ -79,7 +80,7 @@ def attach_and_kill(program, script: str, tmp_path, reaper, rng) -> bool:
 
 
 def spawn_and_kill(program, script: str, tmp_path, reaper, rng) -> bool:
-    tool = subprocess.Popen([*UPROBE, "-e", script, "-c", str(program)], cwd=tmp_path,
+    tool = subprocess.Popen([*UPROBE, "--trap", "-e", script, "-c", str(program)], cwd=tmp_path,
                             env=uprobe_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     reaper.add(tool.pid)
