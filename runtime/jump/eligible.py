@@ -9,6 +9,7 @@ from the code makes its targets unknown, so such functions keep the trap path.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from capstone import x86 as cs
@@ -116,18 +117,31 @@ def _displaced(code: bytes, address: int, stop: int = JMP_SIZE) -> tuple[list[In
     return insns, ""
 
 
-def _decode_all(start: int, code: bytes) -> tuple[list[Insn], bool]:
-    """Every instruction of `code` decoded linearly; False when decoding stopped early."""
+@functools.lru_cache(maxsize=256)
+def _decode_all(code: bytes) -> tuple[list[Insn], bool]:
+    """Every instruction of `code` decoded linearly at address 0 (addresses and branch
+    targets are offsets from the start); False when decoding stopped early. Cached by the
+    bytes alone: a site is judged when it is placed (link-time addresses) and again when it
+    is installed (runtime addresses), and decoding whole functions is most of the cost of
+    placing thousands of jump sites."""
     out: list[Insn] = []
-    md = disassembler()
-    end = start
-    for ci in md.disasm(code, start):
-        insn = decode_one(bytes(ci.bytes), ci.address)
-        if insn is None:
-            break
-        out.append(insn)
-        end = ci.address + ci.size
-    return out, end >= start + len(code)
+    end = 0
+    # One cheap pass without operand details over every instruction; the full decode only
+    # for the few that branch_into looks at (branches, calls, and the loads that feed a
+    # jump table): together about a tenth of the instructions.
+    for address, size, mnemonic, _ops in disassembler().disasm_lite(code, 0):
+        if mnemonic.rsplit(" ", 1)[-1].startswith(_WATCHED):
+            insn = decode_one(code[address:address + size], address)
+            if insn is None:
+                break
+            out.append(insn)
+        end = address + size
+    return out, end >= len(code)
+
+
+# Mnemonics (after any prefix word such as `notrack` or `bnd`) whose instructions
+# branch_into examines: every branch and call, and movsxd (jump-table index loads).
+_WATCHED = ("j", "call", "loop", "xbegin", "movsxd")
 
 
 def _is_table_jump(insn: Insn) -> bool:
@@ -154,21 +168,25 @@ def _bounded_table(insns: list[Insn], at: int) -> bool:
 def branch_into(func: FunctionCode, lo: int, hi: int) -> str:
     """Why a branch of `func` (or of its parts) may land in [lo, hi), or ""."""
     for start, code in ((func.start, func.code), *func.parts):
-        insns, whole = _decode_all(start, code)
+        insns, whole = _decode_all(code)
         if not whole:
             return f"{func.name} does not decode whole, so branch targets are unknown"
         for n, insn in enumerate(insns):
-            target = insn.branch_target
+            address = start + insn.address
+            rel = insn.branch_target
+            target = (start + rel) & _MASK64 if rel is not None else None
             if target is not None and insn.id in _BRANCH_IDS and lo <= target < hi:
-                where = func.where(insn.address) if start == func.start else f"{insn.address:#x}"
+                where = func.where(address) if start == func.start else f"{address:#x}"
                 return f"a branch at {where} lands inside the patched bytes"
-            if insn.id == cs.X86_INS_CALL and lo < insn.next_address < hi:
-                return (f"the call at {func.where(insn.address)} returns inside the patched "
-                        "bytes")
+            if insn.id == cs.X86_INS_CALL and lo < start + insn.next_address < hi:
+                return f"the call at {func.where(address)} returns inside the patched bytes"
             if _is_table_jump(insn) and not _bounded_table(insns, n):
-                return (f"an indirect jump at {func.where(insn.address)} goes through a "
+                return (f"an indirect jump at {func.where(address)} goes through a "
                         "table whose targets cannot be bounded")
     return ""
+
+
+_MASK64 = (1 << 64) - 1
 
 
 _BRANCH_IDS = {

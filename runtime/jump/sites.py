@@ -26,6 +26,9 @@ INT3 = b"\xcc"
 JUMP_AREA_SPARE = AREA_SIZE
 # An entry trampoline with every option is ~400 bytes; reserve generously, then trim.
 TRAMPOLINE_MAX = 1024
+# The most bytes one patch replaces: the jmp's 5 reach into at most one more instruction
+# (15 bytes at most) after the first ones; a larger patch is refused.
+MAX_PATCH = 20
 
 
 class Program(Protocol):
@@ -178,6 +181,29 @@ def _program_area(engine: Any, proc: Process, state: JumpState, program: Program
     return area, code
 
 
+def _trampoline_room(engine: Any, proc: Process, state: JumpState, code: AreaCode,
+                     addr: int) -> tuple[XolArea, int]:
+    """Room for one more trampoline once the program's own area is full: an area already
+    serving the same program copy near `addr`, else a new one within rel32 reach of both
+    the site and the program (its trampolines call the program), registered under the same
+    copy so later sites use it too. Without this every site after the first few hundred
+    mapped an area of its own (`uprobe:libc:*`: thousands of mappings, minutes)."""
+    for area in proc.xol.areas:
+        if state.code.get(area.start) is code and _near(area, addr):
+            at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
+            if at is not None:
+                return area, at
+    targets = (code.entries.hit, code.entries.ret_enter, code.entries.ret_exit, code.ret_tramp)
+    lo, hi = max(addr, *targets) - REACH, min(addr, *targets) + REACH
+    if lo < hi:
+        area = engine.installer.new_area(proc, lo, hi)
+        state.code[area.start] = code
+        at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
+        if at is not None:
+            return area, at
+    raise PlacementError(f"no room for a trampoline near {addr:#x}")
+
+
 def open_state(engine: Any, proc: Process, program: Program, addr: int,
                key: str = "jump") -> JumpState:
     """Inject the shared area (through a stopped thread) and register the state as the
@@ -236,13 +262,7 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
     area, code = _program_area(engine, proc, state, program, addr)
     at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
     if at is None:
-        area = engine.installer.new_area(proc, addr - REACH, addr + REACH)
-        area_code = state.code.get(area.start)
-        if area_code is None:
-            area, code = _program_area(engine, proc, state, program, addr)
-        at = area.take(TRAMPOLINE_MAX, addr - REACH, addr + REACH)
-        if at is None:
-            raise PlacementError(f"no room for a trampoline near {addr:#x}")
+        area, at = _trampoline_room(engine, proc, state, code, addr)
     tramp = entry_trampoline(at, site, site_id, code.entries, entry, returns, code.ret_tramp)
     if len(tramp) > TRAMPOLINE_MAX:
         raise PlacementError(f"the trampoline for {addr:#x} exceeds {TRAMPOLINE_MAX} bytes")
@@ -263,13 +283,18 @@ def place(engine: Any, proc: Process, state: JumpState, program: Program, site: 
 
 def _check_conflicts(proc: Process, state: JumpState, site: JumpSite) -> None:
     addr, end = site.address, site.resume
-    for other in state.sites.values():
-        if other.addr < end and addr < other.end:
+    if end - addr > MAX_PATCH:
+        raise PlacementError(f"the jump at {addr:#x} would replace {end - addr} bytes")
+    # Only a site starting less than a patch's length before `end` can overlap: look
+    # those addresses up instead of scanning every site (thousands with `uprobe:libc:*`).
+    for start in range(addr - MAX_PATCH + 1, end):
+        other = state.sites.get(start)
+        if other is not None and other.addr < end and addr < other.end:
             raise SiteConflict(
                 f"the jump at {other.addr:#x} and the one at {addr:#x} would overlap",
                 f"another jump-path site at {other.addr:#x} overlaps the patched bytes")
-    for at in proc.sites:
-        if addr <= at < end:
+    for at in range(addr, end):
+        if at in proc.sites:
             raise SiteConflict(
                 f"a breakpoint at {at:#x} lies inside the bytes a jump at {addr:#x} replaces",
                 f"another probe at +{at - addr} lies inside the patched bytes")
