@@ -9,6 +9,7 @@ target runs on, and the exit code is 0 as with bpftrace.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import signal
@@ -108,7 +109,9 @@ class PlanRun:
             self.trace = ChromeTrace(self.options.trace, time.monotonic_ns())
             self.emitter.trace = self.trace
         self.emitter.sink.on_broken_pipe = self.request_stop
-        self.settings = Settings.of(self.plan.config)
+        self.settings = dataclasses.replace(
+            Settings.of(self.plan.config),
+            unsafe=self.options.unsafe or self.plan.unsafe)
         self.store = MapStore()
         self.store.declare(self.plan.maps)
         self.support = HandlerSupport(

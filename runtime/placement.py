@@ -57,6 +57,8 @@ class Settings:
     missing_probes: str = "error"
     max_probes: int = 0
     print_maps_on_exit: bool = True
+    # --unsafe (or the script's `unsafe`): address probes whose boundary is unproven go in.
+    unsafe: bool = False
 
     @classmethod
     def of(cls, config: Config) -> Settings:
@@ -301,7 +303,10 @@ class Placer:
         ret = probe.kind == "uretprobe"
         added = 0
         for pl in resolve_uprobe(probe.target, probe.func, probe.offset, probe.address, pid,
-                                 want_return=ret):
+                                 want_return=ret, unsafe=self.settings.unsafe):
+            if pl.unproven:
+                self.warn(f"WARNING: {probe.spec}: nothing proves {pl.vaddr:#x} starts an "
+                          "instruction; placed because of --unsafe\n")
             # An address probe is shown as written, not by the function it lies in.
             where = f"0x{probe.address:x}" if probe.address is not None else \
                 pl.symbol or f"0x{pl.vaddr:x}"

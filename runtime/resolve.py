@@ -49,6 +49,8 @@ class Placement:
     symbol: str
     sym_offset: int
     vaddr: int
+    # An address probe whose instruction boundary no symbol proves (placed with --unsafe).
+    unproven: bool = False
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,7 @@ def resolve_uprobe(
     pid: int | None = None,
     *,
     want_return: bool = False,
+    unsafe: bool = False,
 ) -> list[Placement]:
     """Placements for `uprobe:TARGET:FUNC[+OFFSET]` or `uprobe:TARGET:ADDRESS`.
 
@@ -287,7 +290,7 @@ def resolve_uprobe(
         raise ResolveError(f"negative offset {offset} in '{func}{offset}'")
     elfs = open_targets(target, pid)
     if address is not None:
-        return [_place_address(elf, address) for elf in elfs]
+        return [_place_address(elf, address, unsafe) for elf in elfs]
     if not func:
         raise ResolveError("probe names no function and no address")
     line_spec = parse_line_spec(func)
@@ -417,21 +420,32 @@ def _check_boundary(elf: ElfFile, sym: Symbol, vaddr: int) -> None:
     raise ResolveError(f"'{where}' in {elf.path} is not on an instruction boundary")
 
 
-def _place_address(elf: ElfFile, address: int) -> Placement:
+def _place_address(elf: ElfFile, address: int, unsafe: bool = False) -> Placement:
+    """An address probe: inside a sized function its instruction boundary is proven by
+    decoding the function from its start; the start of a function is one by definition.
+    Anywhere else (a stripped binary) nothing proves it, and an int3 in the middle of an
+    instruction corrupts the program: refused, as bpftrace refuses it, unless `unsafe`."""
     seg = elf.executable_segment(address)
     if seg is None:
         raise ResolveError(f"address {address:#x} is not in an executable segment of {elf.path}")
     file_offset = address - seg.vaddr + seg.offset
     hit = elf.symbolize(address)
     symbol, sym_offset = hit if hit is not None else ("", 0)
+    proven = hit is not None and not sym_offset
     if hit is not None and sym_offset:
         for sym in elf.functions_named(symbol):
             if sym.vaddr == address - sym_offset and sym.size:
                 _check_boundary(elf, sym, address)
+                proven = True
                 break
+    if not proven and not unsafe:
+        raise ResolveError(
+            f"cannot prove that {address:#x} in {elf.path} starts an instruction: no sized "
+            "function symbol covers it (a stripped binary?); an address inside an "
+            "instruction would corrupt the program. --unsafe places it anyway")
     return Placement(
         path=elf.path, dev=elf.identity.dev, ino=elf.identity.ino, file_offset=file_offset,
-        symbol=symbol, sym_offset=sym_offset, vaddr=address,
+        symbol=symbol, sym_offset=sym_offset, vaddr=address, unproven=not proven,
     )
 
 
