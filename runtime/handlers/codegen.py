@@ -104,6 +104,10 @@ class ClauseGen:
         head = [f"def {name}(_ctx):"]
         if self.uses_tl:
             head.append("    _T = _tls_of(_ctx)")
+        if any(line.lstrip().startswith("while ") for line in body_lines):
+            # One iteration budget per hit, shared by every while loop of the handler:
+            # nested loops cannot multiply max_loop_iterations.
+            head.append("    _iters = 0")
         inits = [f"    v_{v} = {_zero_src(t)}" for v, t in self.var_types.items()]
         text = head + inits + ["    " + line for line in body_lines]
         if len(text) == 1:
@@ -136,13 +140,15 @@ class ClauseGen:
                 out.append(f"{pad}else:")
                 self.block(s.orelse, out, depth + 1, in_loop)
         elif isinstance(s, ast.While):
-            n = self.fresh("_n")
             cond, _ = self.expr(s.cond)
-            out.append(f"{pad}{n} = 0")
+            cap = self.shared.max_loop
             out.append(f"{pad}while {cond}:")
-            out.append(f"{pad}    {n} += 1")
-            out.append(f"{pad}    if {n} > {self.shared.max_loop}:")
-            out.append(f"{pad}        _loop_cap(_ctx, {self.shared.max_loop}); break")
+            out.append(f"{pad}    _iters += 1")
+            # Past the budget every enclosing loop breaks at its next turn too; the error
+            # event is reported once.
+            out.append(f"{pad}    if _iters > {cap}:")
+            out.append(f"{pad}        if _iters == {cap + 1}: _loop_cap(_ctx, {cap})")
+            out.append(f"{pad}        break")
             self.block(s.body, out, depth + 1, in_loop=True)
         elif isinstance(s, ast.ForMap):
             mname = self.map_const(s.map)
