@@ -7,17 +7,12 @@ others ship binaries so)."""
 from __future__ import annotations
 
 import functools
-import io
 import lzma
 import os
 import struct
 import zlib
-from typing import TYPE_CHECKING
 
 from runtime.elfread import ElfImage, NotElf
-
-if TYPE_CHECKING:
-    from elftools.elf.elffile import ELFFile
 
 ROOTS_ENV = "UPROBE_DEBUG_DIRS"  # as runtime.dwarf.debugfile reads it
 
@@ -61,20 +56,6 @@ def debuglink(path: str) -> tuple[str, int] | None:
     if at + 4 > len(data) or not end:
         return None
     return data[:end].decode("utf-8", "replace"), struct.unpack_from("<I", data, at)[0]
-
-
-def minidebuginfo(path: str) -> ELFFile | None:
-    """The ELF inside `.gnu_debugdata`, or None."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    raw = minidebuginfo_bytes(path)
-    if raw is None:
-        return None
-    try:
-        return ELFFile(io.BytesIO(raw))
-    except (ELFError, ValueError):
-        return None
 
 
 def minidebuginfo_bytes(path: str) -> bytes | None:

@@ -14,16 +14,12 @@ import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from runtime import debugsyms
 from runtime.demangle import demangle, without_params
 from runtime.elfread import EM_X86_64, ET_DYN, PT_LOAD, ElfImage, NotElf
 from runtime.errors import TargetError
 from runtime.procmaps import Mapping, file_mappings, read_maps
-
-if TYPE_CHECKING:
-    from elftools.elf.elffile import ELFFile
 
 _SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: name, info, other, shndx, value, size
 _STT_FUNC = 2
@@ -385,18 +381,6 @@ def _function_entries(elf: ElfImage) -> Iterable[tuple[str, int, int, str, str]]
             "ifunc" if kind == _STT_GNU_IFUNC else "func",
             _BINDINGS.get(info >> 4, "local"),
         )
-
-
-def build_id_of(elf: ELFFile) -> str | None:
-    from elftools.elf.sections import NoteSection  # pyelftools loads only where it is used
-
-    sec = elf.get_section_by_name(".note.gnu.build-id")
-    if not isinstance(sec, NoteSection):
-        return None
-    for note in sec.iter_notes():
-        if note["n_type"] == "NT_GNU_BUILD_ID":
-            return str(note["n_desc"])
-    return None
 
 
 def _debug_file_functions(path: str, build_id: str | None) -> list[tuple[str, int, int, str, str]]:

@@ -10,12 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from runtime.elfread import SHT_NOBITS, ElfImage, NotElf
-
-if TYPE_CHECKING:
-    from elftools.elf.elffile import ELFFile
 
 DEFAULT_ROOT = "/usr/lib/debug"
 ROOTS_ENV = "UPROBE_DEBUG_DIRS"
@@ -41,12 +37,7 @@ def debug_roots(extra: Sequence[str] = ()) -> tuple[str, ...]:
     return tuple(roots)
 
 
-def has_dwarf(elf: ELFFile) -> bool:
-    sec = elf.get_section_by_name(".debug_info")
-    return sec is not None and sec["sh_type"] != "SHT_NOBITS" and sec["sh_size"] > 0
-
-
-def _image_has_dwarf(elf: ElfImage) -> bool:
+def has_dwarf(elf: ElfImage) -> bool:
     sec = elf.section(".debug_info")
     return sec is not None and sec.type != SHT_NOBITS and sec.size > 0
 
@@ -60,7 +51,7 @@ def locate(binary: str, roots: Sequence[str] = ()) -> DebugLocation:
     except (OSError, NotElf):
         return DebugLocation(binary, None, tuple(searched), None)
     build_id = elf.build_id()
-    if _image_has_dwarf(elf):
+    if has_dwarf(elf):
         return DebugLocation(binary, binary, tuple(searched), build_id)
     link = _debuglink(elf)
     candidates: list[str] = []
@@ -85,7 +76,7 @@ def _usable(path: str, build_id: str | None) -> bool:
         elf = ElfImage.open(path)
     except (OSError, NotElf):
         return False
-    if not _image_has_dwarf(elf):
+    if not has_dwarf(elf):
         return False
     theirs = elf.build_id()
     return build_id is None or theirs is None or theirs == build_id

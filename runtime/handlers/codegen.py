@@ -86,6 +86,7 @@ class ClauseGen:
     lines: list[str] = field(default_factory=list)
     var_types: dict[str, VType] = field(default_factory=dict)
     uses_tl: bool = False
+    uses_while: bool = False  # the handler needs its loop budget (_iters)
     tmp: int = 0
     args: tuple[Param, ...] | None = None  # DWARF parameters of the clause's functions
     ret: ast.TypeRef | None = None  # and their return type
@@ -104,7 +105,7 @@ class ClauseGen:
         head = [f"def {name}(_ctx):"]
         if self.uses_tl:
             head.append("    _T = _tls_of(_ctx)")
-        if any(line.lstrip().startswith("while ") for line in body_lines):
+        if self.uses_while:
             # One iteration budget per hit, shared by every while loop of the handler:
             # nested loops cannot multiply max_loop_iterations.
             head.append("    _iters = 0")
@@ -142,6 +143,7 @@ class ClauseGen:
         elif isinstance(s, ast.While):
             cond, _ = self.expr(s.cond)
             cap = self.shared.max_loop
+            self.uses_while = True
             out.append(f"{pad}while {cond}:")
             out.append(f"{pad}    _iters += 1")
             # Past the budget every enclosing loop breaks at its next turn too; the error

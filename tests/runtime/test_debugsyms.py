@@ -80,7 +80,7 @@ def test_minidebuginfo_gives_the_static_functions(builder, tmp_path: Path) -> No
     out = tmp_path / "mini-prog"
     add_minidebuginfo(exe, out, tmp_path)
     assert debugsyms.debug_file(str(out), None) is None
-    assert debugsyms.minidebuginfo(str(out)) is not None
+    assert debugsyms.minidebuginfo_bytes(str(out)) is not None
     got = {(s.name, s.vaddr) for s in ElfFile.open(str(out)).functions}
     assert want <= got
     # Without the section the same functions are unknown.
